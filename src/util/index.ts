@@ -1,0 +1,5 @@
+// util/ (rank 0): errors, shapes, environment, seeded random numbers.
+export * from './errors.ts';
+export * from './shape.ts';
+export * from './env.ts';
+export * from './rng.ts';

@@ -1,0 +1,447 @@
+// Seeded random number generator that reproduces PyTorch 1.13's CPU generator bit for bit:
+// after `torch.manual_seed(s)` the calls below return the same float32 / int64 numbers as ours
+// after `new Generator(s)` (or `gen.manualSeed(s)`), and a sequence of calls on one generator
+// advances its state exactly as torch does. It is not a cryptographic generator, not torch's
+// CUDA (Philox) generator, and not NumPy's.
+//
+// Reproduced (x86-64 torch 1.13 CPU build, dispatch "CPU capability usage: AVX2", which is what
+// the official wheels and Debian's python3-torch pick on AVX2/AVX-512 machines):
+//   torch.manual_seed(s)                  -> manualSeed(s)       (mt19937 init from the low 32 bits)
+//   torch.randn(*shape) / randn_like(x)   -> randn(numel)        (float32, x contiguous)
+//   torch.normal(mean, std, size)         -> normal(numel, mean, std)   (also Tensor.normal_)
+//   torch.rand(*shape) / rand_like(x)     -> rand(numel)         (float32)
+//   Tensor.uniform_(lo, hi)               -> uniform(numel, lo, hi)     (float32)
+//   torch.randint(low, high, shape)       -> randint(low, high, numel)  (int64 values)
+//   torch.randperm(n)                     -> randperm(n)         (int64 values)
+//
+// Algorithms (ATen/core/MT19937RNGEngine.h, CPUGeneratorImpl.cpp, core/DistributionsHelper.h,
+// core/TransformationHelper.h, native/cpu/DistributionTemplates.h, native/cpu/avx_mathfun.h,
+// native/TensorFactories.cpp):
+// - Engine: standard 32-bit mt19937; seed state[0] = seed & 0xffffffff, state[j] =
+//   1812433253 * (state[j-1] ^ (state[j-1] >>> 30)) + j (mod 2^32); `left`/`next` counters as torch
+//   (left = 1 after seeding, so the first draw regenerates the block). random() = one tempered
+//   draw; random64() = (first << 32) | second.
+// - uniform float32: (random() & 0xffffff) * 2^-24, then x * (hi - lo) + lo in float32.
+//   uniform float64 (used only inside the scalar normal path): (random64() & (2^53-1)) * 2^-53.
+// - randn / normal, numel >= 16 (contiguous float32 -> normal_fill_AVX2): draw numel float32
+//   uniforms u; for each whole block of 16, Box-Muller on 8 lanes: u1 = 1 - u[j], u2 = u[j+8],
+//   radius = sqrt(-2 * log256_ps(u1)), theta = fround(2*pi) * u2, (sin, cos) = sincos256_ps(theta),
+//   out[j] = fma(radius*cos, std, mean), out[j+8] = fma(radius*sin, std, mean). If numel % 16 != 0,
+//   16 *further* uniforms are drawn and the last 16 outputs are recomputed from them (so the
+//   uniforms drawn for the partial block are consumed but unused). log256_ps and sincos256_ps are
+//   the Cephes-polynomial AVX routines of avx_mathfun.h; we replay them in float32 (Math.fround)
+//   including the exact places where GCC contracted mul+add into FMA in the shipped binary
+//   (checked by disassembling libtorch_cpu.so 1.13.1); fma32() below is an exactly rounded float32
+//   FMA. The cached normal is neither read nor written by this path.
+// - randn / normal, numel < 16 (cpu_serial_kernel with at::normal_distribution<double>): per
+//   value, if the generator holds a cached normal use it (and clear it); else draw u1, u2 as float64
+//   uniforms, r = sqrt(-2 log(1 - u2)), theta = 2 pi u1, cache r sin(theta), return r cos(theta).
+//   Value = float32(ret * std + mean). The cache survives across calls until manualSeed.
+// - randint(low, high): range = high - low; value = low + (random() % range), or random64() % range
+//   when range >= 2^32.
+// - randperm(n): out = [0..n); for i in 0..n-2: z = random() % (n - i); swap(out[i], out[i+z]).
+//
+// Exactness: mt19937 stream, rand, uniform, randint, randperm and randn/normal for numel >= 16 are
+// bit-exact (integer and float32 arithmetic replayed operation by operation). The scalar path
+// (numel < 16) computes in float64 with V8's Math.log/sin/cos instead of glibc's; both are within
+// 1 ulp in float64, so the float32 result can differ only when a float64 value falls within 1 ulp
+// of a float32 rounding boundary (about 1e-9 per value; never seen in tests).
+// Limits: float32 only (torch.randn(..., dtype=torch.float64) and the half/bfloat16 paths are not
+// reproduced); torch's non-AVX2 builds (ATEN_CPU_CAPABILITY=default, ARM, or avx512 dispatch) use
+// std::log/sin/cos for numel >= 16 and give slightly different normals; randn_like of a
+// non-contiguous tensor (e.g. channels_last) takes torch's scalar path, which we do not select;
+// randperm assumes n < 2^32 and randint needs integer low < high with |values| < 2^53.
+
+import { LdmError } from './errors.ts';
+
+const N = 624;
+const M = 397;
+const MATRIX_A = 0x9908b0df;
+const UPPER_MASK = 0x80000000;
+const LOWER_MASK = 0x7fffffff;
+
+/** torch's default_rng_seed_val (the seed of a fresh torch.Generator). */
+export const TORCH_DEFAULT_SEED = 67280421310721n;
+
+/** JSON-serialisable generator state (mirrors torch's mt19937_data_pod plus the normal cache). */
+export interface GeneratorState {
+  /** Seed given to manualSeed, as a decimal string (uint64). */
+  seed: string;
+  /** The 624 mt19937 state words (uint32). */
+  mt: number[];
+  /** Draws left before the next twist (1..624). */
+  left: number;
+  /** Index of the next state word to temper (0..624). */
+  next: number;
+  /** The cached second Box-Muller normal of the scalar path, or null. */
+  nextNormal: number | null;
+}
+
+const fround = Math.fround;
+const TWO_POW_M24 = 5.960464477539063e-8; // 2^-24
+const TWO_POW_M53 = 1.1102230246251565e-16; // 2^-53
+const TWO_POW_32 = 4294967296;
+
+/**
+ * float32 fused multiply-add round(a * b + c) for float32 a, b, c, exactly rounded.
+ * a*b is exact in float64; a*b + c rounded to float64 and then to float32 is the correct
+ * float32 result unless the float64 sum sits exactly on a float32 midpoint with a non-zero
+ * residual, which we detect and resolve with a TwoSum.
+ */
+function fma32(a: number, b: number, c: number): number {
+  const p = a * b;
+  const s = p + c;
+  const f = fround(s);
+  const d = s - f;
+  if (d === 0) return f;
+  const g = f + 2 * d;
+  if (fround(g) !== g) return f; // not a midpoint: single rounding already correct
+  const bb = s - p;
+  const e = p - (s - bb) + (c - bb);
+  if (e === 0) return f; // a genuine tie: fround rounded half to even like the hardware
+  return e > 0 === g > f ? g : f;
+}
+
+// Constants of avx_mathfun.h (as float32, the way the _PS256_CONST tables hold them).
+const SQRTHF = fround(0.707106781186547524);
+const LOG_P0 = fround(7.0376836292e-2);
+const LOG_P1 = fround(-1.151461031e-1);
+const LOG_P2 = fround(1.167699874e-1);
+const LOG_P3 = fround(-1.2420140846e-1);
+const LOG_P4 = fround(1.4249322787e-1);
+const LOG_P5 = fround(-1.6668057665e-1);
+const LOG_P6 = fround(2.0000714765e-1);
+const LOG_P7 = fround(-2.4999993993e-1);
+const LOG_P8 = fround(3.3333331174e-1);
+const LOG_Q1 = fround(-2.1219444e-4);
+const LOG_Q2 = fround(0.693359375);
+const DP1 = fround(-0.78515625);
+const DP2 = fround(-2.4187564849853515625e-4);
+const DP3 = fround(-3.77489497744594108e-8);
+const SIN_P0 = fround(-1.9515295891e-4);
+const SIN_P1 = fround(8.3321608736e-3);
+const SIN_P2 = fround(-1.6666654611e-1);
+const COS_P0 = fround(2.443315711809948e-5);
+const COS_P1 = fround(-1.388731625493765e-3);
+const COS_P2 = fround(4.166664568298827e-2);
+const FOPI = fround(1.27323954473516);
+const TWO_PI_F = fround(2 * Math.PI);
+
+/**
+ * log256_ps of avx_mathfun.h for u1 = m * 2^-24 with integer m in [1, 2^24], float32 result,
+ * with the FMA contractions of the shipped binary.
+ */
+function cephesLog(m: number): number {
+  // frexp: u1 = x * 2^e with x in [0.5, 1)
+  const bits = 32 - Math.clz32(m);
+  let e = bits - 24;
+  let x = m / 2 ** bits;
+  if (x < SQRTHF) {
+    e -= 1;
+    x = x + x - 1; // exact
+  } else {
+    x = x - 1; // exact
+  }
+  let y = fma32(LOG_P0, x, LOG_P1);
+  y = fma32(y, x, LOG_P2);
+  y = fma32(y, x, LOG_P3);
+  y = fma32(y, x, LOG_P4);
+  y = fma32(y, x, LOG_P5);
+  y = fma32(y, x, LOG_P6);
+  y = fma32(y, x, LOG_P7);
+  y = fma32(y, x, LOG_P8);
+  const z = fround(x * x);
+  y = fround(y * x);
+  y = fma32(y, z, fround(e * LOG_Q1));
+  y = fround(y - z * 0.5); // z * 0.5 is exact, so the contracted fnmadd equals this
+  x = fround(x + y);
+  return fma32(e, LOG_Q2, x);
+}
+
+/**
+ * One normal_fill_16_AVX2 block: reads 16 uniforms as 24-bit integers k (u = k * 2^-24)
+ * from `k`, writes 16 outputs at out[o..o+16).
+ */
+function boxMuller16(k: Int32Array, out: Float32Array, o: number, mean: number, std: number): void {
+  for (let j = 0; j < 8; j++) {
+    // radius = sqrt(-2 * log(1 - u[j]))
+    const lg = cephesLog(16777216 - (k[j] as number));
+    const radius = fround(Math.sqrt(fround(lg * -2)));
+    // theta = 2pi * u[j+8], in [0, 2pi)
+    const x0 = fround(TWO_PI_F * ((k[j + 8] as number) * TWO_POW_M24));
+    // sincos256_ps (theta >= 0, so the sine's input sign bit is 0)
+    let q = Math.trunc(fround(x0 * FOPI));
+    q = (q + 1) & ~1;
+    const yq = q;
+    let x = fma32(yq, DP1, x0);
+    x = fma32(yq, DP2, x);
+    x = fma32(yq, DP3, x);
+    const z = fround(x * x);
+    let yc = fma32(z, COS_P0, COS_P1);
+    yc = fma32(z, yc, COS_P2);
+    yc = fround(z * yc);
+    yc = fma32(yc, z, -fround(z * 0.5));
+    yc = fround(yc + 1);
+    let ys = fma32(SIN_P0, z, SIN_P1);
+    ys = fma32(z, ys, SIN_P2);
+    ys = fround(z * ys);
+    ys = fma32(ys, x, x);
+    let s: number;
+    let c: number;
+    if ((q & 2) === 0) {
+      s = ys;
+      c = yc;
+    } else {
+      s = yc;
+      c = ys;
+    }
+    if ((q & 4) !== 0) s = -s;
+    if (((q - 2) & 4) === 0) c = -c;
+    out[o + j] = fma32(fround(radius * c), std, mean);
+    out[o + j + 8] = fma32(fround(radius * s), std, mean);
+  }
+}
+
+function toSeed(seed: number | bigint): bigint {
+  if (typeof seed === 'number') {
+    if (!Number.isSafeInteger(seed)) {
+      throw new LdmError(`rng: seed must be an integer (got ${seed})`);
+    }
+    seed = BigInt(seed);
+  }
+  return BigInt.asUintN(64, seed);
+}
+
+function checkCount(n: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new LdmError(`rng: ${what} expects a non-negative integer count, got ${n}`);
+  }
+}
+
+export class Generator {
+  #mt = new Uint32Array(N);
+  #left = 1;
+  #next = 0;
+  #seed = 0n;
+  #nextNormal: number | null = null;
+  readonly #k = new Int32Array(16);
+
+  constructor(seed: number | bigint = TORCH_DEFAULT_SEED) {
+    this.manualSeed(seed);
+  }
+
+  /** torch.manual_seed / Generator.manual_seed: reseed and drop the cached normal. */
+  manualSeed(seed: number | bigint): this {
+    const s = toSeed(seed);
+    this.#seed = s;
+    const mt = this.#mt;
+    mt[0] = Number(s & 0xffffffffn);
+    for (let j = 1; j < N; j++) {
+      const prev = mt[j - 1] as number;
+      mt[j] = Math.imul(1812433253, prev ^ (prev >>> 30)) + j;
+    }
+    this.#left = 1;
+    this.#next = 0;
+    this.#nextNormal = null;
+    return this;
+  }
+
+  /** The seed last given to manualSeed (torch.initial_seed()). */
+  initialSeed(): bigint {
+    return this.#seed;
+  }
+
+  #twist(): void {
+    const mt = this.#mt;
+    let kk = 0;
+    for (; kk < N - M; kk++) {
+      const y = ((mt[kk] as number) & UPPER_MASK) | ((mt[kk + 1] as number) & LOWER_MASK);
+      mt[kk] = (mt[kk + M] as number) ^ (y >>> 1) ^ ((mt[kk + 1] as number) & 1 ? MATRIX_A : 0);
+    }
+    for (; kk < N - 1; kk++) {
+      const y = ((mt[kk] as number) & UPPER_MASK) | ((mt[kk + 1] as number) & LOWER_MASK);
+      mt[kk] = (mt[kk + M - N] as number) ^ (y >>> 1) ^ ((mt[kk + 1] as number) & 1 ? MATRIX_A : 0);
+    }
+    const y = ((mt[N - 1] as number) & UPPER_MASK) | ((mt[0] as number) & LOWER_MASK);
+    mt[N - 1] = (mt[M - 1] as number) ^ (y >>> 1) ^ ((mt[0] as number) & 1 ? MATRIX_A : 0);
+    this.#left = N;
+    this.#next = 0;
+  }
+
+  /** CPUGeneratorImpl::random(): one tempered mt19937 draw, uint32. */
+  nextUint32(): number {
+    if (--this.#left === 0) this.#twist();
+    let y = this.#mt[this.#next++] as number;
+    y ^= y >>> 11;
+    y ^= (y << 7) & 0x9d2c5680;
+    y ^= (y << 15) & 0xefc60000;
+    y ^= y >>> 18;
+    return y >>> 0;
+  }
+
+  /** CPUGeneratorImpl::random64(): (first draw << 32) | second draw. */
+  nextUint64(): bigint {
+    const hi = this.nextUint32();
+    const lo = this.nextUint32();
+    return (BigInt(hi) << 32n) | BigInt(lo);
+  }
+
+  /** at::uniform_real_distribution<double>(0, 1): 53 random bits of random64(). */
+  #uniformDouble(): number {
+    const hi = this.nextUint32() & 0x1fffff;
+    const lo = this.nextUint32();
+    return (hi * TWO_POW_32 + lo) * TWO_POW_M53;
+  }
+
+  /** at::normal_distribution<double>(0, 1) with torch's one-value cache. */
+  #scalarNormal(): number {
+    const cached = this.#nextNormal;
+    if (cached !== null) {
+      this.#nextNormal = null;
+      return cached;
+    }
+    const u1 = this.#uniformDouble();
+    const u2 = this.#uniformDouble();
+    const r = Math.sqrt(-2 * Math.log(1 - u2));
+    const theta = 2 * Math.PI * u1;
+    this.#nextNormal = r * Math.sin(theta);
+    return r * Math.cos(theta);
+  }
+
+  /** torch.randn(n) (float32, contiguous). */
+  randn(n: number): Float32Array {
+    return this.normal(n, 0, 1);
+  }
+
+  /** torch.normal(mean, std, (n,)) / Tensor.normal_(mean, std) on a contiguous float32 tensor. */
+  normal(n: number, mean = 0, std = 1): Float32Array {
+    checkCount(n, 'normal');
+    if (!(std >= 0)) throw new LdmError(`rng: normal expects std >= 0, got ${std}`);
+    const out = new Float32Array(n);
+    if (n < 16) {
+      for (let i = 0; i < n; i++) out[i] = this.#scalarNormal() * std + mean;
+      return out;
+    }
+    const meanF = fround(mean);
+    const stdF = fround(std);
+    const k = this.#k;
+    const blocks = Math.floor(n / 16);
+    for (let b = 0; b < blocks; b++) {
+      for (let j = 0; j < 16; j++) k[j] = this.nextUint32() & 0xffffff;
+      boxMuller16(k, out, b * 16, meanF, stdF);
+    }
+    const rem = n % 16;
+    if (rem !== 0) {
+      // The uniforms of the partial block are drawn and then overwritten.
+      for (let j = 0; j < rem; j++) this.nextUint32();
+      for (let j = 0; j < 16; j++) k[j] = this.nextUint32() & 0xffffff;
+      boxMuller16(k, out, n - 16, meanF, stdF);
+    }
+    return out;
+  }
+
+  /** torch.rand(n) (float32): uniform on [0, 1). */
+  rand(n: number): Float32Array {
+    checkCount(n, 'rand');
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) out[i] = (this.nextUint32() & 0xffffff) * TWO_POW_M24;
+    return out;
+  }
+
+  /** Tensor.uniform_(lo, hi) on a float32 tensor: uniform on [lo, hi). */
+  uniform(n: number, lo = 0, hi = 1): Float32Array {
+    checkCount(n, 'uniform');
+    const from = fround(lo);
+    const to = fround(hi);
+    if (!(from <= to)) throw new LdmError(`rng: uniform expects lo <= hi, got [${lo}, ${hi})`);
+    const range = fround(to - from);
+    const out = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      out[i] = fma32((this.nextUint32() & 0xffffff) * TWO_POW_M24, range, from);
+    }
+    return out;
+  }
+
+  /** torch.randint(low, high, (n,)) (int64): integers in [low, high), as exact doubles. */
+  randint(low: number, high: number, n: number): Float64Array {
+    checkCount(n, 'randint');
+    if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || !(low < high)) {
+      throw new LdmError(`rng: randint expects integers low < high, got low=${low}, high=${high}`);
+    }
+    const range = high - low;
+    const out = new Float64Array(n);
+    if (range < TWO_POW_32) {
+      for (let i = 0; i < n; i++) out[i] = low + (this.nextUint32() % range);
+    } else {
+      const r = BigInt(range);
+      for (let i = 0; i < n; i++) out[i] = low + Number(this.nextUint64() % r);
+    }
+    return out;
+  }
+
+  /** torch.randperm(n) (int64): a random permutation of 0..n-1, as exact doubles. */
+  randperm(n: number): Float64Array {
+    checkCount(n, 'randperm');
+    if (n >= TWO_POW_32) throw new LdmError(`rng: randperm supports n < 2^32, got ${n}`);
+    const out = new Float64Array(n);
+    for (let i = 0; i < n; i++) out[i] = i;
+    for (let i = 0; i < n - 1; i++) {
+      const z = this.nextUint32() % (n - i);
+      const t = out[i] as number;
+      out[i] = out[i + z] as number;
+      out[i + z] = t;
+    }
+    return out;
+  }
+
+  getState(): GeneratorState {
+    return {
+      seed: this.#seed.toString(),
+      mt: Array.from(this.#mt),
+      left: this.#left,
+      next: this.#next,
+      nextNormal: this.#nextNormal,
+    };
+  }
+
+  setState(s: GeneratorState): void {
+    const ok =
+      Array.isArray(s.mt) &&
+      s.mt.length === N &&
+      s.mt.every((v) => Number.isInteger(v) && v >= 0 && v < TWO_POW_32) &&
+      Number.isInteger(s.left) &&
+      s.left >= 1 &&
+      s.left <= N &&
+      Number.isInteger(s.next) &&
+      s.next >= 0 &&
+      s.next <= N &&
+      (s.nextNormal === null || typeof s.nextNormal === 'number') &&
+      typeof s.seed === 'string' &&
+      /^\d+$/.test(s.seed);
+    if (!ok) {
+      throw new LdmError(
+        'rng: setState expects {seed: decimal string, mt: 624 uint32, left: 1..624, next: 0..624, nextNormal: number|null}',
+      );
+    }
+    this.#mt.set(s.mt);
+    this.#left = s.left;
+    this.#next = s.next;
+    this.#seed = BigInt(s.seed);
+    this.#nextNormal = s.nextNormal;
+  }
+
+  /** An independent generator with the same state. */
+  clone(): Generator {
+    const g = new Generator(0);
+    g.setState(this.getState());
+    return g;
+  }
+}
+
+/** Process-wide generator, the counterpart of torch.default_generator. */
+export const defaultGenerator = new Generator();
+
+/** torch.manual_seed(seed): reseeds defaultGenerator and returns it. */
+export function manualSeed(seed: number | bigint): Generator {
+  return defaultGenerator.manualSeed(seed);
+}

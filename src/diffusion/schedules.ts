@@ -671,7 +671,7 @@ export type DdimDiscretize = 'uniform' | 'quad';
 /**
  * LDM `make_ddim_timesteps`:
  *  - 'uniform': c = T // S; range(0, T, c)  -- may hold MORE than S entries when S does not
- *    divide T (the official length assert is commented out): T=1000, S=30 gives 34;
+ *    divide T (the official length assert is commented out): T=1000, S=30 gives 31;
  *  - 'quad': (np.linspace(0, sqrt(T*.8), S) ** 2).astype(int)  (truncation);
  *  then + 1 ("to get the final alpha values right"): uniform S=10 gives 1, 101, ..., 901.
  */
@@ -711,8 +711,9 @@ export interface DdimSamplingParameters {
  *  1. alphas = alphacums[timesteps]  (float32)
  *  2. alphas_prev = [alphacums[0]] + alphacums[timesteps[:-1]]  (float64; first entry is
  *     alphacums[0], NOT 1)
- *  3. sigmas = eta * sqrt((1 - a_prev)/(1 - a) * (1 - a/a_prev))  (DDIM eq. 16), with (1 - a)
- *     computed in float32 (a torch float32 tensor) and the rest in float64.
+ *  3. sigmas = eta * sqrt((1 - a_prev)/(1 - a) * (1 - a/a_prev))  (DDIM eq. 16). Mixed types:
+ *     `ndarray / tensor` runs torch's `__rtruediv__`, i.e. `(1 - a).reciprocal() * (1 - a_prev)`,
+ *     so 1 - a AND its reciprocal are float32; everything else is float64.
  */
 export function makeDdimSamplingParameters(
   alphasCumprod: ArrayLike<number>,
@@ -733,7 +734,7 @@ export function makeDdimSamplingParameters(
   const ddim_sigmas = mapN(n, (i) => {
     const a = ddim_alphas[i]!;
     const ap = ddim_alphas_prev[i]!;
-    return eta * Math.sqrt(((1 - ap) / f32(1 - a)) * (1 - a / ap));
+    return eta * Math.sqrt((1 - ap) * f32(1 / f32(1 - a)) * (1 - a / ap));
   });
   return { ddim_sigmas, ddim_alphas, ddim_alphas_prev };
 }

@@ -1,11 +1,11 @@
 // The error type of the formats layer: a file's bytes are not what the format promises.
 // It is not for I/O failures (io/ reports those) nor for programming errors (plain Error).
-// Messages name the file (the `source` passed to the parser), the key / offset at fault, and what
-// was expected. Defined locally because formats[1] imports only util[0]; when util/errors.ts
-// grows an `LdmError` base, FormatError can extend it without changing callers.
+// Messages start with the file (the `source` passed to the parser) and name the key / offset at
+// fault and what was expected.
 
-export class FormatError extends Error {
-  override readonly name = 'FormatError';
+import { LdmError } from '../util/index.ts';
+
+export class FormatError extends LdmError {
   /** The file (or '<bytes>') the error is about. */
   readonly source: string;
   constructor(source: string, message: string) {

@@ -3,3 +3,4 @@ export * from './errors.ts';
 export * from './shape.ts';
 export * from './env.ts';
 export * from './rng.ts';
+export * from './kwargs.ts';

@@ -83,24 +83,47 @@ const TWO_POW_M53 = 1.1102230246251565e-16; // 2^-53
 const TWO_POW_32 = 4294967296;
 
 /**
- * float32 fused multiply-add round(a * b + c) for float32 a, b, c, exactly rounded.
- * a*b is exact in float64; a*b + c rounded to float64 and then to float32 is the correct
- * float32 result unless the float64 sum sits exactly on a float32 midpoint with a non-zero
- * residual, which we detect and resolve with a TwoSum.
+ * Exactly rounded float32 fused multiply-add round32(a * b + c) for float32 a, b, c: the slow
+ * path. a*b is exact in float64, so round32(round64(a*b + c)) is already correct unless the
+ * float64 sum lies exactly on a float32 midpoint while the exact sum does not (double rounding);
+ * then the TwoSum residual tells which way to go. The hot loops inline the cheap test
+ * `s = a*b + c; r = fround(s); r !== s && (t = 2*s - r) is a float32` (true at every float32
+ * midpoint) and call this only when it fires.
  */
-function fma32(a: number, b: number, c: number): number {
+function fma32Slow(a: number, b: number, c: number): number {
   const p = a * b;
   const s = p + c;
   const f = fround(s);
-  const d = s - f;
-  if (d === 0) return f;
-  const g = f + 2 * d;
-  if (fround(g) !== g) return f; // not a midpoint: single rounding already correct
+  if (f === s) return f;
   const bb = s - p;
   const e = p - (s - bb) + (c - bb);
-  if (e === 0) return f; // a genuine tie: fround rounded half to even like the hardware
-  return e > 0 === g > f ? g : f;
+  if (e === 0) return f; // s is the exact sum: fround rounded it once, ties to even
+  // The float32 neighbour of f on the side of s, and the midpoint between them.
+  let h: number;
+  if (f === 0) {
+    h = s > 0 ? 1.401298464324817e-45 : -1.401298464324817e-45;
+  } else {
+    F32[0] = f;
+    U32[0] = U32[0]! + (s > f === f > 0 ? 1 : -1);
+    h = F32[0]!;
+  }
+  if (s !== (f + h) / 2) return f;
+  return e > 0 === h > f ? h : f;
 }
+
+/** fma32 for code off the hot path (same result as the inlined pattern). */
+function fma32(a: number, b: number, c: number): number {
+  const s = a * b + c;
+  const r = fround(s);
+  if (r !== s) {
+    const t = 2 * s - r;
+    if (fround(t) === t) return fma32Slow(a, b, c);
+  }
+  return r;
+}
+
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
 
 // Constants of avx_mathfun.h (as float32, the way the _PS256_CONST tables hold them).
 const SQRTHF = fround(0.707106781186547524);
@@ -126,79 +149,131 @@ const COS_P1 = fround(-1.388731625493765e-3);
 const COS_P2 = fround(4.166664568298827e-2);
 const FOPI = fround(1.27323954473516);
 const TWO_PI_F = fround(2 * Math.PI);
+/** POW2_NEG[b] = 2^-b. */
+const POW2_NEG = Float64Array.from({ length: 26 }, (_, b) => 2 ** -b);
 
 /**
- * log256_ps of avx_mathfun.h for u1 = m * 2^-24 with integer m in [1, 2^24], float32 result,
- * with the FMA contractions of the shipped binary.
+ * normal_fill_16_AVX2 on one block: the 16 uniforms are k[o..o+16) as 24-bit integers
+ * (u = k * 2^-24); writes out[w..w+16). Lane j (0..7) is Box-Muller on u1 = 1 - u[j],
+ * u2 = u[j+8]: log256_ps(u1), sincos256_ps(2pi * u2), replayed in float32 with FMAs exactly
+ * where the shipped binary has vfmadd/vfmsub. Written out longhand (the fma pattern inlined)
+ * because this loop is the hot path of randn.
  */
-function cephesLog(m: number): number {
-  // frexp: u1 = x * 2^e with x in [0.5, 1)
-  const bits = 32 - Math.clz32(m);
-  let e = bits - 24;
-  let x = m / 2 ** bits;
-  if (x < SQRTHF) {
-    e -= 1;
-    x = x + x - 1; // exact
-  } else {
-    x = x - 1; // exact
-  }
-  let y = fma32(LOG_P0, x, LOG_P1);
-  y = fma32(y, x, LOG_P2);
-  y = fma32(y, x, LOG_P3);
-  y = fma32(y, x, LOG_P4);
-  y = fma32(y, x, LOG_P5);
-  y = fma32(y, x, LOG_P6);
-  y = fma32(y, x, LOG_P7);
-  y = fma32(y, x, LOG_P8);
-  const z = fround(x * x);
-  y = fround(y * x);
-  y = fma32(y, z, fround(e * LOG_Q1));
-  y = fround(y - z * 0.5); // z * 0.5 is exact, so the contracted fnmadd equals this
-  x = fround(x + y);
-  return fma32(e, LOG_Q2, x);
-}
-
-/**
- * One normal_fill_16_AVX2 block: reads 16 uniforms as 24-bit integers k (u = k * 2^-24)
- * from `k`, writes 16 outputs at out[o..o+16).
- */
-function boxMuller16(k: Int32Array, out: Float32Array, o: number, mean: number, std: number): void {
+function boxMuller16(
+  k: Uint32Array,
+  o: number,
+  out: Float32Array,
+  w: number,
+  mean: number,
+  std: number,
+): void {
+  let s: number;
+  let t: number;
   for (let j = 0; j < 8; j++) {
-    // radius = sqrt(-2 * log(1 - u[j]))
-    const lg = cephesLog(16777216 - (k[j] as number));
-    const radius = fround(Math.sqrt(fround(lg * -2)));
-    // theta = 2pi * u[j+8], in [0, 2pi)
-    const x0 = fround(TWO_PI_F * ((k[j + 8] as number) * TWO_POW_M24));
-    // sincos256_ps (theta >= 0, so the sine's input sign bit is 0)
-    let q = Math.trunc(fround(x0 * FOPI));
-    q = (q + 1) & ~1;
-    const yq = q;
-    let x = fma32(yq, DP1, x0);
-    x = fma32(yq, DP2, x);
-    x = fma32(yq, DP3, x);
-    const z = fround(x * x);
-    let yc = fma32(z, COS_P0, COS_P1);
-    yc = fma32(z, yc, COS_P2);
-    yc = fround(z * yc);
-    yc = fma32(yc, z, -fround(z * 0.5));
-    yc = fround(yc + 1);
-    let ys = fma32(SIN_P0, z, SIN_P1);
-    ys = fma32(z, ys, SIN_P2);
-    ys = fround(z * ys);
-    ys = fma32(ys, x, x);
-    let s: number;
-    let c: number;
-    if ((q & 2) === 0) {
-      s = ys;
-      c = yc;
+    // ---- log256_ps(u1), u1 = m * 2^-24, m in [1, 2^24] ----
+    const m = 16777216 - ((k[o + j] as number) & 0xffffff);
+    const bits = 32 - Math.clz32(m);
+    let e = bits - 24; // u1 = x * 2^e, x in [0.5, 1)
+    let x = m * (POW2_NEG[bits] as number);
+    if (x < SQRTHF) {
+      e -= 1;
+      x = x + x - 1; // exact
     } else {
-      s = yc;
-      c = ys;
+      x = x - 1; // exact
     }
-    if ((q & 4) !== 0) s = -s;
-    if (((q - 2) & 4) === 0) c = -c;
-    out[o + j] = fma32(fround(radius * c), std, mean);
-    out[o + j + 8] = fma32(fround(radius * s), std, mean);
+    let y = LOG_P0;
+    let r: number;
+    // y = fma(y, x, P_i) for P1..P8
+    s = y * x + LOG_P1; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P1);
+    y = r;
+    s = y * x + LOG_P2; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P2);
+    y = r;
+    s = y * x + LOG_P3; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P3);
+    y = r;
+    s = y * x + LOG_P4; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P4);
+    y = r;
+    s = y * x + LOG_P5; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P5);
+    y = r;
+    s = y * x + LOG_P6; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P6);
+    y = r;
+    s = y * x + LOG_P7; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P7);
+    y = r;
+    s = y * x + LOG_P8; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P8);
+    y = r;
+    let z = fround(x * x);
+    y = fround(y * x);
+    const eq1 = fround(e * LOG_Q1);
+    s = y * z + eq1; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, z, eq1);
+    y = fround(r - z * 0.5); // z * 0.5 is exact, so the fnmadd equals this
+    x = fround(x + y);
+    // e * Q2 is exact (small integer times 355/512)
+    s = e * LOG_Q2 + x; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(e, LOG_Q2, x);
+    const radius = fround(Math.sqrt(fround(r * -2)));
+
+    // ---- sincos256_ps(theta), theta = 2pi * u2 in [0, 2pi) ----
+    const x0 = fround(TWO_PI_F * (((k[o + j + 8] as number) & 0xffffff) * TWO_POW_M24));
+    const q = (Math.trunc(fround(x0 * FOPI)) + 1) & ~1;
+    s = q * DP1 + x0; x = fround(s);
+    if (x !== s && fround((t = 2 * s - x)) === t) x = fma32Slow(q, DP1, x0);
+    const x1 = x;
+    s = q * DP2 + x1; x = fround(s);
+    if (x !== s && fround((t = 2 * s - x)) === t) x = fma32Slow(q, DP2, x1);
+    const x2 = x;
+    s = q * DP3 + x2; x = fround(s);
+    if (x !== s && fround((t = 2 * s - x)) === t) x = fma32Slow(q, DP3, x2);
+    z = fround(x * x);
+    // cosine polynomial
+    s = z * COS_P0 + COS_P1; let yc = fround(s);
+    if (yc !== s && fround((t = 2 * s - yc)) === t) yc = fma32Slow(z, COS_P0, COS_P1);
+    let p = yc;
+    s = z * p + COS_P2; yc = fround(s);
+    if (yc !== s && fround((t = 2 * s - yc)) === t) yc = fma32Slow(z, p, COS_P2);
+    p = fround(z * yc);
+    const hz = fround(z * 0.5);
+    s = p * z - hz; yc = fround(s);
+    if (yc !== s && fround((t = 2 * s - yc)) === t) yc = fma32Slow(p, z, -hz);
+    yc = fround(yc + 1);
+    // sine polynomial
+    s = SIN_P0 * z + SIN_P1; let ys = fround(s);
+    if (ys !== s && fround((t = 2 * s - ys)) === t) ys = fma32Slow(SIN_P0, z, SIN_P1);
+    p = ys;
+    s = z * p + SIN_P2; ys = fround(s);
+    if (ys !== s && fround((t = 2 * s - ys)) === t) ys = fma32Slow(z, p, SIN_P2);
+    p = fround(z * ys);
+    s = p * x + x; ys = fround(s);
+    if (ys !== s && fround((t = 2 * s - ys)) === t) ys = fma32Slow(p, x, x);
+    // pick polynomials and signs by octant
+    let sn: number;
+    let cs: number;
+    if ((q & 2) === 0) {
+      sn = ys;
+      cs = yc;
+    } else {
+      sn = yc;
+      cs = ys;
+    }
+    if ((q & 4) !== 0) sn = -sn;
+    if (((q - 2) & 4) === 0) cs = -cs;
+
+    // ---- out = fma(radius * {cos, sin}, std, mean) ----
+    const n1 = fround(radius * cs);
+    s = n1 * std + mean; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(n1, std, mean);
+    out[w + j] = r;
+    const n2 = fround(radius * sn);
+    s = n2 * std + mean; r = fround(s);
+    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(n2, std, mean);
+    out[w + j + 8] = r;
   }
 }
 

@@ -1,0 +1,88 @@
+// Shared plumbing of the ldm.ts native addon: argument readers over plain node_api.h,
+// the error path (a C++ ArgError becomes a JS Error naming the kernel), the scratch pool,
+// and the registry each area file (conv.cc, matmul.cc, ...) adds its kernels to.
+// It holds no math; the kernels live in the area files.
+#pragma once
+
+#include <node_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ldm {
+
+/** Thrown by argument checks; turned into a JS Error by the binding wrapper. */
+struct ArgError {
+  std::string msg;
+};
+
+struct F32 {
+  float* p = nullptr;
+  size_t n = 0;
+};
+
+/** The arguments of one kernel call, with typed readers that throw ArgError. */
+class Args {
+ public:
+  Args(napi_env env, napi_callback_info info, const char* kernel);
+  napi_env env;
+  const char* kernel;
+  size_t argc = 0;
+  napi_value argv[24];
+
+  [[noreturn]] void fail(const std::string& what) const;
+  /** A Float32Array argument. */
+  F32 f32(size_t i, const char* name) const;
+  /** A Float32Array or null/undefined (p == nullptr). */
+  F32 f32OrNull(size_t i, const char* name) const;
+  /** A Float32Array whose length must be exactly `expected`. */
+  F32 f32Len(size_t i, const char* name, int64_t expected, const char* formula) const;
+  F32 f32LenOrNull(size_t i, const char* name, int64_t expected, const char* formula) const;
+  /** An Int32Array argument (raw pointer + length). */
+  int32_t* i32(size_t i, const char* name, size_t* len) const;
+  double num(size_t i, const char* name) const;
+  /** A non-negative integer (dims); `minV` lets callers require >= 1. */
+  int64_t dim(size_t i, const char* name, int64_t minV = 0) const;
+  /** A signed integer. */
+  int64_t integer(size_t i, const char* name) const;
+  bool boolean(size_t i, const char* name) const;
+  std::string str(size_t i, const char* name) const;
+  /** An array of integers (strides, shapes); may be null -> empty + *isNull = true. */
+  std::vector<int64_t> ints(size_t i, const char* name, bool* isNull = nullptr) const;
+  bool isNullish(size_t i) const;
+};
+
+/** Product of dims with overflow check (throws through a). */
+int64_t checkedProd(const Args& a, std::initializer_list<int64_t> dims);
+
+using KernelFn = void (*)(Args&);
+/** For kernels that return a value (info functions). */
+using ValueFn = napi_value (*)(Args&);
+
+struct KernelDef {
+  const char* name;
+  KernelFn fn;
+  ValueFn vfn;
+};
+
+void registerConv(std::vector<KernelDef>& r);
+void registerMatmul(std::vector<KernelDef>& r);
+void registerAttention(std::vector<KernelDef>& r);
+void registerNorm(std::vector<KernelDef>& r);
+void registerElementwise(std::vector<KernelDef>& r);
+
+/** A grow-only 64-byte aligned float buffer owned by the calling thread's pool. slot names a
+ *  role ("conv.src", ...) so that buffers live across calls: a fresh large allocation per call
+ *  costs page faults. */
+float* scratch(int slot, size_t nFloats);
+enum ScratchSlot { kSlotConvSrc = 0, kSlotConvWei, kSlotConvDst, kSlotConvBias, kSlotMisc, kSlotCount };
+
+/** Number of OpenMP threads used by parallel regions. */
+int numThreads();
+
+/** The element count below which elementwise loops stay on one thread. */
+constexpr int64_t kParallelMin = 1 << 15;
+
+}  // namespace ldm

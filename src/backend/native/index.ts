@@ -1,0 +1,138 @@
+// The native backend: loads the N-API addon build/ldm_native.node (native/*.cc over oneDNN and
+// OpenMP, built by scripts/build-native.mjs) and adapts it to the Kernels contract.
+//
+// It is partial: conv2d (+ both backward passes), matmul, attention, groupNorm, layerNorm,
+// softmax (+ gradients), unary / unaryGrad (every UnaryOp), binary (every BinaryOp, any
+// strides), affine, adamw and reduceSum. Dispatch falls back to the reference backend for the
+// rest. Each kernel computes what the reference computes (within float32 rounding); the addon
+// checks buffer lengths and throws an Error naming the kernel and the expected length.
+// This file does not choose a backend: tensor/dispatch.ts does.
+
+import { createRequire } from 'node:module';
+import type { BinaryOp, Conv2dGeom, PartialKernels, UnaryOp } from '../types.ts';
+
+type F32 = Float32Array;
+
+/** The raw addon exports (positional arguments; see native/*.cc for each signature). */
+interface Addon {
+  info(): { threads: number; onednnVersion: string; isa: string };
+  peakGflops(): number;
+  conv2d(x: F32, w: F32, bias: F32 | null, out: F32, ...geom: number[]): void;
+  conv2dBackwardInput(gy: F32, w: F32, gx: F32, ...geom: number[]): void;
+  conv2dBackwardWeight(gy: F32, x: F32, gw: F32, gb: F32 | null, ...geom: number[]): void;
+  matmul(a: F32, b: F32, out: F32, batch: number, m: number, k: number, n: number, transA: boolean,
+    transB: boolean, aBatchStride: number, bBatchStride: number, accumulate: boolean): void;
+  attention(q: F32, k: F32, v: F32, b: number, sq: number, sk: number, d: number, dv: number, scale: number,
+    mask: F32 | null, maskStrides: readonly number[] | null, out: F32, probs: F32): void;
+  groupNorm(x: F32, n: number, c: number, hw: number, groups: number, eps: number, gamma: F32 | null,
+    beta: F32 | null, out: F32, mean: F32, rstd: F32): void;
+  groupNormGrad(gy: F32, x: F32, n: number, c: number, hw: number, groups: number, gamma: F32 | null,
+    mean: F32, rstd: F32, gx: F32, ggamma: F32 | null, gbeta: F32 | null): void;
+  layerNorm(x: F32, rows: number, d: number, eps: number, gamma: F32 | null, beta: F32 | null, out: F32,
+    mean: F32, rstd: F32): void;
+  layerNormGrad(gy: F32, x: F32, rows: number, d: number, gamma: F32 | null, mean: F32, rstd: F32, gx: F32,
+    ggamma: F32 | null, gbeta: F32 | null): void;
+  softmax(x: F32, rows: number, cols: number, out: F32, log: boolean): void;
+  softmaxGrad(y: F32, gy: F32, rows: number, cols: number, out: F32, log: boolean): void;
+  unary(op: UnaryOp, x: F32, out: F32): void;
+  unaryGrad(op: UnaryOp, x: F32, y: F32, gy: F32, out: F32): void;
+  binary(op: BinaryOp, a: F32, aStrides: readonly number[], b: F32, bStrides: readonly number[], out: F32,
+    outShape: readonly number[]): void;
+  affine(x: F32, scale: number, shift: number, out: F32): void;
+  adamw(p: F32, g: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number,
+    weightDecay: number, step: number): void;
+  reduceSum(x: F32, outer: number, axis: number, inner: number, out: F32): void;
+}
+
+/** What the native backend reports about itself (for `ldm bench` and diagnostics). */
+export interface NativeInfo {
+  readonly available: boolean;
+  /** Why the addon is not available (null when it is). */
+  readonly reason: string | null;
+  /** OpenMP threads used by the kernels (0 when unavailable). */
+  readonly threads: number;
+  readonly onednnVersion: string | null;
+  /** Widest vector ISA of this CPU seen by the addon ('avx512' or 'avx2'), null when unavailable. */
+  readonly isa: string | null;
+  /** Measures the machine's FP32 peak in GFLOP/s (a tight FMA loop on all OpenMP threads,
+   *  about 0.3 s); NaN when the addon is unavailable. */
+  peakGflops(): number;
+}
+
+const ADDON_PATH = '../../../build/ldm_native.node'; // relative to this file: <repo>/build/
+
+let loaded: { addon: Addon | null; reason: string | null } | null = null;
+
+function load(): { addon: Addon | null; reason: string | null } {
+  if (loaded) return loaded;
+  try {
+    const require = createRequire(import.meta.url);
+    const addon = require(ADDON_PATH) as Addon;
+    if (typeof addon.conv2d !== 'function' || typeof addon.info !== 'function') {
+      loaded = { addon: null, reason: 'build/ldm_native.node does not export the expected kernels (rebuild: npm run build:native)' };
+    } else {
+      loaded = { addon, reason: null };
+    }
+  } catch (e: unknown) {
+    const msg = e instanceof Error ? e.message.split('\n')[0] ?? e.message : String(e);
+    const missing = e instanceof Error && (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND';
+    loaded = {
+      addon: null,
+      reason: missing ? 'build/ldm_native.node is not built (npm run build:native)' : `build/ldm_native.node failed to load: ${msg}`,
+    };
+  }
+  return loaded;
+}
+
+/** Why loadNative() returned null, or null when the addon loaded. */
+export function nativeLoadError(): string | null {
+  return load().reason;
+}
+
+function geomArgs(g: Conv2dGeom): number[] {
+  return [g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.strideH, g.strideW, g.padT, g.padB, g.padL, g.padR, g.oh, g.ow];
+}
+
+/** The native kernels, or null when the addon is absent or fails to load (see
+ *  nativeLoadError() for the reason). Never throws. */
+export function loadNative(): PartialKernels | null {
+  const { addon: a } = load();
+  if (!a) return null;
+  return {
+    name: 'native',
+    conv2d: (x, w, bias, g, out) => a.conv2d(x, w, bias, out, ...geomArgs(g)),
+    conv2dBackwardInput: (gy, w, g, gx) => a.conv2dBackwardInput(gy, w, gx, ...geomArgs(g)),
+    conv2dBackwardWeight: (gy, x, g, gw, gb) => a.conv2dBackwardWeight(gy, x, gw, gb, ...geomArgs(g)),
+    matmul: (x, y, out, batch, m, k, n, ta, tb, sa, sb, acc) => a.matmul(x, y, out, batch, m, k, n, ta, tb, sa, sb, acc),
+    attention: (q, k, v, b, sq, sk, d, dv, scale, mask, maskStrides, out, probs) =>
+      a.attention(q, k, v, b, sq, sk, d, dv, scale, mask, maskStrides, out, probs),
+    groupNorm: (x, n, c, hw, groups, eps, gamma, beta, out, mean, rstd) =>
+      a.groupNorm(x, n, c, hw, groups, eps, gamma, beta, out, mean, rstd),
+    groupNormGrad: (gy, x, n, c, hw, groups, gamma, mean, rstd, gx, ggamma, gbeta) =>
+      a.groupNormGrad(gy, x, n, c, hw, groups, gamma, mean, rstd, gx, ggamma, gbeta),
+    layerNorm: (x, rows, d, eps, gamma, beta, out, mean, rstd) => a.layerNorm(x, rows, d, eps, gamma, beta, out, mean, rstd),
+    layerNormGrad: (gy, x, rows, d, gamma, mean, rstd, gx, ggamma, gbeta) =>
+      a.layerNormGrad(gy, x, rows, d, gamma, mean, rstd, gx, ggamma, gbeta),
+    softmax: (x, rows, cols, out, log) => a.softmax(x, rows, cols, out, log),
+    softmaxGrad: (y, gy, rows, cols, out, log) => a.softmaxGrad(y, gy, rows, cols, out, log),
+    unary: (op, x, out) => a.unary(op, x, out),
+    unaryGrad: (op, x, y, gy, out) => a.unaryGrad(op, x, y, gy, out),
+    binary: (op, x, xs, y, ys, out, shape) => a.binary(op, x, xs, y, ys, out, shape),
+    affine: (x, scale, shift, out) => a.affine(x, scale, shift, out),
+    adamw: (p, g, m, v, lr, b1, b2, eps, wd, step) => a.adamw(p, g, m, v, lr, b1, b2, eps, wd, step),
+    reduceSum: (x, outer, axis, inner, out) => a.reduceSum(x, outer, axis, inner, out),
+  };
+}
+
+/** Facts about the native backend; `available: false` with a reason when it is not loaded. */
+export function nativeInfo(): NativeInfo {
+  const { addon, reason } = load();
+  if (!addon) {
+    return { available: false, reason, threads: 0, onednnVersion: null, isa: null, peakGflops: () => Number.NaN };
+  }
+  const i = addon.info();
+  return {
+    available: true, reason: null, threads: i.threads, onednnVersion: i.onednnVersion, isa: i.isa,
+    peakGflops: () => addon.peakGflops(),
+  };
+}

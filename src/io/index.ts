@@ -1,0 +1,4 @@
+// io/ (rank 6): files in and out: tensor files and checkpoints, images, datasets, configs, parity.
+export * from './tensors.ts';
+export { runParity, runFixture, listFixtures, findHandler, type ParityReport, type OutputLine } from './parity/runner.ts';
+export { FixtureContext, type FixtureHandler, type FixtureOutputs } from './parity/types.ts';

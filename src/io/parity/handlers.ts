@@ -1,0 +1,7 @@
+// The table of fixture handlers, one per official family. Each family's handler lives in its
+// own file next to this one; this literal table is the only registration (no import side effects).
+
+import type { FixtureHandler } from './types.ts';
+
+export const HANDLERS: readonly FixtureHandler[] = [
+] satisfies readonly FixtureHandler[];

@@ -1,0 +1,317 @@
+// The native backend against the reference backend: every kernel the addon exports, on seeded
+// random inputs with odd sizes, stride 2, asymmetric padding, 1x1 / 4x4 kernels, broadcast
+// matmul operands and attention masks, plus the length checks. When the addon is not built the
+// file passes by checking that loadNative() reports null with a reason.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { reference } from '../../src/backend/reference/index.ts';
+import { loadNative, nativeInfo, nativeLoadError } from '../../src/backend/native/index.ts';
+import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
+
+const nat = loadNative();
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = rng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * r();
+  return a;
+}
+
+function close(name: string, got: Float32Array, want: Float32Array, rtol = 1e-4, atol = 1e-5): void {
+  assert.equal(got.length, want.length, `${name}: length`);
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]!));
+  const tol = atol + rtol * scale;
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!, w = want[i]!;
+    if (Number.isNaN(w) && Number.isNaN(g)) continue;
+    if (!(Math.abs(g - w) <= tol + rtol * Math.abs(w))) {
+      assert.fail(`${name}: element ${i}: native ${g}, reference ${w} (tolerance ${tol})`);
+    }
+  }
+}
+
+function geom(n: number, cin: number, h: number, w: number, cout: number, kh: number, kw: number, s: number,
+  pad: [number, number, number, number]): Conv2dGeom {
+  const [padT, padB, padL, padR] = pad;
+  return {
+    n, cin, h, w, cout, kh, kw, strideH: s, strideW: s, padT, padB, padL, padR,
+    oh: Math.floor((h + padT + padB - kh) / s) + 1, ow: Math.floor((w + padL + padR - kw) / s) + 1,
+  };
+}
+
+if (!nat) {
+  describe('native backend (not built)', () => {
+    it('loadNative() returns null with a reason', () => {
+      const reason = nativeLoadError();
+      assert.ok(reason && reason.length > 0);
+      assert.equal(nativeInfo().available, false);
+      console.log(`native backend not tested: ${reason}`);
+    });
+  });
+} else {
+  const n = nat as Required<typeof nat> & Pick<Kernels, 'name'>;
+  const ref: Kernels = reference;
+
+  describe('native backend: info', () => {
+    it('reports threads and the oneDNN version', () => {
+      const info = nativeInfo();
+      assert.equal(info.available, true);
+      assert.ok(info.threads >= 1);
+      assert.match(info.onednnVersion ?? '', /^\d+\.\d+/);
+    });
+  });
+
+  describe('native backend: conv2d', () => {
+    const cases: [string, Conv2dGeom, boolean][] = [
+      ['3x3 pad 1', geom(2, 3, 7, 9, 5, 3, 3, 1, [1, 1, 1, 1]), true],
+      ['3x3 stride 2 pad 1', geom(2, 4, 9, 8, 6, 3, 3, 2, [1, 1, 1, 1]), false],
+      ['3x3 stride 2 asymmetric (0,1,0,1)', geom(3, 5, 8, 8, 4, 3, 3, 2, [0, 1, 0, 1]), true],
+      ['1x1', geom(2, 7, 5, 6, 3, 1, 1, 1, [0, 0, 0, 0]), true],
+      ['4x4 stride 2 pad 1', geom(1, 3, 10, 11, 4, 4, 4, 2, [1, 1, 1, 1]), true],
+      ['3x3 64 channels', geom(2, 64, 8, 8, 32, 3, 3, 1, [1, 1, 1, 1]), true],
+      ['odd channels no pad', geom(1, 17, 6, 7, 19, 3, 3, 1, [0, 0, 0, 0]), false],
+    ];
+    for (const [label, g, withBias] of cases) {
+      it(label, () => {
+        const xs = g.n * g.cin * g.h * g.w, ws = g.cout * g.cin * g.kh * g.kw, ys = g.n * g.cout * g.oh * g.ow;
+        const x = rand(xs, 1), w = rand(ws, 2, -0.3, 0.3), b = withBias ? rand(g.cout, 3) : null, gy = rand(ys, 4);
+        const y1 = new Float32Array(ys), y2 = new Float32Array(ys);
+        n.conv2d(x, w, b, g, y1);
+        ref.conv2d(x, w, b, g, y2);
+        close('conv2d', y1, y2);
+        const gx1 = new Float32Array(xs).fill(7), gx2 = new Float32Array(xs);
+        n.conv2dBackwardInput(gy, w, g, gx1);
+        ref.conv2dBackwardInput(gy, w, g, gx2);
+        close('conv2dBackwardInput', gx1, gx2);
+        const gw1 = new Float32Array(ws).fill(7), gw2 = new Float32Array(ws);
+        const gb1 = withBias ? new Float32Array(g.cout).fill(7) : null, gb2 = withBias ? new Float32Array(g.cout) : null;
+        n.conv2dBackwardWeight(gy, x, g, gw1, gb1);
+        ref.conv2dBackwardWeight(gy, x, g, gw2, gb2);
+        close('conv2dBackwardWeight', gw1, gw2);
+        if (gb1 && gb2) close('conv2dBackwardWeight bias', gb1, gb2);
+      });
+    }
+    it('rejects a wrong buffer length with the expected length', () => {
+      const g = geom(1, 2, 4, 4, 3, 3, 3, 1, [1, 1, 1, 1]);
+      assert.throws(() => n.conv2d(new Float32Array(31), new Float32Array(54), null, g, new Float32Array(48)),
+        /conv2d.*expected 32/);
+      assert.throws(() => n.conv2d(new Float32Array(32), new Float32Array(54), null, { ...g, oh: 5 }, new Float32Array(60)),
+        /conv2d.*oh/);
+    });
+  });
+
+  describe('native backend: matmul', () => {
+    const cases: [number, number, number, number, boolean, boolean, 'both' | 'a0' | 'b0', boolean][] = [
+      [1, 5, 7, 3, false, false, 'both', false],
+      [3, 17, 9, 13, false, true, 'both', false],
+      [4, 8, 33, 5, true, false, 'both', true],
+      [2, 6, 4, 11, true, true, 'both', false],
+      [5, 7, 6, 9, false, false, 'b0', false],
+      [5, 7, 6, 9, false, true, 'a0', true],
+      [6, 3, 8, 4, true, false, 'b0', false],
+      [64, 16, 32, 16, false, true, 'both', false],
+      [1, 130, 70, 65, false, false, 'both', true],
+    ];
+    for (const [batch, m, k, nn, ta, tb, bc, acc] of cases) {
+      it(`batch ${batch} ${m}x${k}x${nn} transA=${ta} transB=${tb} ${bc}${acc ? ' accumulate' : ''}`, () => {
+        const sa = bc === 'a0' ? 0 : m * k, sb = bc === 'b0' ? 0 : k * nn;
+        const a = rand(bc === 'a0' ? m * k : batch * m * k, 5), b = rand(bc === 'b0' ? k * nn : batch * k * nn, 6);
+        const c1 = rand(batch * m * nn, 7), c2 = c1.slice();
+        n.matmul(a, b, c1, batch, m, k, nn, ta, tb, sa, sb, acc);
+        ref.matmul(a, b, c2, batch, m, k, nn, ta, tb, sa, sb, acc);
+        close('matmul', c1, c2);
+      });
+    }
+    it('rejects a short operand', () => {
+      assert.throws(() => n.matmul(new Float32Array(5), new Float32Array(6), new Float32Array(4), 1, 2, 3, 2, false, false, 6, 6, false),
+        /matmul.*expected at least 6/);
+    });
+  });
+
+  describe('native backend: attention', () => {
+    const cases: [number, number, number, number, number, 'none' | 'full' | 'row' | 'batch1'][] = [
+      [2, 5, 7, 3, 4, 'none'],
+      [3, 9, 9, 8, 8, 'full'],
+      [4, 6, 11, 5, 3, 'row'],
+      [3, 17, 13, 16, 9, 'batch1'],
+      [64, 32, 32, 32, 32, 'none'],
+    ];
+    for (const [b, sq, sk, d, dv, mk] of cases) {
+      it(`b ${b} sq ${sq} sk ${sk} d ${d} dv ${dv} mask ${mk}`, () => {
+        const q = rand(b * sq * d, 8), k = rand(b * sk * d, 9), v = rand(b * sk * dv, 10);
+        let mask: Float32Array | null = null, strides: number[] | null = null;
+        if (mk === 'full') { mask = rand(b * sq * sk, 11, -2, 2); strides = [sq * sk, sk, 1]; }
+        if (mk === 'row') { mask = rand(b * sk, 12, -2, 2); strides = [sk, 0, 1]; }
+        if (mk === 'batch1') {
+          mask = new Float32Array(sq * sk);
+          for (let i = 0; i < sq; i++) for (let j = 0; j < sk; j++) mask[i * sk + j] = j > i ? -Infinity : 0;
+          strides = [0, sk, 1];
+        }
+        const scale = 1 / Math.sqrt(d);
+        const o1 = new Float32Array(b * sq * dv), o2 = new Float32Array(b * sq * dv);
+        const p1 = new Float32Array(b * sq * sk), p2 = new Float32Array(b * sq * sk);
+        n.attention(q, k, v, b, sq, sk, d, dv, scale, mask, strides, o1, p1);
+        ref.attention(q, k, v, b, sq, sk, d, dv, scale, mask, strides, o2, p2);
+        close('attention out', o1, o2);
+        close('attention probs', p1, p2);
+      });
+    }
+  });
+
+  describe('native backend: normalisation', () => {
+    for (const [nb, c, hw, groups, affine] of [[2, 6, 5, 3, true], [3, 64, 17, 32, true], [2, 8, 9, 4, false]] as const) {
+      it(`groupNorm n ${nb} c ${c} hw ${hw} groups ${groups}${affine ? '' : ' no affine'}`, () => {
+        const x = rand(nb * c * hw, 13, -2, 3), gamma = affine ? rand(c, 14) : null, beta = affine ? rand(c, 15) : null;
+        const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+        const m1 = new Float32Array(nb * groups), m2 = new Float32Array(nb * groups);
+        const r1 = new Float32Array(nb * groups), r2 = new Float32Array(nb * groups);
+        n.groupNorm(x, nb, c, hw, groups, 1e-5, gamma, beta, y1, m1, r1);
+        ref.groupNorm(x, nb, c, hw, groups, 1e-5, gamma, beta, y2, m2, r2);
+        close('groupNorm out', y1, y2);
+        close('groupNorm mean', m1, m2);
+        close('groupNorm rstd', r1, r2);
+        const gy = rand(x.length, 16);
+        const gx1 = new Float32Array(x.length), gx2 = new Float32Array(x.length);
+        const gg1 = affine ? new Float32Array(c).fill(9) : null, gg2 = affine ? new Float32Array(c) : null;
+        const gb1 = affine ? new Float32Array(c).fill(9) : null, gb2 = affine ? new Float32Array(c) : null;
+        n.groupNormGrad(gy, x, nb, c, hw, groups, gamma, m2, r2, gx1, gg1, gb1);
+        ref.groupNormGrad(gy, x, nb, c, hw, groups, gamma, m2, r2, gx2, gg2, gb2);
+        close('groupNormGrad gx', gx1, gx2, 2e-4, 1e-5);
+        if (gg1 && gg2 && gb1 && gb2) { close('groupNormGrad ggamma', gg1, gg2); close('groupNormGrad gbeta', gb1, gb2); }
+      });
+    }
+    for (const [rows, d, affine] of [[7, 13, true], [40, 64, true], [5, 33, false]] as const) {
+      it(`layerNorm rows ${rows} d ${d}${affine ? '' : ' no affine'}`, () => {
+        const x = rand(rows * d, 17, -1, 2), gamma = affine ? rand(d, 18) : null, beta = affine ? rand(d, 19) : null;
+        const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+        const m1 = new Float32Array(rows), m2 = new Float32Array(rows), r1 = new Float32Array(rows), r2 = new Float32Array(rows);
+        n.layerNorm(x, rows, d, 1e-5, gamma, beta, y1, m1, r1);
+        ref.layerNorm(x, rows, d, 1e-5, gamma, beta, y2, m2, r2);
+        close('layerNorm out', y1, y2);
+        close('layerNorm mean', m1, m2);
+        close('layerNorm rstd', r1, r2);
+        const gy = rand(x.length, 20);
+        const gx1 = new Float32Array(x.length), gx2 = new Float32Array(x.length);
+        const gg1 = affine ? new Float32Array(d).fill(9) : null, gg2 = affine ? new Float32Array(d) : null;
+        const gb1 = affine ? new Float32Array(d).fill(9) : null, gb2 = affine ? new Float32Array(d) : null;
+        n.layerNormGrad(gy, x, rows, d, gamma, m2, r2, gx1, gg1, gb1);
+        ref.layerNormGrad(gy, x, rows, d, gamma, m2, r2, gx2, gg2, gb2);
+        close('layerNormGrad gx', gx1, gx2, 2e-4, 1e-5);
+        if (gg1 && gg2 && gb1 && gb2) { close('layerNormGrad ggamma', gg1, gg2); close('layerNormGrad gbeta', gb1, gb2); }
+      });
+    }
+    for (const log of [false, true]) {
+      it(`${log ? 'log-' : ''}softmax and its gradient (odd sizes)`, () => {
+        for (const [rows, cols] of [[3, 1], [5, 7], [9, 33], [300, 129]] as const) {
+          const x = rand(rows * cols, 21, -6, 6), gy = rand(rows * cols, 22);
+          const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+          n.softmax(x, rows, cols, y1, log);
+          ref.softmax(x, rows, cols, y2, log);
+          close('softmax', y1, y2);
+          const g1 = new Float32Array(x.length), g2 = new Float32Array(x.length);
+          n.softmaxGrad(y2, gy, rows, cols, g1, log);
+          ref.softmaxGrad(y2, gy, rows, cols, g2, log);
+          close('softmaxGrad', g1, g2);
+        }
+      });
+    }
+  });
+
+  describe('native backend: elementwise', () => {
+    const ops: UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'tanh', 'sigmoid', 'silu', 'gelu', 'relu',
+      'softplus', 'sin', 'cos', 'sign', 'square', 'reciprocal', 'erf'];
+    const positive = new Set<UnaryOp>(['log', 'sqrt', 'rsqrt', 'reciprocal']);
+    for (const op of ops) {
+      it(`unary ${op} and unaryGrad`, () => {
+        // 1003 elements: vector body + tail; a wide range plus a large array for the threaded path.
+        for (const len of [1003, 70001]) {
+          const x = positive.has(op) ? rand(len, 23, 0.05, 9) : rand(len, 23, -9, 9);
+          if (!positive.has(op)) { x[0] = 0; x[1] = 1e-4; x[2] = -1e-4; x[3] = 25; x[4] = -25; x[5] = 0.3; }
+          const y1 = new Float32Array(len), y2 = new Float32Array(len);
+          n.unary(op, x, y1);
+          ref.unary(op, x, y2);
+          close(`unary ${op}`, y1, y2, 2e-6, 1e-7);
+          const gy = rand(len, 24);
+          const g1 = new Float32Array(len), g2 = new Float32Array(len);
+          n.unaryGrad(op, x, y2, gy, g1);
+          ref.unaryGrad(op, x, y2, gy, g2);
+          close(`unaryGrad ${op}`, g1, g2, 2e-6, 1e-7);
+        }
+      });
+    }
+    const bops: BinaryOp[] = ['add', 'sub', 'mul', 'div', 'pow', 'max', 'min', 'gt', 'lt', 'ge', 'le', 'eq'];
+    // [name, outShape, aStrides, bStrides, aLen, bLen]
+    const layouts: [string, number[], number[], number[], number, number][] = [
+      ['same shape', [3, 5, 7], [35, 7, 1], [35, 7, 1], 105, 105],
+      ['[C] broadcast', [4, 6, 9], [54, 9, 1], [0, 0, 1], 216, 9],
+      ['[N,C,1,1] broadcast', [2, 3, 5, 5], [75, 25, 5, 1], [3, 1, 0, 0], 150, 6],
+      ['[1,C,1,1] broadcast, large', [4, 64, 16, 16], [16384, 256, 16, 1], [0, 1, 0, 0], 65536, 64],
+      ['scalar first', [5, 11], [0, 0], [11, 1], 1, 55],
+      ['transposed a', [6, 4], [1, 6], [4, 1], 24, 24],
+      ['rank 0', [], [], [], 1, 1],
+    ];
+    for (const op of bops) {
+      it(`binary ${op}`, () => {
+        for (const [label, shape, sa, sb, la, lb] of layouts) {
+          const a = op === 'pow' ? rand(la, 25, 0.1, 3) : rand(la, 25, -2, 2);
+          const b = rand(lb, 26, -2, 2);
+          if (op === 'eq' || op === 'ge' || op === 'le') { for (let i = 0; i < Math.min(la, lb); i += 3) a[i] = b[i]!; }
+          const total = shape.reduce((p, d) => p * d, 1);
+          const o1 = new Float32Array(total), o2 = new Float32Array(total);
+          n.binary(op, a, sa, b, sb, o1, shape);
+          ref.binary(op, a, sa, b, sb, o2, shape);
+          close(`binary ${op} ${label}`, o1, o2, 1e-6, 1e-7);
+        }
+      });
+    }
+    it('affine', () => {
+      const x = rand(40001, 27), y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+      n.affine(x, 0.37, -1.5, y1);
+      ref.affine(x, 0.37, -1.5, y2);
+      close('affine', y1, y2, 1e-6, 1e-7);
+    });
+    it('adamw: three steps in place', () => {
+      const len = 50001;
+      const p1 = rand(len, 28), p2 = p1.slice(), m1 = new Float32Array(len), m2 = new Float32Array(len);
+      const v1 = new Float32Array(len), v2 = new Float32Array(len);
+      for (let step = 1; step <= 3; step++) {
+        const g = rand(len, 29 + step);
+        n.adamw(p1, g, m1, v1, 1e-3, 0.9, 0.999, 1e-8, 0.01, step);
+        ref.adamw(p2, g, m2, v2, 1e-3, 0.9, 0.999, 1e-8, 0.01, step);
+      }
+      close('adamw p', p1, p2, 1e-6, 1e-7);
+      close('adamw m', m1, m2, 1e-6, 1e-7);
+      close('adamw v', v1, v2, 1e-6, 1e-9);
+    });
+    it('reduceSum over inner / outer axes', () => {
+      for (const [outer, axis, inner] of [[3, 7, 1], [1, 100000, 1], [2, 9, 5], [16, 64, 1024], [1, 3, 1030]] as const) {
+        const x = rand(outer * axis * inner, 33);
+        const o1 = new Float32Array(outer * inner).fill(5), o2 = new Float32Array(outer * inner);
+        n.reduceSum(x, outer, axis, inner, o1);
+        ref.reduceSum(x, outer, axis, inner, o2);
+        close(`reduceSum ${outer}x${axis}x${inner}`, o1, o2, 1e-5, 1e-5);
+      }
+    });
+    it('rejects mismatched lengths naming the kernel', () => {
+      assert.throws(() => n.unary('exp', new Float32Array(4), new Float32Array(5)), /unary.*expected 4/);
+      assert.throws(() => n.softmax(new Float32Array(6), 2, 4, new Float32Array(8), false), /softmax.*expected 8/);
+      assert.throws(() => n.binary('add', new Float32Array(3), [1], new Float32Array(4), [1], new Float32Array(4), [4]),
+        /binary.*expected at least 4/);
+      assert.throws(() => n.groupNorm(new Float32Array(12), 1, 6, 2, 4, 1e-5, null, null, new Float32Array(12),
+        new Float32Array(4), new Float32Array(4)), /groupNorm.*divisible/);
+    });
+  });
+}

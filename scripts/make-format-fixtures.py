@@ -7,13 +7,15 @@ Writes into test/fixtures/formats/:
   lightning.ckpt             torch.save (protocol 2) of a Lightning-style dict: state_dict with
                              F32/F64/I64/F16/BF16/I32/U8/I8/BOOL tensors, a transposed
                              (non-contiguous) view, views sharing one storage, a 0-d and an empty
-                             tensor, a Parameter, a tensor with a Python attribute; global_step,
+                             tensor, a Parameter, a tensor with a Python attribute (torch 1.13
+                             drops it); global_step,
                              epoch, hyper_parameters of every plain kind.
   lightning-p4.ckpt          the same with pickle_protocol=4 (FRAME, MEMOIZE, STACK_GLOBAL, ...).
   lightning-p5.ckpt          the same with pickle_protocol=5.
   lightning-deflate.ckpt     lightning.ckpt re-zipped with deflate compression.
   lightning.expected.safetensors   every state_dict tensor, contiguous (written by the small
-                             independent safetensors writer below), metadata = the plain entries.
+                             independent safetensors writer below); metadata: global_step,
+                             epoch and the state_dict key order.
   vgg.pth                    torch.save(model.state_dict()) of a torchvision-VGG-like module
                              (features.0.weight, ..., BatchNorm buffers, classifier).
   vgg.expected.safetensors   its tensors.
@@ -21,11 +23,11 @@ Writes into test/fixtures/formats/:
                              outside the allow-list: rejected by default, inert stubs on request).
   malicious-os-system.ckpt   a torch zip whose data.pkl calls os.system (hand-written pickle).
   malicious-eval.ckpt        torch.save of an object whose __reduce__ is builtins.eval.
-  legacy.pth                 torch.save(..., _use_new_zipfile_serialization=False).
+  legacy.pth                 torch.save(..., _use_new_zipfile_serialization=False) (its storage
+                             keys are memory addresses: the one file that differs between runs).
 Nothing in these files is ever unpickled by Python here except by torch.load for the self-check.
 """
 import collections
-import io
 import json
 import os
 import struct
@@ -34,6 +36,7 @@ import zipfile
 import numpy as np
 import torch
 
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # reproducible zip timestamps
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'test', 'fixtures', 'formats')
 ST_DTYPES = {
     torch.float32: 'F32', torch.float64: 'F64', torch.int64: 'I64', torch.int32: 'I32',
@@ -123,8 +126,8 @@ class Evil:
 def torch_zip(path, pickle_bytes, archive='archive'):
     """A torch.save-shaped zip holding a hand-written data.pkl (stored entries)."""
     with zipfile.ZipFile(path, 'w', zipfile.ZIP_STORED) as z:
-        z.writestr(f'{archive}/data.pkl', pickle_bytes)
-        z.writestr(f'{archive}/version', '3\n')
+        z.writestr(zipfile.ZipInfo(f'{archive}/data.pkl', FIXED_TIME), pickle_bytes)
+        z.writestr(zipfile.ZipInfo(f'{archive}/version', FIXED_TIME), '3\n')
 
 
 def main():
@@ -138,7 +141,7 @@ def main():
     with zipfile.ZipFile(p('lightning.ckpt')) as zin, \
             zipfile.ZipFile(p('lightning-deflate.ckpt'), 'w', zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
-            zout.writestr(info.filename, zin.read(info.filename))
+            zout.writestr(zipfile.ZipInfo(info.filename, FIXED_TIME), zin.read(info.filename), zipfile.ZIP_DEFLATED)
     meta = {'global_step': '3', 'epoch': '1', 'keys': json.dumps(list(expected))}
     write_safetensors(p('lightning.expected.safetensors'), expected, meta)
 

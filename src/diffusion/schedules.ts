@@ -23,9 +23,7 @@ import { ConfigError } from '../util/index.ts';
 const f32 = Math.fround;
 const id = (x: number): number => x;
 
-// ---------------------------------------------------------------------------------------------
-// Exact fused multiply-add (torch's CPU linspace kernel is compiled with FMA contraction)
-// ---------------------------------------------------------------------------------------------
+// ---- Exact fused multiply-add (torch's CPU linspace kernel is compiled with FMA contraction) ----
 
 const scratch = new DataView(new ArrayBuffer(8));
 
@@ -84,9 +82,7 @@ export function fmaRound(a: number, b: number, c: number, toF32 = false): number
   return roundScaled(n, E, toF32);
 }
 
-// ---------------------------------------------------------------------------------------------
-// linspace, as torch (CPU, AVX2 kernels) and numpy compute it
-// ---------------------------------------------------------------------------------------------
+// ---- linspace, as torch (CPU, AVX2 kernels) and numpy compute it --------------------------------
 
 /**
  * `torch.linspace(start, end, steps, dtype)` bit for bit as the CPU kernel of torch 1.13
@@ -169,9 +165,7 @@ function clip(x: number, lo: number, hi: number): number {
   return x < lo ? lo : x > hi ? hi : x;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Beta schedules
-// ---------------------------------------------------------------------------------------------
+// ---- Beta schedules -----------------------------------------------------------------------------
 
 export type LdmBetaScheduleKind = 'linear' | 'cosine' | 'sqrt_linear' | 'sqrt';
 
@@ -305,7 +299,9 @@ export function lucidrainsBetaSchedule(
     case 'sigmoid':
       return sigmoidBetaSchedule(T, kwargs.start ?? -3, kwargs.end ?? 3, kwargs.tau ?? 1);
     default:
-      throw new ConfigError(`lucidrainsBetaSchedule: unknown beta schedule '${String(kind)}' (expected linear, cosine or sigmoid)`);
+      throw new ConfigError(
+        `lucidrainsBetaSchedule: unknown beta schedule '${String(kind)}' (expected linear, cosine or sigmoid)`,
+      );
   }
 }
 
@@ -319,9 +315,7 @@ export function pddpmBetas(beta1: number, betaT: number, T: number): Float64Arra
   return torchLinspace(beta1, betaT, T, 'float32');
 }
 
-// ---------------------------------------------------------------------------------------------
-// Shared float64 buffer arithmetic (Ho et al. 2020, eqs. 4, 6, 7)
-// ---------------------------------------------------------------------------------------------
+// ---- Shared float64 buffer arithmetic (Ho et al. 2020, eqs. 4, 6, 7) ----------------------------
 
 interface Core {
   alphas: Float64Array;
@@ -367,7 +361,7 @@ export interface DiffusionBuffers {
   posterior_mean_coef2: Float64Array;
 }
 
-/** Persistent schedule buffers (state_dict keys) of LDM DDPM and lucidrains GaussianDiffusion, in registration order. */
+/** Persistent buffers (state_dict keys) of LDM DDPM and lucidrains GaussianDiffusion, registration order. */
 export const DIFFUSION_BUFFER_KEYS = [
   'betas',
   'alphas_cumprod',
@@ -427,14 +421,12 @@ function checkBetas(fn: string, betas: ArrayLike<number>, minLength: number): vo
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// LDM DDPM.register_schedule
-// ---------------------------------------------------------------------------------------------
+// ---- LDM DDPM.register_schedule -----------------------------------------------------------------
 
 export type LdmParameterization = 'eps' | 'x0' | 'v';
 
 export interface LdmScheduleOptions {
-  /** 'eps' (default), 'x0', or 'v' (v is not in latent-diffusion a506df5: Stability-AI/stablediffusion's formula). */
+  /** 'eps' (default), 'x0', or 'v' ('v' is absent from latent-diffusion a506df5: stablediffusion's formula). */
   parameterization?: LdmParameterization;
   /** v_posterior: posterior variance sigma^2 = (1-v) beta~ + v beta (default 0). */
   vPosterior?: number;
@@ -501,9 +493,7 @@ export function registerSchedule(betas: ArrayLike<number>, opts: LdmScheduleOpti
   return { ...buf, lvlb_weights: lvlb };
 }
 
-// ---------------------------------------------------------------------------------------------
-// lucidrains GaussianDiffusion.__init__ (denoising-diffusion-pytorch v2.3.1)
-// ---------------------------------------------------------------------------------------------
+// ---- lucidrains GaussianDiffusion.__init__ (denoising-diffusion-pytorch v2.3.1) -----------------
 
 export type LucidrainsObjective = 'pred_noise' | 'pred_x0' | 'pred_v';
 
@@ -578,9 +568,7 @@ export function lucidrainsDdimTimes(T: number, S: number): Int32Array {
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// pytorch-ddpm (w86763777) GaussianDiffusionTrainer / GaussianDiffusionSampler
-// ---------------------------------------------------------------------------------------------
+// ---- pytorch-ddpm (w86763777) GaussianDiffusionTrainer / GaussianDiffusionSampler ---------------
 
 export interface PddpmTrainerBuffers {
   betas: Float64Array;
@@ -658,13 +646,13 @@ export function pddpmModelLogVar(buffers: PddpmSamplerBuffers, varType: 'fixedla
     case 'fixedsmall':
       return Float64Array.from(buffers.posterior_log_var_clipped);
     default:
-      throw new ConfigError(`pddpmModelLogVar: var_type '${String(varType)}' unknown (expected fixedlarge or fixedsmall)`);
+      throw new ConfigError(
+        `pddpmModelLogVar: var_type '${String(varType)}' unknown (expected fixedlarge or fixedsmall)`,
+      );
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// DDIM (Song et al. 2021), LDM util.py / ddim.py
-// ---------------------------------------------------------------------------------------------
+// ---- DDIM (Song et al. 2021), LDM util.py / ddim.py ---------------------------------------------
 
 export type DdimDiscretize = 'uniform' | 'quad';
 
@@ -691,7 +679,9 @@ export function makeDdimTimesteps(method: DdimDiscretize, S: number, T = 1000): 
   } else if (method === 'quad') {
     steps = Array.from(numpyLinspace(0, Math.sqrt(T * 0.8), S), (x) => Math.trunc(x * x));
   } else {
-    throw new ConfigError(`makeDdimTimesteps: there is no ddim discretization method called '${String(method)}' (expected uniform or quad)`);
+    throw new ConfigError(
+      `makeDdimTimesteps: there is no ddim discretization method called '${String(method)}' (expected uniform or quad)`,
+    );
   }
   return Int32Array.from(steps, (t) => t + 1);
 }
@@ -788,10 +778,12 @@ export function makeDdimSchedule(
   return { ddim_timesteps, ...p, ddim_sqrt_one_minus_alphas, ddim_sigmas_for_original_num_steps };
 }
 
-// ---------------------------------------------------------------------------------------------
+// ---- float32 views --------------------------------------------------------------------------------
 
 /** The float32 values the official stores (`to_torch(x)` / `.to(torch.float32)`), field by field. */
-export function asFloat32<T extends { [K in keyof T]: ArrayLike<number> }>(buffers: T): { [K in keyof T]: Float32Array } {
+export function asFloat32<T extends { [K in keyof T]: ArrayLike<number> }>(
+  buffers: T,
+): { [K in keyof T]: Float32Array } {
   const out = {} as { [K in keyof T]: Float32Array };
   for (const k of Object.keys(buffers) as (keyof T & string)[]) out[k] = Float32Array.from(buffers[k]);
   return out;

@@ -167,7 +167,7 @@ const GLOBALS: Record<string, { call?: (args: unknown[], ctx: PickleCtx) => unkn
 for (const cls of Object.keys(STORAGE_DTYPES)) GLOBALS[`torch.${cls}`] = {};
 
 /** The allow-list: torch dtypes (as their names, 'torch.float32') and the GLOBALS table. */
-function resolveTorchGlobal(module: string, name: string): GlobalDef | undefined {
+export function resolveTorchGlobal(module: string, name: string): GlobalDef | undefined {
   if (module === 'torch' && own(TORCH_DTYPES, name) !== undefined) return { value: `torch.${name}` };
   return own(GLOBALS, `${module}.${name}`);
 }

@@ -4,6 +4,19 @@
 import type { TargetTable } from './targets.ts';
 
 export type { TargetTable, TargetConfig, TargetFactory, BuildFn } from './targets.ts';
+export { BenchUNet } from './bench-unet.ts';
 
+import { autoencoderTargets } from './autoencoder/kl.ts';
+export { AutoencoderKL, IdentityFirstStage, DiagonalGaussianDistribution, autoencoderTargets, type AutoencoderKLOptions } from './autoencoder/kl.ts';
+export { Encoder, Decoder, Model as DDPMModel, type DDConfig } from './autoencoder/encoder.ts';
+export { ResnetBlock as AEResnetBlock, AttnBlock as AEAttnBlock, LinAttnBlock, makeAttn, getTimestepEmbedding as aeTimestepEmbedding } from './autoencoder/blocks.ts';
+
+export { UNetModel, openaiTargets, timestepEmbedding, type UNetOptions, type UNetCond } from './unet/openai.ts';
+import { openaiTargets } from './unet/openai.ts';
+export * from './classic.ts';
+import { classicTargets } from './classic.ts';
 export const MODEL_TARGETS: TargetTable = {
+  ...classicTargets,
+  ...openaiTargets,
+  ...autoencoderTargets,
 } satisfies TargetTable;

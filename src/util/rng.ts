@@ -149,6 +149,8 @@ const COS_P1 = fround(-1.388731625493765e-3);
 const COS_P2 = fround(4.166664568298827e-2);
 const FOPI = fround(1.27323954473516);
 const TWO_PI_F = fround(2 * Math.PI);
+/** Per-lane radius scratch of boxMuller16. */
+const RADIUS = new Float64Array(8);
 /** POW2_NEG[b] = 2^-b. */
 const POW2_NEG = Float64Array.from({ length: 26 }, (_, b) => 2 ** -b);
 
@@ -160,7 +162,7 @@ const POW2_NEG = Float64Array.from({ length: 26 }, (_, b) => 2 ** -b);
  * because this loop is the hot path of randn.
  */
 function boxMuller16(
-  k: Uint32Array,
+  k: Int32Array,
   o: number,
   out: Float32Array,
   w: number,
@@ -208,7 +210,7 @@ function boxMuller16(
     s = y * x + LOG_P8; r = fround(s);
     if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P8);
     y = r;
-    let z = fround(x * x);
+    const z = fround(x * x);
     y = fround(y * x);
     const eq1 = fround(e * LOG_Q1);
     s = y * z + eq1; r = fround(s);
@@ -218,8 +220,13 @@ function boxMuller16(
     // e * Q2 is exact (small integer times 355/512)
     s = e * LOG_Q2 + x; r = fround(s);
     if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(e, LOG_Q2, x);
-    const radius = fround(Math.sqrt(fround(r * -2)));
-
+    RADIUS[j] = fround(Math.sqrt(fround(r * -2)));
+  }
+  for (let j = 0; j < 8; j++) {
+    const radius = RADIUS[j] as number;
+    let r: number;
+    let x: number;
+    let z: number;
     // ---- sincos256_ps(theta), theta = 2pi * u2 in [0, 2pi) ----
     const x0 = fround(TWO_PI_F * (((k[o + j + 8] as number) & 0xffffff) * TWO_POW_M24));
     const q = (Math.trunc(fround(x0 * FOPI)) + 1) & ~1;
@@ -293,13 +300,23 @@ function checkCount(n: number, what: string): void {
   }
 }
 
+/** Draws taken per chunk by the bulk methods (a multiple of 16). */
+const CHUNK = 4096;
+
 export class Generator {
-  #mt = new Uint32Array(N);
+  /** mt19937 state words, exactly torch's mt19937_data_pod.state_. */
+  readonly #mt = new Uint32Array(N);
+  /** Tempered outputs of the current state block, as int32 bit patterns (valid once twisted). */
+  readonly #out = new Int32Array(N);
+  /** Draws left before the next twist (torch's left_), 1..624. */
   #left = 1;
+  /** Index of the next output (torch's next_), 0..624. */
   #next = 0;
   #seed = 0n;
+  /** Cached second normal of the scalar Box-Muller path (next_double_normal_sample_). */
   #nextNormal: number | null = null;
-  readonly #k = new Int32Array(16);
+  /** Scratch for bulk draws. */
+  readonly #buf = new Int32Array(CHUNK);
 
   constructor(seed: number | bigint = TORCH_DEFAULT_SEED) {
     this.manualSeed(seed);
@@ -326,32 +343,43 @@ export class Generator {
     return this.#seed;
   }
 
+  /** mt19937 next_state(), then temper the whole block into #out. */
   #twist(): void {
     const mt = this.#mt;
     let kk = 0;
+    let y: number;
     for (; kk < N - M; kk++) {
-      const y = ((mt[kk] as number) & UPPER_MASK) | ((mt[kk + 1] as number) & LOWER_MASK);
+      y = ((mt[kk] as number) & UPPER_MASK) | ((mt[kk + 1] as number) & LOWER_MASK);
       mt[kk] = (mt[kk + M] as number) ^ (y >>> 1) ^ ((mt[kk + 1] as number) & 1 ? MATRIX_A : 0);
     }
     for (; kk < N - 1; kk++) {
-      const y = ((mt[kk] as number) & UPPER_MASK) | ((mt[kk + 1] as number) & LOWER_MASK);
+      y = ((mt[kk] as number) & UPPER_MASK) | ((mt[kk + 1] as number) & LOWER_MASK);
       mt[kk] = (mt[kk + M - N] as number) ^ (y >>> 1) ^ ((mt[kk + 1] as number) & 1 ? MATRIX_A : 0);
     }
-    const y = ((mt[N - 1] as number) & UPPER_MASK) | ((mt[0] as number) & LOWER_MASK);
+    y = ((mt[N - 1] as number) & UPPER_MASK) | ((mt[0] as number) & LOWER_MASK);
     mt[N - 1] = (mt[M - 1] as number) ^ (y >>> 1) ^ ((mt[0] as number) & 1 ? MATRIX_A : 0);
+    this.#temper();
     this.#left = N;
     this.#next = 0;
+  }
+
+  #temper(): void {
+    const mt = this.#mt;
+    const out = this.#out;
+    for (let i = 0; i < N; i++) {
+      let y = mt[i] as number;
+      y ^= y >>> 11;
+      y ^= (y << 7) & 0x9d2c5680;
+      y ^= (y << 15) & 0xefc60000;
+      y ^= y >>> 18;
+      out[i] = y;
+    }
   }
 
   /** CPUGeneratorImpl::random(): one tempered mt19937 draw, uint32. */
   nextUint32(): number {
     if (--this.#left === 0) this.#twist();
-    let y = this.#mt[this.#next++] as number;
-    y ^= y >>> 11;
-    y ^= (y << 7) & 0x9d2c5680;
-    y ^= (y << 15) & 0xefc60000;
-    y ^= y >>> 18;
-    return y >>> 0;
+    return (this.#out[this.#next++] as number) >>> 0;
   }
 
   /** CPUGeneratorImpl::random64(): (first draw << 32) | second draw. */
@@ -359,6 +387,24 @@ export class Generator {
     const hi = this.nextUint32();
     const lo = this.nextUint32();
     return (BigInt(hi) << 32n) | BigInt(lo);
+  }
+
+  /** `count` consecutive draws into dst[0..count) (same stream as count nextUint32 calls). */
+  #fill(dst: Int32Array, count: number): void {
+    let i = 0;
+    while (i < count) {
+      if (this.#left === 1) {
+        this.#twist();
+        this.#left = N + 1; // so that taking the first output below leaves left = N
+      }
+      // Outputs available without a twist: left - 1 (the draw that makes left reach 0 twists).
+      const take = Math.min(count - i, this.#left - 1);
+      const from = this.#next;
+      dst.set(this.#out.subarray(from, from + take), i);
+      this.#next = from + take;
+      this.#left -= take;
+      i += take;
+    }
   }
 
   /** at::uniform_real_distribution<double>(0, 1): 53 random bits of random64(). */
@@ -394,23 +440,25 @@ export class Generator {
     if (!(std >= 0)) throw new LdmError(`rng: normal expects std >= 0, got ${std}`);
     const out = new Float32Array(n);
     if (n < 16) {
+      // Float32Array stores round to float32 like static_cast<float>.
       for (let i = 0; i < n; i++) out[i] = this.#scalarNormal() * std + mean;
       return out;
     }
     const meanF = fround(mean);
     const stdF = fround(std);
-    const k = this.#k;
-    const blocks = Math.floor(n / 16);
-    for (let b = 0; b < blocks; b++) {
-      for (let j = 0; j < 16; j++) k[j] = this.nextUint32() & 0xffffff;
-      boxMuller16(k, out, b * 16, meanF, stdF);
+    const buf = this.#buf;
+    const whole = n - (n % 16);
+    for (let w = 0; w < whole; w += CHUNK) {
+      const len = Math.min(CHUNK, whole - w);
+      this.#fill(buf, len);
+      for (let b = 0; b < len; b += 16) boxMuller16(buf, b, out, w + b, meanF, stdF);
     }
     const rem = n % 16;
     if (rem !== 0) {
-      // The uniforms of the partial block are drawn and then overwritten.
-      for (let j = 0; j < rem; j++) this.nextUint32();
-      for (let j = 0; j < 16; j++) k[j] = this.nextUint32() & 0xffffff;
-      boxMuller16(k, out, n - 16, meanF, stdF);
+      // torch draws uniforms for the partial block, then overwrites the last 16 outputs
+      // from 16 fresh uniforms.
+      this.#fill(buf, rem + 16);
+      boxMuller16(buf, rem, out, n - 16, meanF, stdF);
     }
     return out;
   }
@@ -419,7 +467,12 @@ export class Generator {
   rand(n: number): Float32Array {
     checkCount(n, 'rand');
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) out[i] = (this.nextUint32() & 0xffffff) * TWO_POW_M24;
+    const buf = this.#buf;
+    for (let w = 0; w < n; w += CHUNK) {
+      const len = Math.min(CHUNK, n - w);
+      this.#fill(buf, len);
+      for (let i = 0; i < len; i++) out[w + i] = ((buf[i] as number) & 0xffffff) * TWO_POW_M24;
+    }
     return out;
   }
 
@@ -431,8 +484,14 @@ export class Generator {
     if (!(from <= to)) throw new LdmError(`rng: uniform expects lo <= hi, got [${lo}, ${hi})`);
     const range = fround(to - from);
     const out = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      out[i] = fma32((this.nextUint32() & 0xffffff) * TWO_POW_M24, range, from);
+    const buf = this.#buf;
+    for (let w = 0; w < n; w += CHUNK) {
+      const len = Math.min(CHUNK, n - w);
+      this.#fill(buf, len);
+      for (let i = 0; i < len; i++) {
+        // x * (to - from) + from, contracted to one FMA in torch's binary
+        out[w + i] = fma32(((buf[i] as number) & 0xffffff) * TWO_POW_M24, range, from);
+      }
     }
     return out;
   }
@@ -469,6 +528,7 @@ export class Generator {
     return out;
   }
 
+  /** A JSON-serialisable snapshot; setState(getState()) resumes the same stream. */
   getState(): GeneratorState {
     return {
       seed: this.#seed.toString(),
@@ -481,6 +541,8 @@ export class Generator {
 
   setState(s: GeneratorState): void {
     const ok =
+      typeof s === 'object' &&
+      s !== null &&
       Array.isArray(s.mt) &&
       s.mt.length === N &&
       s.mt.every((v) => Number.isInteger(v) && v >= 0 && v < TWO_POW_32) &&
@@ -490,15 +552,17 @@ export class Generator {
       Number.isInteger(s.next) &&
       s.next >= 0 &&
       s.next <= N &&
-      (s.nextNormal === null || typeof s.nextNormal === 'number') &&
+      (s.nextNormal === null || Number.isFinite(s.nextNormal)) &&
       typeof s.seed === 'string' &&
       /^\d+$/.test(s.seed);
     if (!ok) {
       throw new LdmError(
-        'rng: setState expects {seed: decimal string, mt: 624 uint32, left: 1..624, next: 0..624, nextNormal: number|null}',
+        'rng: setState expects {seed: decimal string, mt: 624 uint32, left: 1..624, ' +
+          'next: 0..624, nextNormal: finite number | null} (as returned by getState)',
       );
     }
     this.#mt.set(s.mt);
+    this.#temper();
     this.#left = s.left;
     this.#next = s.next;
     this.#seed = BigInt(s.seed);

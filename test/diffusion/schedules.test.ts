@@ -66,7 +66,10 @@ function compare(what: string, ours: ArrayLike<number>, ref: ArrayLike<number>, 
     const o = ours[i]!;
     const r = ref[i]!;
     if (!Number.isFinite(r) || !Number.isFinite(o)) {
-      assert.ok(Object.is(o, r) || (Number.isNaN(o) && Number.isNaN(r)), `${what}[${i}]: ours ${o}, reference ${r} (NaN/Inf must match)`);
+      assert.ok(
+        Object.is(o, r) || (Number.isNaN(o) && Number.isNaN(r)),
+        `${what}[${i}]: ours ${o}, reference ${r} (NaN/Inf must match)`,
+      );
       continue;
     }
     const d = Math.abs(o - r);
@@ -178,7 +181,11 @@ function ourOutput(fixture: string, config: Record<string, unknown>, file: Safet
     return d[name as keyof typeof d];
   }
   if (fixture.startsWith('ddp_schedule_')) {
-    const init = config['init'] as { timesteps?: number; beta_schedule?: LucidrainsBetaScheduleKind; schedule_fn_kwargs?: Record<string, number> };
+    const init = config['init'] as {
+      timesteps?: number;
+      beta_schedule?: LucidrainsBetaScheduleKind;
+      schedule_fn_kwargs?: Record<string, number>;
+    };
     const betas = lucidrainsBetaSchedule(init.beta_schedule ?? 'sigmoid', init.timesteps ?? 1000, init.schedule_fn_kwargs ?? {});
     const lw = /^loss_weight(?:_min_snr(\d+(?:\.\d+)?))?\.(pred_noise|pred_x0|pred_v)$/.exec(name);
     if (lw) {
@@ -206,7 +213,8 @@ for (const fixture of scheduleFixtures) {
       const name = key.replace(/^out\./, '');
       const raw = file.tensors.get(key);
       assert.ok(raw !== undefined, `${fixture}: output tensor ${key} missing`);
-      const check: Check = checks[name] ?? (raw.dtype === 'I64' || raw.dtype === 'I32' ? { mode: 'exact' } : { mode: 'normwise', rtol: 1e-4 });
+      const isInt = raw.dtype === 'I64' || raw.dtype === 'I32';
+      const check: Check = checks[name] ?? (isInt ? { mode: 'exact' } : { mode: 'normwise', rtol: 1e-4 });
       const ours = ourOutput(fixture, config, file, name);
       const refv = tensor(file, key, fixture);
       const worst = compare(`${fixture}:${name}`, ours, refv, check);
@@ -254,17 +262,27 @@ test('schedule buffers inside the state dicts of the DDPM / LDM / lucidrains / p
     } else if (cls.startsWith('ldm.models.diffusion.ddpm.')) {
       ours = { ...registerSchedule(ldmBetas(config['init'] as LdmInit)) };
     } else if (cls.startsWith('denoising_diffusion_pytorch.')) {
-      const init = config['init'] as { timesteps?: number; beta_schedule?: LucidrainsBetaScheduleKind };
-      ours = { ...lucidrainsBuffers(lucidrainsBetaSchedule(init.beta_schedule ?? 'sigmoid', init.timesteps ?? 1000)) };
+      const init = config['init'] as {
+        timesteps?: number; beta_schedule?: LucidrainsBetaScheduleKind; objective?: LucidrainsObjective;
+        min_snr_loss_weight?: boolean; min_snr_gamma?: number;
+      };
+      const betas = lucidrainsBetaSchedule(init.beta_schedule ?? 'sigmoid', init.timesteps ?? 1000);
+      ours = {
+        ...lucidrainsBuffers(betas, {
+          objective: init.objective ?? 'pred_v',
+          minSnrLossWeight: init.min_snr_loss_weight ?? false,
+          minSnrGamma: init.min_snr_gamma ?? 5,
+        }),
+      };
     } else {
       continue;
     }
     let worst = 0;
     let n = 0;
     for (const [key, raw] of file.tensors) {
-      if (!(key in ours) || key === 'loss_weight') continue; // loss_weight depends on the objective
-      void raw;
-      worst = Math.max(worst, compare(`${fixture}:${key}`, ours[key]!, tensor(file, key, fixture), { mode: 'elementwise', rtol: 1e-4, atol: 1e-30 }));
+      if (!(key in ours) || raw.dtype === 'I64') continue;
+      const check: Check = { mode: 'elementwise', rtol: 1e-4, atol: 1e-30 };
+      worst = Math.max(worst, compare(`${fixture}:${key}`, ours[key]!, tensor(file, key, fixture), check));
       n++;
     }
     assert.ok(n >= 9, `${fixture}: only ${n} schedule buffers recognised`);
@@ -280,7 +298,9 @@ test('schedule buffers inside the state dicts of the DDPM / LDM / lucidrains / p
 
 interface Reference {
   torch_linspace: { start: number; end: number; steps: number; dtype: 'float32' | 'float64'; values: number[] }[];
-  ldm_make_beta_schedule: { kind: LdmBetaScheduleKind; T: number; linear_start: number; linear_end: number; cosine_s: number; betas: number[] }[];
+  ldm_make_beta_schedule: {
+    kind: LdmBetaScheduleKind; T: number; linear_start: number; linear_end: number; cosine_s: number; betas: number[];
+  }[];
   ldm_register_schedule: {
     kind: LdmBetaScheduleKind; T: number; linear_start: number; linear_end: number;
     parameterization: LdmParameterization; v_posterior: number; buffers: Record<string, number[]>; lvlb_weights: number[];
@@ -305,7 +325,8 @@ const F64: Check = { mode: 'elementwise', rtol: 1e-12, atol: 1e-300 };
 
 test('torchLinspace reproduces torch.linspace bit for bit (float32 and float64)', () => {
   for (const c of ref.torch_linspace) {
-    compare(`linspace(${c.start}, ${c.end}, ${c.steps}, ${c.dtype})`, torchLinspace(c.start, c.end, c.steps, c.dtype), c.values, { mode: 'exact' });
+    const ours = torchLinspace(c.start, c.end, c.steps, c.dtype);
+    compare(`linspace(${c.start}, ${c.end}, ${c.steps}, ${c.dtype})`, ours, c.values, { mode: 'exact' });
   }
 });
 
@@ -348,7 +369,10 @@ test('LDM DDIMSampler.make_schedule with eta > 0 (dtypes as the official produce
     const what = `S=${c.S} ${c.discretize} eta=${c.eta}`;
     assert.deepEqual(Array.from(d.ddim_timesteps), c['ddim_timesteps'], `${what}: ddim_timesteps`);
     const dtypes = c['dtypes'] as Record<string, string>;
-    for (const k of ['ddim_sigmas', 'ddim_alphas', 'ddim_alphas_prev', 'ddim_sqrt_one_minus_alphas', 'ddim_sigmas_for_original_num_steps'] as const) {
+    const keys = [
+      'ddim_sigmas', 'ddim_alphas', 'ddim_alphas_prev', 'ddim_sqrt_one_minus_alphas', 'ddim_sigmas_for_original_num_steps',
+    ] as const;
+    for (const k of keys) {
       const isF32 = dtypes[k]!.endsWith('float32');
       compare(`${what}:${k}`, d[k], c[k] as number[], isF32 ? { mode: 'exact' } : F64);
       if (isF32) assert.ok(d[k].every((x) => Math.fround(x) === x), `${what}:${k} should hold float32 values`);
@@ -358,7 +382,8 @@ test('LDM DDIMSampler.make_schedule with eta > 0 (dtypes as the official produce
 
 test('lucidrains beta schedules: linear (scale 1000/T), cosine, sigmoid (float32 v_start/v_end quirk)', (t) => {
   for (const c of ref.ddp_beta_schedule) {
-    const w = compare(`${c.kind} T=${c.T} ${JSON.stringify(c.kwargs)}`, lucidrainsBetaSchedule(c.kind, c.T, c.kwargs), c.betas, { mode: 'elementwise', rtol: 1e-10, atol: 1e-300 });
+    const ours = lucidrainsBetaSchedule(c.kind, c.T, c.kwargs);
+    const w = compare(`${c.kind} T=${c.T} ${JSON.stringify(c.kwargs)}`, ours, c.betas, { mode: 'elementwise', rtol: 1e-10, atol: 1e-300 });
     t.diagnostic(`${c.kind} T=${c.T} ${JSON.stringify(c.kwargs)}: worst rel ${fmt(w)}`);
   }
 });
@@ -421,7 +446,7 @@ test('quirks and errors', () => {
   assert.throws(() => registerSchedule([0.1]), ConfigError);
   assert.throws(() => registerSchedule([0.1, 0.2], { parameterization: 'mu' as 'eps' }), ConfigError);
   assert.throws(
-    () => makeDdimSchedule({ alphas_cumprod: ldm.alphas_cumprod, alphas_cumprod_prev: ldm.alphas_cumprod_prev }, { ddimNumSteps: 1000 }),
+    () => makeDdimSchedule(ldm, { ddimNumSteps: 1000 }),
     ConfigError, // uniform S = T selects timestep T (1..1000), past the end, as in the official code
   );
 });

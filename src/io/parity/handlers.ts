@@ -3,5 +3,9 @@
 
 import type { FixtureHandler } from './types.ts';
 
+import { autoencoderHandler } from './autoencoder.ts';
+import { unetHandler } from './unet.ts';
 export const HANDLERS: readonly FixtureHandler[] = [
+  unetHandler,
+  autoencoderHandler,
 ] satisfies readonly FixtureHandler[];

@@ -1,0 +1,231 @@
+// The KL-regularised first stage of ldm/models/autoencoder.py (`AutoencoderKL`,
+// `IdentityFirstStage`), the posterior `DiagonalGaussianDistribution` of
+// ldm/modules/distributions/distributions.py, and this family's TargetTable. Not here: the
+// training loss (LPIPSWithDiscriminator, built through the registry from `lossconfig`), the
+// Lightning training/validation steps, VQModel.
+
+import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import * as T from '../../tensor/index.ts';
+import type { Tensor } from '../../tensor/index.ts';
+import { Conv2d, Identity, Module, initGenerator } from '../../nn/index.ts';
+import type { BuildFn, TargetConfig, TargetTable } from '../targets.ts';
+import { type DDConfig, Decoder, Encoder, Model } from './encoder.ts';
+
+const LOG_TWO_PI = Math.log(2 * Math.PI);
+
+/** `DiagonalGaussianDistribution(parameters, deterministic)`: parameters [N, 2C, H, W] split by
+ *  torch.chunk(2, dim=1) into mean and logvar; logvar clamped to [-30, 20]; std = exp(logvar/2),
+ *  var = exp(logvar); deterministic makes std = var = 0 and kl = nll = [0.]. */
+export class DiagonalGaussianDistribution {
+  readonly mean: Tensor;
+  readonly logvar: Tensor;
+  readonly std: Tensor;
+  readonly var: Tensor;
+
+  constructor(readonly parameters: Tensor, readonly deterministic = false) {
+    if (parameters.ndim < 2) throw new ShapeError(`DiagonalGaussianDistribution: parameters ${fmtShape(parameters.shape)} need a channel dim (dim 1)`);
+    const [mean, logvar] = T.chunk(parameters, 2, 1) as [Tensor, Tensor];
+    this.mean = mean;
+    this.logvar = T.clamp(logvar, -30, 20);
+    if (deterministic) {
+      this.std = this.var = T.zerosLike(mean);
+    } else {
+      this.std = T.exp(T.mul(this.logvar, 0.5));
+      this.var = T.exp(this.logvar);
+    }
+  }
+
+  /** mean + std * eps, eps ~ N(0, I) drawn from `noise` (a Generator; the global init generator
+   *  when omitted, as the official code uses the global torch RNG) or given as a tensor. */
+  sample(noise?: Tensor | Generator): Tensor {
+    const eps = noise instanceof Generator || noise === undefined ? T.randn(this.mean.shape, noise ?? initGenerator()) : noise;
+    if (eps.size !== this.mean.size) throw new ShapeError(`DiagonalGaussianDistribution.sample: noise ${fmtShape(eps.shape)} does not match the mean ${fmtShape(this.mean.shape)}`);
+    return T.add(this.mean, T.mul(this.std, eps));
+  }
+
+  mode(): Tensor {
+    return this.mean;
+  }
+
+  /** KL(self || other), other = N(0, I) when omitted, summed over dims [1, 2, 3] -> [N]. */
+  kl(other?: DiagonalGaussianDistribution): Tensor {
+    if (this.deterministic) return T.tensor([0]);
+    const dims = [1, 2, 3];
+    if (this.mean.ndim !== 4) throw new ShapeError(`DiagonalGaussianDistribution.kl: sums over dims [1, 2, 3] and needs a 4-D mean, got ${fmtShape(this.mean.shape)}`);
+    if (!other) {
+      // 0.5 * sum(mean^2 + var - 1 - logvar)
+      return T.mul(T.sum(T.sub(T.sub(T.add(T.square(this.mean), this.var), 1), this.logvar), dims), 0.5);
+    }
+    // 0.5 * sum((mean - m2)^2 / var2 + var / var2 - 1 - logvar + logvar2)
+    const t = T.add(T.div(T.square(T.sub(this.mean, other.mean)), other.var), T.div(this.var, other.var));
+    return T.mul(T.sum(T.add(T.sub(T.sub(t, 1), this.logvar), other.logvar), dims), 0.5);
+  }
+
+  /** Negative log-likelihood of `sample`: 0.5 * sum(log 2pi + logvar + (x - mean)^2 / var, dims). */
+  nll(sample: Tensor, dims: readonly number[] = [1, 2, 3]): Tensor {
+    if (this.deterministic) return T.tensor([0]);
+    const t = T.add(T.add(this.logvar, LOG_TWO_PI), T.div(T.square(T.sub(sample, this.mean)), this.var));
+    return T.mul(T.sum(t, dims), 0.5);
+  }
+}
+
+export const AUTOENCODER_KL_KEYS = ['ddconfig', 'lossconfig', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor'] as const;
+
+export interface AutoencoderKLOptions {
+  ddconfig: DDConfig;
+  lossconfig: TargetConfig;
+  embed_dim: number;
+  ckpt_path?: string | null;
+  ignore_keys?: readonly string[];
+  image_key?: string;
+  colorize_nlabels?: number | null;
+  monitor?: string | null;
+}
+
+function isTargetConfig(v: unknown): v is TargetConfig {
+  return typeof v === 'object' && v !== null && typeof (v as { target?: unknown }).target === 'string';
+}
+
+/** `AutoencoderKL`: encoder -> quant_conv (2*z_channels -> 2*embed_dim) -> posterior;
+ *  z -> post_quant_conv (embed_dim -> z_channels) -> decoder. The loss is built from `lossconfig`
+ *  through the registry; if that fails (e.g. its target is not registered yet) the config and
+ *  the error are kept and only reading `.loss` throws, so encode/decode still work. */
+export class AutoencoderKL extends Module {
+  readonly imageKey: string;
+  readonly embedDim: number;
+  readonly ignoreKeys: readonly string[];
+  readonly monitor: string | null;
+  readonly lossconfig: TargetConfig;
+  readonly encoder: Encoder;
+  readonly decoder: Decoder;
+  readonly quant_conv: Conv2d;
+  readonly post_quant_conv: Conv2d;
+  #loss: unknown = null;
+  #lossError: Error | null = null;
+
+  constructor(opts: AutoencoderKLOptions, build?: BuildFn) {
+    super();
+    const O = 'AutoencoderKL', p = opts as unknown as Readonly<Record<string, unknown>>;
+    checkKwargs(O, p, AUTOENCODER_KL_KEYS);
+    if (p['ckpt_path'] !== undefined && p['ckpt_path'] !== null) {
+      throw new ConfigError(`${O}: ckpt_path '${String(p['ckpt_path'])}' is not loaded by the constructor; build the model without it and load the weights with the checkpoint loader (io/)`);
+    }
+    const dd = p['ddconfig'];
+    if (typeof dd !== 'object' || dd === null || Array.isArray(dd)) throw new ConfigError(`${O}: 'ddconfig' must be a mapping of Encoder/Decoder parameters`);
+    const lc = p['lossconfig'];
+    if (!isTargetConfig(lc)) throw new ConfigError(`${O}: 'lossconfig' must be a {target, params} mapping, got ${JSON.stringify(lc)}`);
+    const ed = p['embed_dim'];
+    if (typeof ed !== 'number' || !Number.isInteger(ed) || ed <= 0) throw new ConfigError(`${O}: 'embed_dim' must be a positive integer, got ${JSON.stringify(ed)}`);
+    const ddc = dd as DDConfig;
+    this.imageKey = (p['image_key'] as string | undefined) ?? 'image';
+    this.ignoreKeys = (p['ignore_keys'] as string[] | undefined) ?? [];
+    this.monitor = (p['monitor'] as string | null | undefined) ?? null;
+    this.embedDim = ed;
+    this.lossconfig = lc;
+    this.encoder = this.child('encoder', new Encoder(ddc));
+    this.decoder = this.child('decoder', new Decoder(ddc));
+    if (build) {
+      try {
+        this.#loss = build(lc, `${O}.lossconfig`);
+        if (this.#loss instanceof Module) this.child('loss', this.#loss);
+      } catch (e) {
+        this.#lossError = e instanceof Error ? e : new Error(String(e));
+      }
+    } else {
+      this.#lossError = new ConfigError(`${O}: built without a registry, so lossconfig '${lc.target}' was not instantiated`);
+    }
+    if (!ddc.double_z) throw new ConfigError(`${O}: ddconfig.double_z must be true (the encoder must output mean and logvar)`);
+    const z = this.encoder.zChannels;
+    this.quant_conv = this.child('quant_conv', new Conv2d(2 * z, 2 * ed, 1));
+    this.post_quant_conv = this.child('post_quant_conv', new Conv2d(ed, z, 1));
+    const nl = p['colorize_nlabels'];
+    if (nl !== undefined && nl !== null) {
+      if (typeof nl !== 'number' || !Number.isInteger(nl)) throw new ConfigError(`${O}: colorize_nlabels must be an integer, got ${JSON.stringify(nl)}`);
+      this.buffer('colorize', T.randn([3, nl, 1, 1], initGenerator()));
+    }
+  }
+
+  /** The module built from `lossconfig`; throws the construction error if it could not be built. */
+  get loss(): unknown {
+    if (this.#lossError) throw new ConfigError(`AutoencoderKL: lossconfig '${this.lossconfig.target}' could not be built: ${this.#lossError.message}`);
+    return this.#loss;
+  }
+
+  /** Whether the loss was built (false while its target is not registered). */
+  get hasLoss(): boolean {
+    return this.#lossError === null;
+  }
+
+  /** x [N, in_channels, H, W] -> posterior over [N, embed_dim, H/f, W/f]. */
+  encode(x: Tensor): DiagonalGaussianDistribution {
+    const h = this.encoder.forward(x); // [N, 2*z_channels, h, w]
+    return new DiagonalGaussianDistribution(this.quant_conv.forward(h)); // [N, 2*embed_dim, h, w]
+  }
+
+  /** z [N, embed_dim, h, w] -> [N, out_ch, H, W]. */
+  decode(z: Tensor): Tensor {
+    if (z.ndim !== 4 || z.shape[1] !== this.embedDim) throw new ShapeError(`AutoencoderKL.decode: latent ${fmtShape(z.shape)} is not [N, ${this.embedDim}, h, w]`);
+    return this.decoder.forward(this.post_quant_conv.forward(z));
+  }
+
+  /** Returns [reconstruction, posterior]; the latent is a posterior sample (noise from `noise`,
+   *  a Generator or a tensor) or, with sample_posterior false, its mode. */
+  forward(input: Tensor, samplePosterior = true, noise?: Tensor | Generator): [Tensor, DiagonalGaussianDistribution] {
+    const posterior = this.encode(input);
+    const z = samplePosterior ? posterior.sample(noise) : posterior.mode();
+    return [this.decode(z), posterior];
+  }
+
+  /** `get_input`: batch[k] channels-last [N, H, W(, C)] -> [N, C, H, W] float. */
+  get_input(batch: Readonly<Record<string, Tensor>>, k: string = this.imageKey): Tensor {
+    const x = batch[k];
+    if (!x) throw new ConfigError(`AutoencoderKL.get_input: batch has no '${k}' (keys: ${Object.keys(batch).join(', ')})`);
+    const x4 = x.ndim === 3 ? T.unsqueeze(x, 3) : x;
+    return T.permute(T.toFloat(x4), [0, 3, 1, 2]);
+  }
+
+  /** `get_last_layer`: decoder.conv_out.weight (for the adaptive GAN weight). */
+  get_last_layer(): Tensor {
+    return this.decoder.conv_out.weight;
+  }
+
+  /** `to_rgb`: project a segmentation map to 3 channels with the random `colorize` buffer, in [-1, 1]. */
+  to_rgb(x: Tensor): Tensor {
+    if (this.imageKey !== 'segmentation') throw new ConfigError(`AutoencoderKL.to_rgb: only for image_key 'segmentation' (is '${this.imageKey}')`);
+    let w: Tensor;
+    try {
+      w = this.getBuffer('colorize');
+    } catch {
+      w = this.buffer('colorize', T.randn([3, x.shape[1]!, 1, 1], initGenerator()));
+    }
+    const y = T.conv2d(x, w);
+    const lo = T.neg(T.maxAll(T.neg(y))), hi = T.maxAll(y);
+    return T.sub(T.div(T.mul(T.sub(y, lo), 2), T.sub(hi, lo)), 1);
+  }
+}
+
+/** `IdentityFirstStage`: encode, decode, forward (and quantize) return their input. */
+export class IdentityFirstStage extends Module {
+  readonly vqInterface: boolean;
+  constructor(opts: { vq_interface?: boolean; [k: string]: unknown } = {}) {
+    super();
+    this.vqInterface = opts.vq_interface === true;
+  }
+  encode(x: Tensor): Tensor { return x; }
+  decode(x: Tensor): Tensor { return x; }
+  forward(x: Tensor): Tensor { return x; }
+  quantize(x: Tensor): Tensor | [Tensor, null, [null, null, null]] {
+    return this.vqInterface ? [x, null, [null, null, null]] : x;
+  }
+}
+
+/** Official class paths of this family -> constructors (merged in models/index.ts). */
+export const autoencoderTargets = {
+  'ldm.models.autoencoder.AutoencoderKL': (p, build) => new AutoencoderKL(p as unknown as AutoencoderKLOptions, build),
+  'ldm.models.autoencoder.IdentityFirstStage': (p) => new IdentityFirstStage(p),
+  'ldm.modules.diffusionmodules.model.Encoder': (p) => new Encoder(p as unknown as DDConfig),
+  'ldm.modules.diffusionmodules.model.Decoder': (p) => new Decoder(p as unknown as DDConfig),
+  'ldm.modules.diffusionmodules.model.Model': (p) => new Model(p as unknown as ConstructorParameters<typeof Model>[0]),
+  // torch.nn.Identity(*args, **kwargs) ignores its arguments (used as lossconfig / cond_stage_config).
+  'torch.nn.Identity': () => new Identity(),
+} satisfies TargetTable;

@@ -1,0 +1,253 @@
+// The diffusion wrappers of w86763777/pytorch-ddpm (diffusion.py, f804ccb):
+// GaussianDiffusionTrainer (Ho et al. 2020, Algorithm 1: the simple eps loss, per element) and
+// GaussianDiffusionSampler (Algorithm 2: ancestral sampling, mean_type epsilon / xstart / xprev,
+// var_type fixedlarge / fixedsmall), with the official numerics:
+//  - betas = torch.linspace(beta_1, beta_T, T) in FLOAT32, widened to float64; every buffer is a
+//    float64 computation from those betas (diffusion/schedules.ts), stored float64;
+//  - `extract` gathers the float64 value and casts it to float32, then the arithmetic with the
+//    images runs in float32;
+//  - p_mean_variance: the model mean uses the UNclipped x_0 (the official clip result is unused);
+//    the log variance at t = 0 borrows index 1; the final x_0 of the chain is clipped to [-1, 1].
+// Our Tensor has no float64 dtype: the state-dict buffers hold the float32 casts, and the float64
+// values live beside them (`buffers64`; `setFloat64Buffers` loads the stored F64 values).
+// What it is not: the UNet (models/unet/ddpm.ts) or the schedule arithmetic (diffusion/).
+
+import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape } from '../util/index.ts';
+import * as T from '../tensor/index.ts';
+import { Tensor } from '../tensor/index.ts';
+import { Module, mseLoss } from '../nn/index.ts';
+import {
+  pddpmBetas, pddpmModelLogVar, pddpmSamplerBuffers, pddpmTrainerBuffers,
+  type PddpmSamplerBuffers, type PddpmTrainerBuffers,
+} from '../diffusion/schedules.ts';
+
+/** The network a pytorch-ddpm wrapper drives: model(x_t, t) with int64 timesteps. */
+export interface PddpmModel extends Module {
+  forward(x: Tensor, t: Tensor): Tensor;
+}
+
+/** Supplies the standard-normal draws the official code makes with torch.randn_like, in order. */
+export type NoiseFn = (shape: readonly number[]) => Tensor;
+
+export const noiseFromGenerator = (gen: Generator): NoiseFn => (shape) => T.randn(shape, gen);
+
+/** `extract(v, t, x_shape)`: gather float64 values at t, cast to float32, shape [B, 1, ..., 1]. */
+export function extract64(v: Float64Array, t: Tensor, ndim: number, what = 'extract'): Tensor {
+  const out = new Float32Array(t.size);
+  for (let i = 0; i < t.size; i++) {
+    const idx = t.data[i]!;
+    if (!Number.isInteger(idx) || idx < 0 || idx >= v.length) throw new ShapeError(`${what}: timestep ${idx} outside [0, ${v.length})`);
+    out[i] = v[idx]!;
+  }
+  return new Tensor(out, [t.size, ...new Array<number>(ndim - 1).fill(1)]);
+}
+
+function asModel(owner: string, v: unknown): PddpmModel {
+  if (v instanceof Module && typeof (v as Partial<PddpmModel>).forward === 'function') return v as PddpmModel;
+  throw new ConfigError(`${owner}: 'model' must be a built network module (for example pytorch-ddpm UNet), got ${v === undefined ? 'nothing' : typeof v}`);
+}
+
+function num(owner: string, params: Record<string, unknown>, key: string, dflt?: number): number {
+  const v = params[key] ?? dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${owner}: parameter '${key}' must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function steps(owner: string, params: Record<string, unknown>): number {
+  const v = num(owner, params, 'T');
+  if (!Number.isInteger(v) || v < 1) throw new ConfigError(`${owner}: 'T' must be a positive integer, got ${v}`);
+  return v;
+}
+
+/** Register float32 casts of float64 arrays as persistent buffers, in the given order. */
+function registerBuffers<K extends string>(m: Module, bufs: Readonly<Record<K, Float64Array>>, keys: readonly K[]): void {
+  for (const k of keys) m.buffer(k, new Tensor(Float32Array.from(bufs[k]), [bufs[k].length]));
+}
+
+/** Replace float64 buffers by stored F64 values (same length), refreshing their float32 casts. */
+function loadBuffers64<K extends string>(m: Module, bufs: Record<K, Float64Array>, keys: readonly K[],
+  stored: ReadonlyMap<string, Float64Array>, prefix: string): string[] {
+  const used: string[] = [];
+  for (const k of keys) {
+    const v = stored.get(prefix + k);
+    if (!v) continue;
+    if (v.length !== bufs[k].length) throw new ShapeError(`${prefix}${k}: stored length ${v.length}, expected ${bufs[k].length}`);
+    bufs[k] = Float64Array.from(v);
+    m.setBuffer(k, new Tensor(Float32Array.from(v), [v.length]));
+    used.push(prefix + k);
+  }
+  return used;
+}
+
+const TRAINER_KEYS = ['model', 'beta_1', 'beta_T', 'T'] as const;
+const TRAINER_BUFFERS = ['betas', 'sqrt_alphas_bar', 'sqrt_one_minus_alphas_bar'] as const;
+
+export interface TrainerCallOptions {
+  /** Timesteps (int64 [B]); drawn as torch.randint(T, (B,)) from `generator` when absent. */
+  t?: Tensor;
+  /** eps (like x_0); drawn as torch.randn_like(x_0) from `generator` when absent. */
+  noise?: Tensor;
+  generator?: Generator;
+}
+
+/** `GaussianDiffusionTrainer(model, beta_1, beta_T, T)`: forward(x_0) -> per-element loss [B, C, H, W]. */
+export class GaussianDiffusionTrainer extends Module {
+  readonly model: PddpmModel;
+  readonly T: number;
+  readonly buffers64: PddpmTrainerBuffers;
+
+  constructor(params: Record<string, unknown>) {
+    super();
+    const owner = 'pytorch-ddpm GaussianDiffusionTrainer';
+    checkKwargs(owner, params, TRAINER_KEYS);
+    this.model = this.child('model', asModel(owner, params['model']));
+    this.T = steps(owner, params);
+    this.buffers64 = pddpmTrainerBuffers(pddpmBetas(num(owner, params, 'beta_1'), num(owner, params, 'beta_T'), this.T));
+    registerBuffers(this, this.buffers64, TRAINER_BUFFERS);
+  }
+
+  /** Use stored float64 buffers (an official state dict's F64 values); returns the keys taken. */
+  setFloat64Buffers(stored: ReadonlyMap<string, Float64Array>, prefix = ''): string[] {
+    return loadBuffers64(this, this.buffers64 as unknown as Record<string, Float64Array>, TRAINER_BUFFERS, stored, prefix);
+  }
+
+  /** q(x_t | x_0) = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. eq. 4). */
+  qSample(x0: Tensor, t: Tensor, noise: Tensor): Tensor {
+    const n = x0.ndim;
+    return T.add(T.mul(extract64(this.buffers64.sqrt_alphas_bar, t, n), x0),
+      T.mul(extract64(this.buffers64.sqrt_one_minus_alphas_bar, t, n), noise));
+  }
+
+  /** Algorithm 1: t ~ U{0..T-1}, eps ~ N(0, I), loss = (eps_theta(x_t, t) - eps)^2, reduction 'none'. */
+  forward(x0: Tensor, opts: TrainerCallOptions = {}): Tensor {
+    const b = x0.dim(0);
+    const gen = opts.generator;
+    // 1. timesteps (torch.randint) then 2. noise (torch.randn_like), in the official order
+    const t = opts.t ?? (gen ? T.randint(0, this.T, [b], gen) : missing('t'));
+    const noise = opts.noise ?? (gen ? T.randn(x0.shape, gen) : missing('noise'));
+    if (t.size !== b) throw new ShapeError(`GaussianDiffusionTrainer: ${t.size} timesteps for a batch of ${b}`);
+    if (noise.size !== x0.size) throw new ShapeError(`GaussianDiffusionTrainer: noise ${fmtShape(noise.shape)} vs x_0 ${fmtShape(x0.shape)}`);
+    const xt = this.qSample(x0, t, noise);
+    return mseLoss(this.model.forward(xt, t), noise, 'none'); // [B, C, H, W]
+  }
+}
+
+function missing(what: string): never {
+  throw new ConfigError(`pytorch-ddpm: pass '${what}' or a generator to draw it from`);
+}
+
+export type PddpmMeanType = 'epsilon' | 'xstart' | 'xprev';
+export type PddpmVarType = 'fixedlarge' | 'fixedsmall';
+
+const SAMPLER_KEYS = ['model', 'beta_1', 'beta_T', 'T', 'img_size', 'mean_type', 'var_type'] as const;
+const SAMPLER_BUFFERS = [
+  'betas', 'sqrt_recip_alphas_bar', 'sqrt_recipm1_alphas_bar', 'posterior_var', 'posterior_log_var_clipped',
+  'posterior_mean_coef1', 'posterior_mean_coef2',
+] as const;
+
+export interface SampleOptions {
+  /** Noise draws in the official order (torch.randn_like per step with time_step > 0). */
+  noise?: NoiseFn;
+  generator?: Generator;
+  /** Run only the last `steps` steps of the chain (time_step = steps-1 .. 0), as setting sampler.T does. */
+  steps?: number;
+}
+
+/**
+ * `GaussianDiffusionSampler(model, beta_1, beta_T, T, img_size=32, mean_type, var_type)`.
+ * mean_type: the official `assert mean_type in ['xprev' 'xstart', 'epsilon']` lacks a comma, so
+ * the original accepts only 'epsilon' (its default 'eps' fails the assert). We implement the three
+ * branches the code contains ('xprev', 'xstart', 'epsilon') and reject 'eps' with that explanation.
+ */
+export class GaussianDiffusionSampler extends Module {
+  readonly model: PddpmModel;
+  T: number;
+  readonly img_size: number;
+  readonly mean_type: PddpmMeanType;
+  readonly var_type: PddpmVarType;
+  readonly buffers64: PddpmSamplerBuffers;
+
+  constructor(params: Record<string, unknown>) {
+    super();
+    const owner = 'pytorch-ddpm GaussianDiffusionSampler';
+    checkKwargs(owner, params, SAMPLER_KEYS);
+    const mt = params['mean_type'] ?? 'eps';
+    if (mt === 'eps') throw new ConfigError(`${owner}: mean_type 'eps' (the official default) fails the official assert; use 'epsilon'`);
+    if (mt !== 'epsilon' && mt !== 'xstart' && mt !== 'xprev') throw new ConfigError(`${owner}: mean_type must be 'epsilon', 'xstart' or 'xprev', got ${JSON.stringify(mt)}`);
+    const vt = params['var_type'] ?? 'fixedlarge';
+    if (vt !== 'fixedlarge' && vt !== 'fixedsmall') throw new ConfigError(`${owner}: var_type must be 'fixedlarge' or 'fixedsmall', got ${JSON.stringify(vt)}`);
+    this.mean_type = mt;
+    this.var_type = vt;
+    this.model = this.child('model', asModel(owner, params['model']));
+    this.T = steps(owner, params);
+    this.img_size = num(owner, params, 'img_size', 32);
+    this.buffers64 = pddpmSamplerBuffers(pddpmBetas(num(owner, params, 'beta_1'), num(owner, params, 'beta_T'), this.T));
+    registerBuffers(this, this.buffers64, SAMPLER_BUFFERS);
+  }
+
+  setFloat64Buffers(stored: ReadonlyMap<string, Float64Array>, prefix = ''): string[] {
+    return loadBuffers64(this, this.buffers64 as unknown as Record<string, Float64Array>, SAMPLER_BUFFERS, stored, prefix);
+  }
+
+  /** q(x_{t-1} | x_t, x_0) mean and clipped log variance (Ho et al. eq. 7). */
+  qMeanVariance(x0: Tensor, xt: Tensor, t: Tensor): { mean: Tensor; logVar: Tensor } {
+    const b = this.buffers64, n = xt.ndim;
+    const mean = T.add(T.mul(extract64(b.posterior_mean_coef1, t, n), x0), T.mul(extract64(b.posterior_mean_coef2, t, n), xt));
+    return { mean, logVar: extract64(b.posterior_log_var_clipped, t, n) };
+  }
+
+  /** x_0 = sqrt(1/abar) x_t - sqrt(1/abar - 1) eps. */
+  predictXstartFromEps(xt: Tensor, t: Tensor, eps: Tensor): Tensor {
+    const b = this.buffers64, n = xt.ndim;
+    return T.sub(T.mul(extract64(b.sqrt_recip_alphas_bar, t, n), xt), T.mul(extract64(b.sqrt_recipm1_alphas_bar, t, n), eps));
+  }
+
+  /** x_0 = (x_prev - coef2 x_t) / coef1, as (1/coef1) x_prev - (coef2/coef1) x_t in float64 coefficients. */
+  predictXstartFromXprev(xt: Tensor, t: Tensor, xprev: Tensor): Tensor {
+    const b = this.buffers64, n = xt.ndim;
+    const inv = b.posterior_mean_coef1.map((c) => 1 / c);
+    const ratio = b.posterior_mean_coef2.map((c, i) => c / b.posterior_mean_coef1[i]!);
+    return T.sub(T.mul(extract64(inv, t, n), xprev), T.mul(extract64(ratio, t, n), xt));
+  }
+
+  /** p(x_{t-1} | x_t): { mean, logVar [B, 1, 1, 1] }; the mean uses the unclipped x_0 (official). */
+  pMeanVariance(xt: Tensor, t: Tensor): { mean: Tensor; logVar: Tensor; x0: Tensor } {
+    const logVar = extract64(pddpmModelLogVar(this.buffers64, this.var_type), t, xt.ndim);
+    const out = this.model.forward(xt, t);
+    let mean: Tensor, x0: Tensor;
+    switch (this.mean_type) {
+      case 'xprev':
+        x0 = this.predictXstartFromXprev(xt, t, out);
+        mean = out;
+        break;
+      case 'xstart':
+        x0 = out;
+        mean = this.qMeanVariance(x0, xt, t).mean;
+        break;
+      case 'epsilon':
+        x0 = this.predictXstartFromEps(xt, t, out);
+        mean = this.qMeanVariance(x0, xt, t).mean;
+        break;
+    }
+    // The official computes torch.clip(x_0, -1, 1) here and discards it.
+    return { mean, logVar, x0 };
+  }
+
+  /** One step: mean + exp(0.5 log_var) * noise (no noise at time_step 0). */
+  step(xt: Tensor, timeStep: number, noise: NoiseFn): Tensor {
+    const t = T.full([xt.dim(0)], timeStep, 'int64');
+    const { mean, logVar } = this.pMeanVariance(xt, t);
+    if (timeStep === 0) return mean; // mean + exp(.) * 0
+    return T.add(mean, T.mul(T.exp(T.mul(logVar, 0.5)), noise(xt.shape)));
+  }
+
+  /** Algorithm 2: x_T -> x_0 over time_step = steps-1 .. 0, result clipped to [-1, 1]. */
+  forward(xT: Tensor, opts: SampleOptions = {}): Tensor {
+    const n = opts.steps ?? this.T;
+    if (!Number.isInteger(n) || n < 1 || n > this.T) throw new ConfigError(`GaussianDiffusionSampler: steps must be an integer in [1, ${this.T}], got ${n}`);
+    const noise = opts.noise ?? (opts.generator ? noiseFromGenerator(opts.generator) : missing('noise'));
+    let x = xT;
+    for (let ts = n - 1; ts >= 0; ts--) x = this.step(x, ts, noise);
+    return T.clamp(x, -1, 1);
+  }
+}

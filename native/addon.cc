@@ -1,8 +1,8 @@
 // Entry point of the ldm.ts native addon (build/ldm_native.node): argument readers, the
 // error path, the scratch pool, info functions (threads, oneDNN version, measured FP32 peak)
 // and the module init that exports every kernel registered by the area files.
-// It is not a kernel file: the math lives in conv.cc, matmul.cc, attention.cc, norm.cc and
-// elementwise.cc.
+// It is not a kernel file: the math lives in conv.cc, matmul.cc, attention.cc, norm.cc,
+// elementwise.cc and movement.cc.
 #include <immintrin.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
@@ -311,6 +311,7 @@ static napi_value Init(napi_env env, napi_value exports) {
     registerAttention(r);
     registerNorm(r);
     registerElementwise(r);
+    registerMovement(r);
   }
   for (const KernelDef& d : r) {
     napi_value fn;

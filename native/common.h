@@ -72,6 +72,7 @@ void registerMatmul(std::vector<KernelDef>& r);
 void registerAttention(std::vector<KernelDef>& r);
 void registerNorm(std::vector<KernelDef>& r);
 void registerElementwise(std::vector<KernelDef>& r);
+void registerMovement(std::vector<KernelDef>& r);
 
 /** A grow-only 64-byte aligned float buffer owned by the calling thread's pool. slot names a
  *  role ("conv.src", ...) so that buffers live across calls: a fresh large allocation per call

@@ -99,7 +99,7 @@ function benchW4(reps: number): Row[] {
 interface TorchRow { workload: string; times: number[]; flop?: number; peak_rss_mb?: number }
 
 function runTorch(benchDir: string): TorchRow[] {
-  const env = { ...process.env, OPENBLAS_NUM_THREADS: '1', MALLOC_MMAP_THRESHOLD_: '1000000000', MALLOC_TRIM_THRESHOLD_: '1000000000', TORCH_THREADS: '2' };
+  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: '1', MALLOC_MMAP_THRESHOLD_: '1000000000', MALLOC_TRIM_THRESHOLD_: '1000000000', TORCH_THREADS: '2' };
   delete env['OPENBLAS_CORETYPE'];
   const rows: TorchRow[] = [];
   for (const script of ['bench_torch.py', 'unet_torch.py']) {

@@ -1,5 +1,5 @@
 // formats/ (rank 1): byte-level readers and writers that produce plain {dtype, shape, data}
 // records, never Tensors: safetensors, and PyTorch .ckpt/.pth (zip + restricted unpickler).
 export * from './safetensors.ts';
-export { readTorchCheckpoint, extractStateDict } from './torch-pickle.ts';
+export { readTorchCheckpoint, extractStateDict, type TorchReadOptions } from './torch-pickle.ts';
 export { FormatError } from './errors.ts';

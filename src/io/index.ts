@@ -2,3 +2,9 @@
 export * from './tensors.ts';
 export { runParity, runFixture, listFixtures, findHandler, type ParityReport, type OutputLine } from './parity/runner.ts';
 export { FixtureContext, type FixtureHandler, type FixtureOutputs } from './parity/types.ts';
+export * from './datasets/index.ts';
+export * from './images.ts';
+export * from './config.ts';
+export * from './checkpoint.ts';
+export * from './metrics.ts';
+export * from './pretrained.ts';

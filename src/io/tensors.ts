@@ -41,7 +41,8 @@ function readBytes(path: string): Uint8Array {
 export function readTensorFile(path: string): TensorFile {
   const bytes = readBytes(path);
   if (/\.(ckpt|pth|pt|bin)$/i.test(path)) {
-    const tree = readTorchCheckpoint(bytes, path);
+    // Lightning checkpoints also pickle callback objects: read them as inert stubs (nothing runs).
+    const tree = readTorchCheckpoint(bytes, path, { unknownGlobals: 'stub' });
     const sd = extractStateDict(tree);
     const tensors = new Map<string, Tensor>();
     const float64 = new Map<string, Float64Array>();

@@ -15,8 +15,13 @@ export { UNetModel, openaiTargets, timestepEmbedding, type UNetOptions, type UNe
 import { openaiTargets } from './unet/openai.ts';
 export * from './classic.ts';
 import { classicTargets } from './classic.ts';
+export { DDPM, DiffusionWrapper, DDPM_KWARGS, ddpmTargets, type DDPMOptions, type DiffusionNet, type ConditioningKey, type CondInput, type DdpmSampleOptions } from './ddpm.ts';
+import { ddpmTargets } from './ddpm.ts';
 export const MODEL_TARGETS: TargetTable = {
+  ...ddpmTargets,
   ...classicTargets,
   ...openaiTargets,
   ...autoencoderTargets,
+  ...lossTargets,
 } satisfies TargetTable;
+import { lossTargets } from './losses/index.ts'; export * from './losses/index.ts';

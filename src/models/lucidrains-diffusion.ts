@@ -19,7 +19,7 @@ import { Module, mseLoss } from '../nn/index.ts';
 import {
   LUCIDRAINS_BUFFER_KEYS, lucidrainsBetaSchedule, lucidrainsBuffers, lucidrainsDdimTimes,
   type LucidrainsBetaScheduleKind, type LucidrainsObjective,
-} from '../diffusion/schedules.ts';
+} from '../diffusion/index.ts';
 import { noiseFromGenerator, type NoiseFn } from './pddpm.ts';
 
 const f32 = Math.fround;
@@ -86,7 +86,7 @@ export class GaussianDiffusion extends Module {
     const owner = 'lucidrains GaussianDiffusion';
     checkKwargs(owner, params, KEYS);
     const model = params['model'];
-    if (!(model instanceof Module) || typeof (model as Partial<LucidrainsModel>).channels !== 'number') {
+    if (!(model instanceof Module) || typeof (model as unknown as Partial<LucidrainsModel>).channels !== 'number') {
       throw new ConfigError(`${owner}: 'model' must be a built network with 'channels' (for example lucidrains Unet)`);
     }
     const m = model as LucidrainsModel;

@@ -19,7 +19,7 @@ import { Module, mseLoss } from '../nn/index.ts';
 import {
   pddpmBetas, pddpmModelLogVar, pddpmSamplerBuffers, pddpmTrainerBuffers,
   type PddpmSamplerBuffers, type PddpmTrainerBuffers,
-} from '../diffusion/schedules.ts';
+} from '../diffusion/index.ts';
 
 /** The network a pytorch-ddpm wrapper drives: model(x_t, t) with int64 timesteps. */
 export interface PddpmModel extends Module {
@@ -43,7 +43,7 @@ export function extract64(v: Float64Array, t: Tensor, ndim: number, what = 'extr
 }
 
 function asModel(owner: string, v: unknown): PddpmModel {
-  if (v instanceof Module && typeof (v as Partial<PddpmModel>).forward === 'function') return v as PddpmModel;
+  if (v instanceof Module && typeof (v as unknown as Partial<PddpmModel>).forward === 'function') return v as PddpmModel;
   throw new ConfigError(`${owner}: 'model' must be a built network module (for example pytorch-ddpm UNet), got ${v === undefined ? 'nothing' : typeof v}`);
 }
 

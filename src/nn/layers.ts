@@ -209,7 +209,7 @@ export class ModuleList<M extends Module = Module> extends Module {
     super();
     for (const m of items) this.push(m);
   }
-  push(m: M): M {
+  push<N extends M>(m: N): N {
     this.child(String(this.items.length), m);
     this.items.push(m);
     return m;

@@ -3,7 +3,7 @@
 // Choose with LDM_BACKEND=reference|native or setBackend(); default: native when it is built.
 
 import { reference, loadNative, nativeInfo, type Kernels } from '../backend/index.ts';
-import { requestedBackend } from '../util/index.ts';
+import { envString, requestedBackend } from '../util/index.ts';
 
 let active: Kernels | null = null;
 let activeName: 'reference' | 'native' = 'reference';
@@ -21,7 +21,9 @@ function compose(name: 'reference' | 'native'): Kernels {
     return reference;
   }
   const merged: Record<string, unknown> = { ...reference };
-  for (const [k, v] of Object.entries(nat)) if (v !== undefined) merged[k] = v;
+  // LDM_NATIVE_DISABLE=conv2d,attention keeps those kernels on the reference (a debugging aid).
+  const disabled = new Set((envString('LDM_NATIVE_DISABLE') ?? '').split(',').filter(Boolean));
+  for (const [k, v] of Object.entries(nat)) if (v !== undefined && !disabled.has(k)) merged[k] = v;
   merged['name'] = 'native';
   return merged as unknown as Kernels;
 }

@@ -1,56 +1,57 @@
 // Seeded random number generator that reproduces PyTorch 1.13's CPU generator bit for bit:
 // after `torch.manual_seed(s)` the calls below return the same float32 / int64 numbers as ours
 // after `new Generator(s)` (or `gen.manualSeed(s)`), and a sequence of calls on one generator
-// advances its state exactly as torch does. It is not a cryptographic generator, not torch's
-// CUDA (Philox) generator, and not NumPy's.
+// advances its state exactly as torch's does. It is not a tensor library (it fills flat typed
+// arrays; shapes are the caller's business), not cryptographic, and not torch's CUDA (Philox)
+// generator or NumPy's.
 //
-// Reproduced (x86-64 torch 1.13 CPU build, dispatch "CPU capability usage: AVX2", which is what
-// the official wheels and Debian's python3-torch pick on AVX2/AVX-512 machines):
-//   torch.manual_seed(s)                  -> manualSeed(s)       (mt19937 init from the low 32 bits)
-//   torch.randn(*shape) / randn_like(x)   -> randn(numel)        (float32, x contiguous)
+//   torch.manual_seed(s)                  -> manualSeed(s)   (uint64; only the low 32 bits matter)
+//   torch.randn(*shape), randn_like(x)    -> randn(numel)    (float32; x contiguous)
 //   torch.normal(mean, std, size)         -> normal(numel, mean, std)   (also Tensor.normal_)
-//   torch.rand(*shape) / rand_like(x)     -> rand(numel)         (float32)
+//   torch.rand(*shape), rand_like(x)      -> rand(numel)     (float32)
 //   Tensor.uniform_(lo, hi)               -> uniform(numel, lo, hi)     (float32)
-//   torch.randint(low, high, shape)       -> randint(low, high, numel)  (int64 values)
-//   torch.randperm(n)                     -> randperm(n)         (int64 values)
+//   torch.randint(low, high, shape)       -> randint(low, high, numel)  (int64, as exact doubles)
+//   torch.randperm(n)                     -> randperm(n)     (int64, as exact doubles)
+//   torch.get_rng_state/set_rng_state     -> getState()/setState()      (our own JSON layout)
 //
-// Algorithms (ATen/core/MT19937RNGEngine.h, CPUGeneratorImpl.cpp, core/DistributionsHelper.h,
-// core/TransformationHelper.h, native/cpu/DistributionTemplates.h, native/cpu/avx_mathfun.h,
-// native/TensorFactories.cpp):
-// - Engine: standard 32-bit mt19937; seed state[0] = seed & 0xffffffff, state[j] =
-//   1812433253 * (state[j-1] ^ (state[j-1] >>> 30)) + j (mod 2^32); `left`/`next` counters as torch
-//   (left = 1 after seeding, so the first draw regenerates the block). random() = one tempered
-//   draw; random64() = (first << 32) | second.
-// - uniform float32: (random() & 0xffffff) * 2^-24, then x * (hi - lo) + lo in float32.
-//   uniform float64 (used only inside the scalar normal path): (random64() & (2^53-1)) * 2^-53.
-// - randn / normal, numel >= 16 (contiguous float32 -> normal_fill_AVX2): draw numel float32
-//   uniforms u; for each whole block of 16, Box-Muller on 8 lanes: u1 = 1 - u[j], u2 = u[j+8],
-//   radius = sqrt(-2 * log256_ps(u1)), theta = fround(2*pi) * u2, (sin, cos) = sincos256_ps(theta),
+// Algorithms (ATen/core/MT19937RNGEngine.h, CPUGeneratorImpl, core/DistributionsHelper.h,
+// core/TransformationHelper.h, native/cpu/DistributionTemplates.h, native/cpu/avx_mathfun.h):
+// - Engine: 32-bit mt19937. Seeding: state[0] = seed & 0xffffffff, state[j] =
+//   1812433253 * (state[j-1] ^ (state[j-1] >>> 30)) + j (mod 2^32), left = 1, next = 0, so the
+//   first draw twists. random() = one tempered draw; random64() = (first << 32) | second.
+// - rand / uniform (float32): x = (random() & 0xffffff) * 2^-24; value = fma(x, hi - lo, lo) in
+//   float32 (torch's binary contracts x * (to - from) + from into one FMA).
+// - randn / normal with numel >= 16 (contiguous float32 -> normal_fill_AVX2): draw numel uniforms u
+//   as above; each whole block of 16 becomes 16 normals by Box-Muller on 8 lanes: u1 = 1 - u[j],
+//   u2 = u[j+8], radius = sqrt(-2 * log256_ps(u1)), (sin, cos) = sincos256_ps(fround(2pi) * u2),
 //   out[j] = fma(radius*cos, std, mean), out[j+8] = fma(radius*sin, std, mean). If numel % 16 != 0,
-//   16 *further* uniforms are drawn and the last 16 outputs are recomputed from them (so the
-//   uniforms drawn for the partial block are consumed but unused). log256_ps and sincos256_ps are
-//   the Cephes-polynomial AVX routines of avx_mathfun.h; we replay them in float32 (Math.fround)
-//   including the exact places where GCC contracted mul+add into FMA in the shipped binary
-//   (checked by disassembling libtorch_cpu.so 1.13.1); fma32() below is an exactly rounded float32
-//   FMA. The cached normal is neither read nor written by this path.
-// - randn / normal, numel < 16 (cpu_serial_kernel with at::normal_distribution<double>): per
-//   value, if the generator holds a cached normal use it (and clear it); else draw u1, u2 as float64
-//   uniforms, r = sqrt(-2 log(1 - u2)), theta = 2 pi u1, cache r sin(theta), return r cos(theta).
-//   Value = float32(ret * std + mean). The cache survives across calls until manualSeed.
-// - randint(low, high): range = high - low; value = low + (random() % range), or random64() % range
-//   when range >= 2^32.
-// - randperm(n): out = [0..n); for i in 0..n-2: z = random() % (n - i); swap(out[i], out[i+z]).
+//   16 *more* uniforms are drawn and the last 16 outputs are recomputed from them (the uniforms of
+//   the partial block are consumed but unused). log256_ps/sincos256_ps are avx_mathfun.h's Cephes
+//   polynomials; we replay them in float32 (Math.fround) with an FMA exactly where the shipped
+//   binary has one (read from the disassembly of Debian's libtorch_cpu.so 1.13.1, GCC 12). This
+//   path neither reads nor writes the cached normal.
+// - randn / normal with numel < 16 (cpu_serial_kernel + at::normal_distribution<double>): per
+//   value, take the generator's cached normal if there is one (and clear it); otherwise u1, u2 =
+//   (random64() & (2^53 - 1)) * 2^-53, r = sqrt(-2 log(1 - u2)), theta = 2 pi u1, cache
+//   r sin(theta), use r cos(theta). Value = float32(v * std + mean). The cache lives across calls
+//   (randn(3) leaves one for the next small call) until manualSeed.
+// - randint: range = high - low; value = low + random() % range, or low + random64() % range when
+//   range >= 2^32.
+// - randperm(n): p = [0, 1, .., n-1]; for i in 0..n-2: z = random() % (n - i); swap p[i], p[i + z].
 //
-// Exactness: mt19937 stream, rand, uniform, randint, randperm and randn/normal for numel >= 16 are
-// bit-exact (integer and float32 arithmetic replayed operation by operation). The scalar path
-// (numel < 16) computes in float64 with V8's Math.log/sin/cos instead of glibc's; both are within
-// 1 ulp in float64, so the float32 result can differ only when a float64 value falls within 1 ulp
-// of a float32 rounding boundary (about 1e-9 per value; never seen in tests).
-// Limits: float32 only (torch.randn(..., dtype=torch.float64) and the half/bfloat16 paths are not
-// reproduced); torch's non-AVX2 builds (ATEN_CPU_CAPABILITY=default, ARM, or avx512 dispatch) use
-// std::log/sin/cos for numel >= 16 and give slightly different normals; randn_like of a
-// non-contiguous tensor (e.g. channels_last) takes torch's scalar path, which we do not select;
-// randperm assumes n < 2^32 and randint needs integer low < high with |values| < 2^53.
+// Exactness (checked against torch 1.13.1, see test/util/rng.test.ts and
+// scripts/make-rng-fixture.py; also 10M-value side-by-side runs): the mt19937 stream, rand,
+// uniform, randint, randperm and randn/normal with numel >= 16 are bit-exact. The numel < 16 path
+// computes in float64 with V8's Math.log/sin/cos where torch calls glibc's; they differ by 1 ulp in
+// ~6% of float64 values, which changes the float32 result only if the value sits within 1 float64
+// ulp of a float32 rounding boundary (~1e-10 per value; 0 of 1.85M in our runs).
+// Limits: float32 only (float64/half/bfloat16 tensors take other paths and are not reproduced).
+// The numel >= 16 numbers are those of x86-64 builds dispatching "AVX2" (1.13 picks it on AVX2 and
+// AVX-512 CPUs, and ATEN_CPU_CAPABILITY=avx512 gives the same numbers); builds without it (ARM,
+// ATEN_CPU_CAPABILITY=default) use std::log/cos/sin there and differ from us in ~40% of values by
+// up to ~2.3e-6. Other compilers could in principle place FMAs differently. randn_like of a
+// non-contiguous tensor (e.g. channels_last) takes torch's scalar path, which randn(n) does not
+// choose for n >= 16. randperm needs n < 2^32; randint needs integers low < high within 2^53.
 
 import { LdmError } from './errors.ts';
 
@@ -81,14 +82,13 @@ const fround = Math.fround;
 const TWO_POW_M24 = 5.960464477539063e-8; // 2^-24
 const TWO_POW_M53 = 1.1102230246251565e-16; // 2^-53
 const TWO_POW_32 = 4294967296;
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
 
 /**
- * Exactly rounded float32 fused multiply-add round32(a * b + c) for float32 a, b, c: the slow
- * path. a*b is exact in float64, so round32(round64(a*b + c)) is already correct unless the
- * float64 sum lies exactly on a float32 midpoint while the exact sum does not (double rounding);
- * then the TwoSum residual tells which way to go. The hot loops inline the cheap test
- * `s = a*b + c; r = fround(s); r !== s && (t = 2*s - r) is a float32` (true at every float32
- * midpoint) and call this only when it fires.
+ * Slow path of fma32. a*b is exact in float64, so round32(round64(a*b + c)) is already the
+ * correctly rounded result unless the float64 sum lies exactly on a float32 midpoint while the
+ * exact sum does not (double rounding); the TwoSum residual then says which way to round.
  */
 function fma32Slow(a: number, b: number, c: number): number {
   const p = a * b;
@@ -111,8 +111,13 @@ function fma32Slow(a: number, b: number, c: number): number {
   return e > 0 === h > f ? h : f;
 }
 
-/** fma32 for code off the hot path (same result as the inlined pattern). */
-function fma32(a: number, b: number, c: number): number {
+/**
+ * Exactly rounded float32 fused multiply-add: the float32 nearest to a * b + c for float32
+ * a, b, c (what vfmadd*ss/ps computes). Used where torch's binary has a contracted FMA whose
+ * operands depend on the caller (uniform range, normal mean/std).
+ */
+export function fma32(a: number, b: number, c: number): number {
+  // r is wrong only if s sits on a float32 midpoint, and then t = 2s - r is a float32.
   const s = a * b + c;
   const r = fround(s);
   if (r !== s) {
@@ -121,9 +126,6 @@ function fma32(a: number, b: number, c: number): number {
   }
   return r;
 }
-
-const F32 = new Float32Array(1);
-const U32 = new Uint32Array(F32.buffer);
 
 // Constants of avx_mathfun.h (as float32, the way the _PS256_CONST tables hold them).
 const SQRTHF = fround(0.707106781186547524);
@@ -149,17 +151,20 @@ const COS_P1 = fround(-1.388731625493765e-3);
 const COS_P2 = fround(4.166664568298827e-2);
 const FOPI = fround(1.27323954473516);
 const TWO_PI_F = fround(2 * Math.PI);
-/** Per-lane radius scratch of boxMuller16. */
-const RADIUS = new Float64Array(8);
 /** POW2_NEG[b] = 2^-b. */
 const POW2_NEG = Float64Array.from({ length: 26 }, (_, b) => 2 ** -b);
 
 /**
  * normal_fill_16_AVX2 on one block: the 16 uniforms are k[o..o+16) as 24-bit integers
  * (u = k * 2^-24); writes out[w..w+16). Lane j (0..7) is Box-Muller on u1 = 1 - u[j],
- * u2 = u[j+8]: log256_ps(u1), sincos256_ps(2pi * u2), replayed in float32 with FMAs exactly
- * where the shipped binary has vfmadd/vfmsub. Written out longhand (the fma pattern inlined)
- * because this loop is the hot path of randn.
+ * u2 = u[j+8]: log256_ps(u1) and sincos256_ps(2pi * u2) replayed in float32, with an FMA exactly
+ * where the shipped binary has vfmadd/vfmsub/vfnmadd.
+ *
+ * Inside log256_ps and sincos256_ps each FMA is written fround(a * b + c): every input of those
+ * two stages is a function of one 24-bit integer (m or k), and running all 2^24 inputs of each
+ * through both this formula and the exact fma32() gives identical results at every FMA site
+ * (the float64 sum never lands on a float32 midpoint), so the cheap form is exact here. The final
+ * fma(n, std, mean) depends on the caller's mean/std and uses the checked form.
  */
 function boxMuller16(
   k: Int32Array,
@@ -169,13 +174,12 @@ function boxMuller16(
   mean: number,
   std: number,
 ): void {
-  let s: number;
-  let t: number;
+  const plain = mean === 0 && std === 1;
   for (let j = 0; j < 8; j++) {
-    // ---- log256_ps(u1), u1 = m * 2^-24, m in [1, 2^24] ----
+    // ---- log256_ps(u1), u1 = 1 - u = m * 2^-24, m in [1, 2^24] ----
     const m = 16777216 - ((k[o + j] as number) & 0xffffff);
     const bits = 32 - Math.clz32(m);
-    let e = bits - 24; // u1 = x * 2^e, x in [0.5, 1)
+    let e = bits - 24; // u1 = x * 2^e with x in [0.5, 1): the mantissa/exponent split
     let x = m * (POW2_NEG[bits] as number);
     if (x < SQRTHF) {
       e -= 1;
@@ -183,83 +187,38 @@ function boxMuller16(
     } else {
       x = x - 1; // exact
     }
-    let y = LOG_P0;
-    let r: number;
-    // y = fma(y, x, P_i) for P1..P8
-    s = y * x + LOG_P1; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P1);
-    y = r;
-    s = y * x + LOG_P2; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P2);
-    y = r;
-    s = y * x + LOG_P3; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P3);
-    y = r;
-    s = y * x + LOG_P4; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P4);
-    y = r;
-    s = y * x + LOG_P5; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P5);
-    y = r;
-    s = y * x + LOG_P6; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P6);
-    y = r;
-    s = y * x + LOG_P7; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P7);
-    y = r;
-    s = y * x + LOG_P8; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, x, LOG_P8);
-    y = r;
-    const z = fround(x * x);
+    let y = fround(LOG_P0 * x + LOG_P1); // fma
+    y = fround(y * x + LOG_P2); // fma
+    y = fround(y * x + LOG_P3); // fma
+    y = fround(y * x + LOG_P4); // fma
+    y = fround(y * x + LOG_P5); // fma
+    y = fround(y * x + LOG_P6); // fma
+    y = fround(y * x + LOG_P7); // fma
+    y = fround(y * x + LOG_P8); // fma
+    let z = fround(x * x);
     y = fround(y * x);
-    const eq1 = fround(e * LOG_Q1);
-    s = y * z + eq1; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(y, z, eq1);
-    y = fround(r - z * 0.5); // z * 0.5 is exact, so the fnmadd equals this
+    y = fround(y * z + fround(e * LOG_Q1)); // fma(y, z, e*q1)
+    y = fround(y - z * 0.5); // fnmadd; z * 0.5 is exact
     x = fround(x + y);
-    // e * Q2 is exact (small integer times 355/512)
-    s = e * LOG_Q2 + x; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(e, LOG_Q2, x);
-    RADIUS[j] = fround(Math.sqrt(fround(r * -2)));
-  }
-  for (let j = 0; j < 8; j++) {
-    const radius = RADIUS[j] as number;
-    let r: number;
-    let x: number;
-    let z: number;
-    // ---- sincos256_ps(theta), theta = 2pi * u2 in [0, 2pi) ----
+    const lg = fround(e * LOG_Q2 + x); // fma; e * q2 is exact
+    const radius = fround(Math.sqrt(fround(lg * -2)));
+
+    // ---- sincos256_ps(theta), theta = 2pi * u2 in [0, 2pi) (sign bit 0) ----
     const x0 = fround(TWO_PI_F * (((k[o + j + 8] as number) & 0xffffff) * TWO_POW_M24));
-    const q = (Math.trunc(fround(x0 * FOPI)) + 1) & ~1;
-    s = q * DP1 + x0; x = fround(s);
-    if (x !== s && fround((t = 2 * s - x)) === t) x = fma32Slow(q, DP1, x0);
-    const x1 = x;
-    s = q * DP2 + x1; x = fround(s);
-    if (x !== s && fround((t = 2 * s - x)) === t) x = fma32Slow(q, DP2, x1);
-    const x2 = x;
-    s = q * DP3 + x2; x = fround(s);
-    if (x !== s && fround((t = 2 * s - x)) === t) x = fma32Slow(q, DP3, x2);
+    const q = (Math.trunc(fround(x0 * FOPI)) + 1) & ~1; // octant, j = (j + 1) & ~1
+    x = fround(q * DP1 + x0); // fma
+    x = fround(q * DP2 + x); // fma
+    x = fround(q * DP3 + x); // fma
     z = fround(x * x);
-    // cosine polynomial
-    s = z * COS_P0 + COS_P1; let yc = fround(s);
-    if (yc !== s && fround((t = 2 * s - yc)) === t) yc = fma32Slow(z, COS_P0, COS_P1);
-    let p = yc;
-    s = z * p + COS_P2; yc = fround(s);
-    if (yc !== s && fround((t = 2 * s - yc)) === t) yc = fma32Slow(z, p, COS_P2);
-    p = fround(z * yc);
-    const hz = fround(z * 0.5);
-    s = p * z - hz; yc = fround(s);
-    if (yc !== s && fround((t = 2 * s - yc)) === t) yc = fma32Slow(p, z, -hz);
+    let yc = fround(z * COS_P0 + COS_P1); // fma
+    yc = fround(z * yc + COS_P2); // fma
+    yc = fround(z * yc);
+    yc = fround(yc * z - fround(z * 0.5)); // fmsub
     yc = fround(yc + 1);
-    // sine polynomial
-    s = SIN_P0 * z + SIN_P1; let ys = fround(s);
-    if (ys !== s && fround((t = 2 * s - ys)) === t) ys = fma32Slow(SIN_P0, z, SIN_P1);
-    p = ys;
-    s = z * p + SIN_P2; ys = fround(s);
-    if (ys !== s && fround((t = 2 * s - ys)) === t) ys = fma32Slow(z, p, SIN_P2);
-    p = fround(z * ys);
-    s = p * x + x; ys = fround(s);
-    if (ys !== s && fround((t = 2 * s - ys)) === t) ys = fma32Slow(p, x, x);
-    // pick polynomials and signs by octant
+    let ys = fround(SIN_P0 * z + SIN_P1); // fma
+    ys = fround(z * ys + SIN_P2); // fma
+    ys = fround(z * ys);
+    ys = fround(ys * x + x); // fma
     let sn: number;
     let cs: number;
     if ((q & 2) === 0) {
@@ -274,13 +233,14 @@ function boxMuller16(
 
     // ---- out = fma(radius * {cos, sin}, std, mean) ----
     const n1 = fround(radius * cs);
-    s = n1 * std + mean; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(n1, std, mean);
-    out[w + j] = r;
     const n2 = fround(radius * sn);
-    s = n2 * std + mean; r = fround(s);
-    if (r !== s && fround((t = 2 * s - r)) === t) r = fma32Slow(n2, std, mean);
-    out[w + j + 8] = r;
+    if (plain) {
+      out[w + j] = n1 + 0; // fma(n, 1, +0) = n, with -0 -> +0
+      out[w + j + 8] = n2 + 0;
+    } else {
+      out[w + j] = fma32(n1, std, mean);
+      out[w + j + 8] = fma32(n2, std, mean);
+    }
   }
 }
 
@@ -431,6 +391,7 @@ export class Generator {
 
   /** torch.randn(n) (float32, contiguous). */
   randn(n: number): Float32Array {
+    checkCount(n, 'randn');
     return this.normal(n, 0, 1);
   }
 
@@ -499,10 +460,18 @@ export class Generator {
   /** torch.randint(low, high, (n,)) (int64): integers in [low, high), as exact doubles. */
   randint(low: number, high: number, n: number): Float64Array {
     checkCount(n, 'randint');
-    if (!Number.isSafeInteger(low) || !Number.isSafeInteger(high) || !(low < high)) {
-      throw new LdmError(`rng: randint expects integers low < high, got low=${low}, high=${high}`);
-    }
     const range = high - low;
+    if (
+      !Number.isSafeInteger(low) ||
+      !Number.isSafeInteger(high) ||
+      !(low < high) ||
+      !Number.isSafeInteger(range)
+    ) {
+      throw new LdmError(
+        'rng: randint expects integers low < high with high - low < 2^53, ' +
+          `got low=${low}, high=${high}`,
+      );
+    }
     const out = new Float64Array(n);
     if (range < TWO_POW_32) {
       for (let i = 0; i < n; i++) out[i] = low + (this.nextUint32() % range);

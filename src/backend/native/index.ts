@@ -3,8 +3,9 @@
 //
 // It is partial: conv2d (+ both backward passes), matmul, attention, groupNorm, layerNorm,
 // softmax (+ gradients), unary / unaryGrad (every UnaryOp), binary (every BinaryOp, any
-// strides), affine, adamw and reduceSum. Dispatch falls back to the reference backend for the
-// rest. Each kernel computes what the reference computes (within float32 rounding); the addon
+// strides), affine, adamw, reduceSum, stridedCopy / stridedAccumulate, upsampleNearest,
+// avgPool2d (+ gradients), clamp and powScalar. Dispatch falls back to the reference backend
+// for the rest (where, reduceMax, maxPool2d). Each kernel computes what the reference computes (within float32 rounding); the addon
 // checks buffer lengths and throws an Error naming the kernel and the expected length.
 // This file does not choose a backend: tensor/dispatch.ts does.
 
@@ -17,6 +18,7 @@ type F32 = Float32Array;
 interface Addon {
   info(): { threads: number; onednnVersion: string; isa: string };
   peakGflops(): number;
+  attentionIsa(level: 'auto' | 'avx2'): string;
   conv2d(x: F32, w: F32, bias: F32 | null, out: F32, ...geom: number[]): void;
   conv2dBackwardInput(gy: F32, w: F32, gx: F32, ...geom: number[]): void;
   conv2dBackwardWeight(gy: F32, x: F32, gw: F32, gb: F32 | null, ...geom: number[]): void;
@@ -42,6 +44,14 @@ interface Addon {
   adamw(p: F32, g: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number,
     weightDecay: number, step: number): void;
   reduceSum(x: F32, outer: number, axis: number, inner: number, out: F32): void;
+  stridedCopy(src: F32, offset: number, strides: readonly number[], shape: readonly number[], out: F32): void;
+  stridedAccumulate(src: F32, dst: F32, offset: number, strides: readonly number[], shape: readonly number[]): void;
+  upsampleNearest(x: F32, nc: number, h: number, w: number, sh: number, sw: number, out: F32): void;
+  upsampleNearestGrad(gy: F32, nc: number, h: number, w: number, sh: number, sw: number, gx: F32): void;
+  avgPool2d(x: F32, n: number, c: number, h: number, w: number, k: number, s: number, out: F32): void;
+  avgPool2dGrad(gy: F32, n: number, c: number, h: number, w: number, k: number, s: number, gx: F32): void;
+  clamp(x: F32, lo: number, hi: number, out: F32): void;
+  powScalar(x: F32, p: number, out: F32): void;
 }
 
 /** What the native backend reports about itself (for `ldm bench` and diagnostics). */
@@ -121,7 +131,23 @@ export function loadNative(): PartialKernels | null {
     affine: (x, scale, shift, out) => a.affine(x, scale, shift, out),
     adamw: (p, g, m, v, lr, b1, b2, eps, wd, step) => a.adamw(p, g, m, v, lr, b1, b2, eps, wd, step),
     reduceSum: (x, outer, axis, inner, out) => a.reduceSum(x, outer, axis, inner, out),
+    stridedCopy: (src, offset, strides, shape, out) => a.stridedCopy(src, offset, strides, shape, out),
+    stridedAccumulate: (src, dst, offset, strides, shape) => a.stridedAccumulate(src, dst, offset, strides, shape),
+    upsampleNearest: (x, nc, h, w, sh, sw, out) => a.upsampleNearest(x, nc, h, w, sh, sw, out),
+    upsampleNearestGrad: (gy, nc, h, w, sh, sw, gx) => a.upsampleNearestGrad(gy, nc, h, w, sh, sw, gx),
+    avgPool2d: (x, n, c, h, w, k, s, out) => a.avgPool2d(x, n, c, h, w, k, s, out),
+    avgPool2dGrad: (gy, n, c, h, w, k, s, gx) => a.avgPool2dGrad(gy, n, c, h, w, k, s, gx),
+    clamp: (x, lo, hi, out) => a.clamp(x, lo, hi, out),
+    powScalar: (x, p, out) => a.powScalar(x, p, out),
   };
+}
+
+/** Restricts the ISA-specialised kernels (attention) to the AVX2 baseline ('avx2') or lets
+ *  them use the widest ISA of the CPU ('auto', the default); returns the ISA now in use, or
+ *  null when the addon is not loaded. For tests and benchmarks. */
+export function setNativeIsa(level: 'auto' | 'avx2'): string | null {
+  const { addon } = load();
+  return addon ? addon.attentionIsa(level) : null;
 }
 
 /** Facts about the native backend; `available: false` with a reason when it is not loaded. */

@@ -2,8 +2,9 @@
 // Probabilistic Models", Algorithm 2): a multistep second-order solver of the diffusion ODE in
 // its data-prediction form, stepping in log-SNR time lambda_t = log(alpha_t / sigma_t), with
 // alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t) of the discrete (VP) schedule.
-// Timesteps are integers on the model's grid, uniform in t from T-1 down to 0 ("time_uniform"),
-// or uniform in lambda ("logSNR"). Classifier-free guidance through guidance.ts; eps, x0 and v
+// Timesteps are integers on the model's grid from T-1 down to 0, uniform in lambda ("logSNR",
+// the default: time-uniform steps leave one huge lambda jump at the end of the discrete grid) or
+// uniform in t ("time_uniform", the choice of the Stable Diffusion integration). Classifier-free guidance through guidance.ts; eps, x0 and v
 // models are turned into data predictions x_theta. A function of a Denoiser callback.
 // What it is not: no singlestep / 3rd-order variants, no SDE variant.
 
@@ -27,7 +28,7 @@ export interface DpmSolverOptions {
   parameterization?: 'eps' | 'x0' | 'v';
   /** 1 (= DDIM in data prediction) or 2 (default) */
   order?: 1 | 2;
-  /** time grid: 'time_uniform' (default) or 'logSNR' */
+  /** time grid: 'logSNR' (default; uniform in lambda, far more accurate on the discrete grid near t = 0) or 'time_uniform' */
   skipType?: 'time_uniform' | 'logSNR';
   /** take the last step first-order when steps < 15 (default true, as the DPM-Solver code) */
   lowerOrderFinal?: boolean;
@@ -40,7 +41,7 @@ export interface DpmSolverOptions {
 }
 
 /** Integer timesteps t_0 > t_1 > ... > t_M on [0, T-1]. */
-export function dpmSolverTimesteps(alphasCumprod: ArrayLike<number>, steps: number, skipType: 'time_uniform' | 'logSNR' = 'time_uniform'): number[] {
+export function dpmSolverTimesteps(alphasCumprod: ArrayLike<number>, steps: number, skipType: 'time_uniform' | 'logSNR' = 'logSNR'): number[] {
   const T = alphasCumprod.length;
   if (!Number.isInteger(steps) || steps < 1 || steps > T - 1) {
     throw new ConfigError(`dpm-solver: steps must be an integer in [1, ${T - 1}], got ${steps}`);
@@ -53,13 +54,16 @@ export function dpmSolverTimesteps(alphasCumprod: ArrayLike<number>, steps: numb
   if (skipType === 'time_uniform') {
     for (let i = 0; i <= steps; i++) ts.push(Math.round((T - 1) * (1 - i / steps)));
   } else {
-    // uniform in lambda between lambda(T-1) and lambda(0); nearest grid index with lambda below
+    // uniform in lambda between lambda(T-1) and lambda(0): the grid index nearest each target,
+    // kept strictly decreasing (lambda is monotone in t), ending at 0
     const l0 = lam(T - 1), l1 = lam(0);
     let j = T - 1;
     for (let i = 0; i <= steps; i++) {
       const target = l0 + ((l1 - l0) * i) / steps;
-      while (j > 0 && lam(j) < target) j--;
-      ts.push(j);
+      while (j > 0 && lam(j - 1) <= target) j--;
+      if (j > 0 && Math.abs(lam(j - 1) - target) < Math.abs(lam(j) - target)) j--;
+      const prev = ts.length ? ts[ts.length - 1]! : T;
+      ts.push(Math.max(steps - i, Math.min(j, prev - 1)));
     }
   }
   for (let i = 1; i < ts.length; i++) {
@@ -87,7 +91,7 @@ export function dpmSolverSample(denoiser: Denoiser, model: { alphas_cumprod: Arr
     const param = opts.parameterization ?? 'eps';
     const every = opts.logEveryT ?? 1;
     const guided = cfgDenoiser(denoiser, { uncond: opts.uncond, scale: opts.guidanceScale ?? 1 });
-    const ts = dpmSolverTimesteps(ac, opts.steps, opts.skipType ?? 'time_uniform');
+    const ts = dpmSolverTimesteps(ac, opts.steps, opts.skipType ?? 'logSNR');
     const M = opts.steps;
     const alpha = (t: number): number => Math.sqrt(ac[t]!);
     const sigma = (t: number): number => Math.sqrt(1 - ac[t]!);

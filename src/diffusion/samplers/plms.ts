@@ -25,7 +25,8 @@ import {
  *     n = 2: (23 e_t - 16 e_{-1} + 5 e_{-2}) / 12                 (3rd order)
  *     n >= 3: (55 e_t - 59 e_{-1} + 37 e_{-2} - 9 e_{-3}) / 24     (4th order)
  *  3. x_prev, pred_x0 = DDIM(x, e') at index; old_eps.append(e_t), keeping at most 3.
- * Every DDIM update draws its noise (sigma is 0), so a Generator advances as torch's would.
+ * Every DDIM update draws its noise (sigma is 0), so a Generator advances as torch's would;
+ * a given `noises` list is consumed in draw order (two draws in the first step).
  */
 export function plmsSample(denoiser: Denoiser, model: DdimModelSchedule, opts: DdimSampleOptions): SamplerResult {
   return noGrad(() => {

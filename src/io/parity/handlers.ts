@@ -5,7 +5,14 @@ import type { FixtureHandler } from './types.ts';
 
 import { autoencoderHandler } from './autoencoder.ts';
 import { unetHandler } from './unet.ts';
+import { pddpmHandler } from './pddpm.ts';
+import { lucidrainsHandler } from './lucidrains.ts';
+import { ddpmHandler } from './ddpm.ts';
 export const HANDLERS: readonly FixtureHandler[] = [
+  ddpmHandler,
+  pddpmHandler, lucidrainsHandler,
   unetHandler,
   autoencoderHandler,
+  lossesHandler,
 ] satisfies readonly FixtureHandler[];
+import { lossesHandler } from './losses.ts';

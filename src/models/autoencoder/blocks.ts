@@ -1,13 +1,18 @@
 // Building blocks of ldm/modules/diffusionmodules/model.py (the first-stage autoencoder and the
-// DDPM-style `Model`): Normalize, nonlinearity, ResnetBlock, AttnBlock, LinAttnBlock, make_attn,
-// Downsample, Upsample and that module's get_timestep_embedding. Child names are the official
-// state_dict keys. Not here: Encoder / Decoder / Model (encoder.ts), AutoencoderKL (kl.ts), and
+// DDPM-style `Model`): Normalize, nonlinearity, ResnetBlock, AttnBlock, make_attn (its LinAttnBlock
+// comes from models/attention.ts), Downsample, Upsample and that module's get_timestep_embedding.
+// Child names are the official state_dict keys. Not here: Encoder / Decoder / Model (encoder.ts), AutoencoderKL (kl.ts), and
 // the UNet blocks of openaimodel.py (whose GroupNorm eps, embedding order and names differ).
 
 import { ConfigError, ShapeError, fmtShape } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Dropout, GroupNorm, Identity, Linear, Module } from '../../nn/index.ts';
+import { LinAttnBlock } from '../attention.ts';
+
+/** `LinAttnBlock` (LinearAttention with heads=1, dim_head=in_channels, no residual) lives with
+ *  LinearAttention in models/attention.ts; re-exported for make_attn users. */
+export { LinAttnBlock };
 
 /** Anything that maps one feature map to one feature map (AttnBlock, LinAttnBlock, Identity). */
 export interface FeatureLayer extends Module {
@@ -132,37 +137,6 @@ export class AttnBlock extends Module implements FeatureLayer {
     const att = T.scaledDotProductAttention(q, k, v, null, c ** -0.5); // [B, HW, C]
     const o = T.reshape(T.transpose(att, 1, 2), [b, c, h, w]);
     return T.add(x, this.proj_out.forward(o));
-  }
-}
-
-/** `LinearAttention` of ldm/modules/attention.py as `LinAttnBlock` uses it (heads=1,
- *  dim_head=in_channels): to_qkv (1x1, no bias), softmax of k over positions, context = k v^T,
- *  out = context^T q, to_out (1x1). Like the official LinAttnBlock it adds NO residual.
- *  (Written here because src/models/attention.ts had no LinearAttention when this was written.) */
-export class LinAttnBlock extends Module implements FeatureLayer {
-  readonly heads = 1;
-  readonly dimHead: number;
-  readonly to_qkv: Conv2d;
-  readonly to_out: Conv2d;
-
-  constructor(readonly inChannels: number) {
-    super();
-    this.dimHead = inChannels;
-    const hidden = this.dimHead * this.heads;
-    this.to_qkv = this.child('to_qkv', new Conv2d(inChannels, hidden * 3, 1, { bias: false }));
-    this.to_out = this.child('to_out', new Conv2d(hidden, inChannels, 1));
-  }
-
-  forward(x: Tensor): Tensor {
-    const [b, , h, w] = x.shape as [number, number, number, number];
-    const hd = this.heads, d = this.dimHead, n = h * w;
-    // 'b (qkv heads c) h w -> qkv b heads c (h w)'
-    const qkv = T.reshape(this.to_qkv.forward(x), [b, 3, hd, d, n]);
-    const q = T.select(qkv, 1, 0), v = T.select(qkv, 1, 2); // [B, heads, d, n]
-    const k = T.softmax(T.select(qkv, 1, 1), -1);
-    const context = T.matmul(k, T.transpose(v, 2, 3)); // 'bhdn,bhen->bhde'  [B, heads, d, e]
-    const out = T.matmul(T.transpose(context, 2, 3), q); // 'bhde,bhdn->bhen' [B, heads, e, n]
-    return this.to_out.forward(T.reshape(out, [b, hd * d, h, w]));
   }
 }
 

@@ -8,6 +8,7 @@
 // What it is not: the diffusion (trainer / sampler) wrappers, which live in models/pddpm.ts.
 
 import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import type { Denoiser } from '../../diffusion/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import {
@@ -268,5 +269,10 @@ export class PddpmUNet extends Module {
       h = layer.forward(h, temb);
     }
     return this.tail.forward(h); // [B, 3, H, W]
+  }
+
+  /** eps_theta as a diffusion/ Denoiser (no conditioning). */
+  denoiser(): Denoiser {
+    return (x, t) => this.forward(x, t);
   }
 }

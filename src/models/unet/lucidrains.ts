@@ -12,6 +12,7 @@
 // What it is not: GaussianDiffusion (models/lucidrains-diffusion.ts).
 
 import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import type { Denoiser } from '../../diffusion/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import {
@@ -356,5 +357,10 @@ export class LucidrainsUnet extends Module {
     }
     h = this.final_res_block.forward(T.cat([h, r], 1), t);
     return this.final_conv.forward(h); // [B, out_dim, H, W]
+  }
+
+  /** The network as a diffusion/ Denoiser (unconditional; self-conditioning input left at zeros). */
+  denoiser(): Denoiser {
+    return (x, t) => this.forward(x, t);
   }
 }

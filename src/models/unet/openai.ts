@@ -21,7 +21,7 @@ export * from './openai-blocks.ts';
 
 /** The constructor kwargs of the official UNetModel (snake_case, as in the YAML configs). */
 export interface UNetOptions {
-  image_size: number;
+  image_size: number | readonly number[];
   in_channels: number;
   model_channels: number;
   out_channels: number;
@@ -84,7 +84,8 @@ function intList(o: Record<string, unknown>, key: string, dflt?: readonly number
 const fdiv = (a: number, b: number): number => Math.floor(a / b);
 
 export class UNetModel extends Module {
-  readonly imageSize: number;
+  /** Stored only (the official model does not use it). */
+  readonly imageSize: number | readonly number[];
   readonly inChannels: number;
   readonly modelChannels: number;
   readonly outChannels: number;
@@ -110,7 +111,7 @@ export class UNetModel extends Module {
       if (o[k] === undefined || o[k] === null) throw new ConfigError(`UNetModel: required parameter '${k}' is missing`);
     }
     this.config = { ...opts };
-    this.imageSize = intOpt(o, 'image_size');
+    this.imageSize = typeof o['image_size'] === 'number' ? o['image_size'] : intList(o, 'image_size');
     const inChannels = this.inChannels = intOpt(o, 'in_channels');
     const mc = this.modelChannels = intOpt(o, 'model_channels');
     const outChannels = this.outChannels = intOpt(o, 'out_channels');

@@ -1,0 +1,173 @@
+// The `ldm` command line (commander): train, sample, eval, train-classifier, models, inspect,
+// demo, bench, parity. The only place that reads argv, prints and sets the exit status: errors
+// print one line `ldm: error: ...` (the stack with DEBUG=1) and exit with status 1.
+
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { DEBUG, LdmError, fmtShape } from '../util/index.ts';
+import { inspectFile, modelsDir, readRegistry } from '../io/index.ts';
+import { trainCommand } from './train.ts';
+import { sampleCommand } from './sample.ts';
+import { CLASSIFIER_FILE, evalCommand, trainClassifierCommand } from './eval.ts';
+import { benchMain } from './bench.ts';
+import { parityMain } from './parity.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+const int = (name: string, min = 0) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+  return n;
+};
+const float = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  return n;
+};
+const classes = (v: string, prev: number[] | undefined): number[] => {
+  const list = v.split(',').map((s) => Number(s.trim()));
+  if (list.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError('--class takes class indices, e.g. 7 or 0,1,2');
+  return [...(prev ?? []), ...list];
+};
+
+function samplerOptions(cmd: Command, defaults: { steps: number; guidance: number }): Command {
+  return cmd
+    .addOption(new Option('--sampler <name>', 'sampler').choices(['ddpm', 'ddim', 'plms', 'dpm-solver++']).default('ddim'))
+    .option('--steps <n>', 'sampler steps (ddim, plms, dpm-solver++; ddpm always runs all T)', int('--steps', 1), defaults.steps)
+    .option('--eta <e>', 'DDIM eta (0 = deterministic)', float('--eta'), 0)
+    .option('--guidance <g>', 'classifier-free guidance scale (1 = none)', float('--guidance'), defaults.guidance)
+    .option('--seed <s>', 'random seed', int('--seed'), 0)
+    .option('--model <name>', 'shipped model (see `ldm models`) when no checkpoint is given', 'mnist-ddpm')
+    .option('--config <yaml>', 'config of the checkpoint (needed for official .ckpt files)')
+    .option('--no-ema', 'use the raw weights instead of the EMA weights');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('ldm')
+    .description('Denoising diffusion models in TypeScript: train, sample and evaluate DDPM / LDM models on the CPU.')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program.command('train')
+    .description('train a model from a YAML config (official structure: model / data / lightning)')
+    .argument('[config]', 'YAML config, e.g. configs/mnist-ddpm.yaml (optional with --resume)')
+    .argument('[overrides...]', 'config overrides key.path=value, e.g. lightning.trainer.max_steps=2000')
+    .option('--resume <dir>', "continue a run from its last checkpoint (uses the run's config; overrides apply on top)")
+    .option('--out <dir>', 'run folder (default runs/<config>-<time>)')
+    .option('-q, --quiet', 'no progress output')
+    .action(async (config: string | undefined, overrides: string[], o: { resume?: string; out?: string; quiet?: boolean }) => {
+      await trainCommand(config !== undefined ? [config, ...overrides] : overrides, o);
+    });
+
+  samplerOptions(program.command('sample'), { steps: 50, guidance: 1 })
+    .description('sample a trained model into a grid PNG (and the denoising strip with --strip)')
+    .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
+    .option('--class <k>', 'class of the samples (repeat or comma-separate to mix)', classes)
+    .option('--n <n>', 'number of samples', int('--n', 1), 40)
+    .option('--out <file>', 'output PNG', 'samples.png')
+    .option('--strip', 'also write the denoising trajectory as <out>-strip.png')
+    .option('--upscale <k>', 'nearest-neighbour upscaling of the grid', int('--upscale', 1), 1)
+    .action(async (ckpt: string | undefined, o: Parameters<typeof sampleCommand>[1] & { ema?: boolean }) => {
+      await sampleCommand(ckpt, { ...o, noEma: o.ema === false });
+    });
+
+  samplerOptions(program.command('eval'), { steps: 50, guidance: 1 })
+    .description('evaluate a model: bits/dim on test images and, for class-conditional models, the class accuracy of its samples')
+    .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
+    .option('--bpd-n <n>', 'test images for bits/dim (0 = skip; costs T model calls per batch)', int('--bpd-n'), 100)
+    .option('--per-class <n>', 'samples per class for the accuracy (0 = skip)', int('--per-class'), 50)
+    .option('--classifier <file>', `classifier weights (default models/${CLASSIFIER_FILE})`)
+    .option('--samples <file>', 'also save the generated samples as a grid PNG')
+    .option('--json', 'print the report as JSON')
+    .action(async (ckpt: string | undefined, o: Parameters<typeof evalCommand>[1] & { ema?: boolean }) => {
+      await evalCommand(ckpt, { ...o, noEma: o.ema === false });
+    });
+
+  program.command('train-classifier')
+    .description('train the small MNIST classifier used by `ldm eval` (a few minutes on 2 cores)')
+    .option('--out <file>', 'weights file', join(modelsDir(), CLASSIFIER_FILE))
+    .option('--epochs <n>', 'epochs', int('--epochs', 1), 4)
+    .option('--seed <s>', 'seed', int('--seed'), 0)
+    .addOption(new Option('--dataset <name>', 'data set').choices(['mnist', 'fashion-mnist']).default('mnist'))
+    .action(async (o: Parameters<typeof trainClassifierCommand>[0]) => { await trainClassifierCommand(o); });
+
+  program.command('models')
+    .description('list the shipped models (models/registry.json)')
+    .action(() => {
+      const reg = readRegistry();
+      if (reg.length === 0) { console.log('no shipped models'); return; }
+      for (const e of reg) {
+        const ok = existsSync(join(modelsDir(), e.checkpoint));
+        console.log(`${e.name.padEnd(20)} ${ok ? 'available' : 'missing  '}  ${join('models', e.checkpoint)}${e.description ? `  ${e.description}` : ''}`);
+      }
+    });
+
+  program.command('inspect')
+    .description('list the tensors (name, dtype, shape) and metadata of a .safetensors or PyTorch .ckpt/.pth file')
+    .argument('<file>')
+    .option('--json', 'print as JSON')
+    .action((file: string, o: { json?: boolean }) => {
+      const r = inspectFile(file);
+      if (o.json) { console.log(JSON.stringify(r)); return; }
+      const numel = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+      console.log(`${r.path}: ${r.kind}, ${r.entries.length} tensors, ${r.entries.reduce((a, e) => a + numel(e.shape), 0).toLocaleString('en-US')} values, ${(r.bytes / 1e6).toFixed(2)} MB`);
+      for (const [k, v] of Object.entries(r.metadata)) console.log(`  meta ${k}: ${v.length > 120 ? `${v.slice(0, 117)}...` : v}`);
+      const w = Math.min(72, Math.max(...r.entries.map((e) => e.name.length), 4));
+      for (const e of r.entries) console.log(`  ${e.name.padEnd(w)} ${e.dtype.padEnd(5)} ${fmtShape(e.shape)}`);
+    });
+
+  program.command('demo')
+    .description('sample the shipped MNIST model (or, with --train, train a small one from scratch first, ~15 min)')
+    .option('--train', 'train configs/mnist-demo.yaml from scratch, then sample it')
+    .option('--out <dir>', 'output folder', 'demo')
+    .option('--seed <s>', 'sampling seed', int('--seed'), 0)
+    .action(async (o: { train?: boolean; out: string; seed: number }) => {
+      let ckpt: string | undefined;
+      if (o.train) {
+        const r = await trainCommand([join(ROOT, 'configs', 'mnist-demo.yaml')], { out: join(o.out, 'run') });
+        ckpt = r.modelPath ?? undefined;
+      }
+      await sampleCommand(ckpt, {
+        sampler: 'ddim', steps: 50, eta: 0, guidance: 2, seed: o.seed, n: 100, out: join(o.out, 'mnist-samples.png'), strip: true, upscale: 2,
+        model: 'mnist-ddpm',
+      });
+    });
+
+  program.command('bench')
+    .description('performance benchmark (kernels and a UNet training step); options after --, e.g. ldm bench -- --json')
+    .allowUnknownOption()
+    .argument('[args...]')
+    .action((args: string[]) => { process.exitCode = benchMain(args); });
+
+  program.command('parity')
+    .description('run the official-code parity fixtures (default test/fixtures/parity)')
+    .allowUnknownOption()
+    .argument('[args...]')
+    .action((args: string[]) => { process.exitCode = parityMain(args); });
+
+  return program;
+}
+
+/** Run the CLI on argv (without node and script); returns the exit status. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode; // commander printed the message or help
+    if (DEBUG > 0) console.error(e);
+    else {
+      const msg = e instanceof LdmError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      console.error(`ldm: error: ${msg.split('\n')[0]}${msg.includes('\n') ? ' (DEBUG=1 for details)' : ''}`);
+    }
+    return 1;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then((code) => { process.exitCode = code; }, (e: unknown) => { console.error(e); process.exitCode = 1; });
+}

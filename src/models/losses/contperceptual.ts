@@ -1,0 +1,220 @@
+// LPIPSWithDiscriminator of ldm/modules/losses/contperceptual.py (the AutoencoderKL training
+// loss: L1 + LPIPS reconstruction under a learned log-variance, KL, and a PatchGAN term with the
+// adaptive weight of VQGAN), plus adopt_weight / hinge_d_loss / vanilla_d_loss of
+// taming/modules/losses/vqperceptual.py. Not here: the optimisers and the Lightning steps
+// (autoencoder/training.ts).
+//
+// Measured semantics kept on purpose (fixtures README): nll_loss is summed over C,H,W and divided
+// by the batch size (the logvar term counts C*H*W times) while the logged rec_loss is a mean;
+// d_weight uses the unweighted nll gradient and is computed even while the adopted disc_factor is
+// 0; without autograd (no-grad / validation) d_weight is 0; the GAN term starts AT
+// global_step == disc_start (strict `<`); the discriminator step calls D separately on real and
+// on fake images (train-mode BatchNorm uses each call's own batch statistics).
+
+import { ConfigError, LdmError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import * as T from '../../tensor/index.ts';
+import type { Tensor } from '../../tensor/index.ts';
+import { Module } from '../../nn/index.ts';
+import { LPIPS } from './lpips.ts';
+import { NLayerDiscriminator, weightsInit } from './discriminator.ts';
+
+/** `adopt_weight(weight, global_step, threshold=0, value=0.)`: value while global_step < threshold. */
+export function adoptWeight(weight: number, globalStep: number, threshold = 0, value = 0): number {
+  return globalStep < threshold ? value : weight;
+}
+
+/** `hinge_d_loss`: 0.5 * (mean(relu(1 - real)) + mean(relu(1 + fake))). */
+export function hingeDLoss(logitsReal: Tensor, logitsFake: Tensor): Tensor {
+  const lossReal = T.mean(T.relu(T.sub(1, logitsReal)));
+  const lossFake = T.mean(T.relu(T.add(logitsFake, 1)));
+  return T.mul(T.add(lossReal, lossFake), 0.5);
+}
+
+/** `vanilla_d_loss`: 0.5 * (mean(softplus(-real)) + mean(softplus(fake))). */
+export function vanillaDLoss(logitsReal: Tensor, logitsFake: Tensor): Tensor {
+  return T.mul(T.add(T.mean(T.softplus(T.neg(logitsReal))), T.mean(T.softplus(logitsFake))), 0.5);
+}
+
+export const LPIPS_WITH_DISCRIMINATOR_KEYS = [
+  'disc_start', 'logvar_init', 'kl_weight', 'pixelloss_weight', 'disc_num_layers', 'disc_in_channels',
+  'disc_factor', 'disc_weight', 'perceptual_weight', 'use_actnorm', 'disc_conditional', 'disc_loss',
+] as const;
+
+export interface LPIPSWithDiscriminatorOptions {
+  disc_start: number;
+  logvar_init?: number;
+  kl_weight?: number;
+  pixelloss_weight?: number;
+  disc_num_layers?: number;
+  disc_in_channels?: number;
+  disc_factor?: number;
+  disc_weight?: number;
+  perceptual_weight?: number;
+  use_actnorm?: boolean;
+  disc_conditional?: boolean;
+  disc_loss?: 'hinge' | 'vanilla';
+}
+
+/** What the loss needs of a posterior (DiagonalGaussianDistribution): kl() -> [N]. */
+export interface KlPosterior {
+  kl(): Tensor;
+}
+
+export interface LossOutput {
+  loss: Tensor;
+  /** The official log dict: `${split}/total_loss`, ... (detached values). */
+  log: Record<string, Tensor>;
+  /** The discriminator outputs of this call (not in the official return value; for inspection). */
+  logitsFake: Tensor;
+  logitsReal?: Tensor;
+}
+
+function num(owner: string, p: Readonly<Record<string, unknown>>, k: string, dflt: number): number {
+  const v = p[k] ?? dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${owner}: '${k}' must be a number, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function bool(owner: string, p: Readonly<Record<string, unknown>>, k: string, dflt: boolean): boolean {
+  const v = p[k] ?? dflt;
+  if (typeof v !== 'boolean') throw new ConfigError(`${owner}: '${k}' must be a boolean, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** Frobenius norm (torch.norm of a tensor), 0-d. */
+function norm(x: Tensor): Tensor {
+  return T.sqrt(T.sum(T.square(x)));
+}
+
+export class LPIPSWithDiscriminator extends Module {
+  readonly klWeight: number;
+  readonly pixelWeight: number;
+  readonly perceptualWeight: number;
+  readonly discriminatorIterStart: number;
+  readonly discFactor: number;
+  readonly discriminatorWeight: number;
+  readonly discConditional: boolean;
+  readonly discLossName: 'hinge' | 'vanilla';
+  readonly discLoss: (real: Tensor, fake: Tensor) => Tensor;
+  readonly perceptual_loss: LPIPS;
+  readonly logvar: Tensor;
+  readonly discriminator: NLayerDiscriminator;
+
+  constructor(opts: LPIPSWithDiscriminatorOptions) {
+    super();
+    const O = 'LPIPSWithDiscriminator', p = opts as unknown as Readonly<Record<string, unknown>>;
+    checkKwargs(O, p, LPIPS_WITH_DISCRIMINATOR_KEYS);
+    if (p['disc_start'] === undefined) throw new ConfigError(`${O}: 'disc_start' is required (the step from which the GAN loss is used)`);
+    const dl = p['disc_loss'] ?? 'hinge';
+    if (dl !== 'hinge' && dl !== 'vanilla') throw new ConfigError(`${O}: disc_loss must be 'hinge' or 'vanilla', got ${JSON.stringify(dl)}`);
+    this.discriminatorIterStart = num(O, p, 'disc_start', 0);
+    this.klWeight = num(O, p, 'kl_weight', 1.0);
+    this.pixelWeight = num(O, p, 'pixelloss_weight', 1.0); // stored, unused (as in the official code)
+    this.perceptualWeight = num(O, p, 'perceptual_weight', 1.0);
+    this.discFactor = num(O, p, 'disc_factor', 1.0);
+    this.discriminatorWeight = num(O, p, 'disc_weight', 1.0);
+    this.discConditional = bool(O, p, 'disc_conditional', false);
+    this.discLossName = dl;
+    this.discLoss = dl === 'hinge' ? hingeDLoss : vanillaDLoss;
+    const logvarInit = num(O, p, 'logvar_init', 0.0);
+    // state_dict order as torch: own parameter (logvar) first, then perceptual_loss.*, discriminator.*
+    this.perceptual_loss = this.child('perceptual_loss', new LPIPS().eval());
+    this.logvar = this.param('logvar', T.scalar(logvarInit)); // nn.Parameter(torch.ones(size=()) * logvar_init)
+    this.discriminator = this.child('discriminator', weightsInit(new NLayerDiscriminator({
+      input_nc: num(O, p, 'disc_in_channels', 3),
+      n_layers: num(O, p, 'disc_num_layers', 3),
+      use_actnorm: bool(O, p, 'use_actnorm', false),
+    })));
+  }
+
+  /** `calculate_adaptive_weight`: ||d nll/d last|| / (||d g/d last|| + 1e-4), clamped to [0, 1e4],
+   *  detached, times disc_weight. Returns null when the graph does not reach `lastLayer` (torch
+   *  raises RuntimeError there, e.g. under no_grad). */
+  calculateAdaptiveWeight(nllLoss: Tensor, gLoss: Tensor, lastLayer: Tensor): Tensor | null {
+    if (!nllLoss.requiresGrad || !gLoss.requiresGrad) return null;
+    const [nllGrads] = T.grad(nllLoss, [lastLayer]);
+    const [gGrads] = T.grad(gLoss, [lastLayer]);
+    if (!nllGrads || !gGrads) return null;
+    return T.noGrad(() => {
+      const d = T.div(norm(nllGrads), T.add(norm(gGrads), 1e-4));
+      return T.mul(T.clamp(d, 0.0, 1e4), this.discriminatorWeight).detach();
+    });
+  }
+
+  private disc(x: Tensor, cond: Tensor | null | undefined): Tensor {
+    return this.discriminator.forward(cond ? T.cat([x, cond], 1) : x);
+  }
+
+  /** `forward(inputs, reconstructions, posteriors, optimizer_idx, global_step, last_layer=None,
+   *  cond=None, split="train", weights=None)`. optimizer_idx 0: the autoencoder loss; 1: the
+   *  discriminator loss. Images [N, C, H, W]. */
+  forward(inputs: Tensor, reconstructions: Tensor, posteriors: KlPosterior, optimizerIdx: number, globalStep: number,
+    lastLayer?: Tensor | null, cond?: Tensor | null, split = 'train', weights?: Tensor | null): LossOutput {
+    if (inputs.size !== reconstructions.size || inputs.ndim !== 4) {
+      throw new ShapeError(`LPIPSWithDiscriminator: inputs ${fmtShape(inputs.shape)} and reconstructions ${fmtShape(reconstructions.shape)} must be the same [N, C, H, W]`);
+    }
+    let recLoss = T.abs(T.sub(inputs, reconstructions)); // [N, C, H, W]
+    if (this.perceptualWeight > 0) {
+      const pLoss = this.perceptual_loss.forward(inputs, reconstructions); // [N, 1, 1, 1]
+      recLoss = T.add(recLoss, T.mul(pLoss, this.perceptualWeight));
+    }
+    const n = recLoss.shape[0]!;
+    const nllElem = T.add(T.div(recLoss, T.exp(this.logvar)), this.logvar);
+    const weighted = weights ? T.mul(weights, nllElem) : nllElem;
+    const weightedNllLoss = T.div(T.sum(weighted), weighted.shape[0]!);
+    const nllLoss = T.div(T.sum(nllElem), n);
+    const klElem = posteriors.kl(); // [N]
+    const klLoss = T.div(T.sum(klElem), klElem.shape[0]!);
+
+    if (optimizerIdx === 0) {
+      if (cond == null && this.discConditional) throw new ConfigError('LPIPSWithDiscriminator: disc_conditional is set, so the generator step needs `cond`');
+      if (cond != null && !this.discConditional) throw new ConfigError('LPIPSWithDiscriminator: `cond` given but disc_conditional is False');
+      const logitsFake = this.disc(reconstructions, cond);
+      const gLoss = T.neg(T.mean(logitsFake));
+      let dWeight: Tensor;
+      if (this.discFactor > 0) {
+        if (!lastLayer) throw new ConfigError('LPIPSWithDiscriminator: last_layer is needed for the adaptive weight (AutoencoderKL.get_last_layer())');
+        const w = this.calculateAdaptiveWeight(nllLoss, gLoss, lastLayer);
+        if (w === null) {
+          if (this.training) throw new LdmError('LPIPSWithDiscriminator: the adaptive weight needs gradients to last_layer, but the graph does not reach it (assert not self.training)');
+          dWeight = T.scalar(0);
+        } else {
+          dWeight = w;
+        }
+      } else {
+        dWeight = T.scalar(0);
+      }
+      const discFactor = adoptWeight(this.discFactor, globalStep, this.discriminatorIterStart);
+      const loss = T.add(T.add(weightedNllLoss, T.mul(klLoss, this.klWeight)), T.mul(T.mul(dWeight, discFactor), gLoss));
+      const log: Record<string, Tensor> = {
+        [`${split}/total_loss`]: T.mean(loss.detach()),
+        [`${split}/logvar`]: this.logvar.detach(),
+        [`${split}/kl_loss`]: T.mean(klLoss.detach()),
+        [`${split}/nll_loss`]: T.mean(nllLoss.detach()),
+        [`${split}/rec_loss`]: T.mean(recLoss.detach()),
+        [`${split}/d_weight`]: dWeight.detach(),
+        [`${split}/disc_factor`]: T.scalar(discFactor),
+        [`${split}/g_loss`]: T.mean(gLoss.detach()),
+      };
+      return { loss, log, logitsFake };
+    }
+    if (optimizerIdx === 1) {
+      const logitsReal = this.disc(inputs.detach(), cond?.detach());
+      const logitsFake = this.disc(reconstructions.detach(), cond?.detach());
+      const discFactor = adoptWeight(this.discFactor, globalStep, this.discriminatorIterStart);
+      const dLoss = T.mul(this.discLoss(logitsReal, logitsFake), discFactor);
+      const log: Record<string, Tensor> = {
+        [`${split}/disc_loss`]: T.mean(dLoss.detach()),
+        [`${split}/logits_real`]: T.mean(logitsReal.detach()),
+        [`${split}/logits_fake`]: T.mean(logitsFake.detach()),
+      };
+      return { loss: dLoss, log, logitsFake, logitsReal };
+    }
+    throw new ConfigError(`LPIPSWithDiscriminator: optimizer_idx must be 0 or 1, got ${optimizerIdx}`);
+  }
+}
+
+/** Build from the official kwargs (YAML `lossconfig.params`). */
+export function makeLPIPSWithDiscriminator(p: Readonly<Record<string, unknown>>): LPIPSWithDiscriminator {
+  return new LPIPSWithDiscriminator(p as unknown as LPIPSWithDiscriminatorOptions);
+}

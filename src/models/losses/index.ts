@@ -1,0 +1,32 @@
+// The first-stage training losses: LPIPS, NLayerDiscriminator (+ ActNorm, weights_init) and
+// LPIPSWithDiscriminator, and this family's TargetTable (merged in models/index.ts).
+
+import type { TargetTable } from '../targets.ts';
+import { makeLPIPS } from './lpips.ts';
+import { makeNLayerDiscriminator } from './discriminator.ts';
+import { makeLPIPSWithDiscriminator } from './contperceptual.ts';
+
+export {
+  LPIPS, NetLinLayer, ScalingLayer, Vgg16Slices, normalizeTensor, spatialAverage, lpipsStateDictFromPretrained,
+  LPIPS_CHANNELS, VGG16_CFG, VGG_SLICES, type LPIPSOptions, type LpipsHeadOutputs,
+} from './lpips.ts';
+export { ActNorm } from './actnorm.ts';
+export { NLayerDiscriminator, weightsInit, type NLayerDiscriminatorOptions } from './discriminator.ts';
+export {
+  LPIPSWithDiscriminator, adoptWeight, hingeDLoss, vanillaDLoss, LPIPS_WITH_DISCRIMINATOR_KEYS,
+  type LPIPSWithDiscriminatorOptions, type KlPosterior, type LossOutput,
+} from './contperceptual.ts';
+
+/** Official class paths of the loss family -> constructors. */
+export const lossTargets = {
+  'ldm.modules.losses.LPIPSWithDiscriminator': (p) => makeLPIPSWithDiscriminator(p),
+  'ldm.modules.losses.contperceptual.LPIPSWithDiscriminator': (p) => makeLPIPSWithDiscriminator(p),
+  'taming.modules.losses.lpips.LPIPS': (p) => makeLPIPS(p),
+  'taming.modules.discriminator.model.NLayerDiscriminator': (p) => makeNLayerDiscriminator(p),
+} satisfies TargetTable;
+
+// The Lightning steps and optimisers of AutoencoderKL that use this loss.
+export {
+  autoencoderTrainingStep, autoencoderValidationStep, autoencoderOptimizationStep, configureAutoencoderOptimizers,
+  type AutoencoderBatch, type AutoencoderOptimizers, type AutoencoderBatchResult, type AutoencoderStepOptions,
+} from '../autoencoder/training.ts';

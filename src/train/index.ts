@@ -1,0 +1,9 @@
+// train/ (rank 7): the training loop, learning-rate schedules, settings from configs, sampling
+// helpers (grids, denoising strips), the MNIST classifier and evaluation (bits/dim, accuracy).
+export * from './lr.ts';
+export * from './settings.ts';
+export * from './sampling.ts';
+export * from './trainer.ts';
+export * from './classifier.ts';
+export * from './eval.ts';
+export * from './load.ts';

@@ -1,0 +1,154 @@
+// Drawing images from a trained diffusion model with any of the samplers of diffusion/ (ancestral
+// DDPM, DDIM, PLMS, DPM-Solver++), with class labels and classifier-free guidance for a
+// class-conditional ('adm') DDPM, and the two pictures of the denoising process:
+//  - the denoising strip of real images (the seeds' t = 200 / 500 / 900 figure): for each t,
+//    x_t = q_sample(x0, t) and the model's one-step estimate of x0 from x_t;
+//  - the trajectory strip of a sampling run: x_t and pred_x0 at the logged steps.
+// What it is not: no file output (cli/ and trainer.ts write the PNGs through io/).
+
+import { ConfigError, Generator } from '../util/index.ts';
+import { Tensor, cat, clamp, full, noGrad, randn, stack } from '../tensor/index.ts';
+import {
+  ancestralSample, ddimSample, dpmSolverSample, fullT, plmsSample, type Cond, type SamplerResult,
+} from '../diffusion/index.ts';
+import type { DDPM, UNetModel } from '../models/index.ts';
+import type { SamplerName, TrainSettings } from './settings.ts';
+
+/** Class conditioning of a model: real classes 0..numClasses-1, and the null label (if trained with one). */
+export interface ClassCond {
+  numClasses: number;
+  nullLabel: number | null;
+}
+
+/** The class conditioning of an 'adm' DDPM whose UNet has num_classes (null otherwise). */
+export function classConditioning(model: DDPM, settings?: Pick<TrainSettings, 'ucg' | 'condKey'>): ClassCond | null {
+  if (model.model.conditioningKey !== 'adm') return null;
+  const net = model.model.diffusion_model as unknown as Partial<UNetModel>;
+  const n = net.numClasses ?? null;
+  if (n === null || n === undefined) return null;
+  const u = settings?.ucg.find((e) => e.key === (settings.condKey ?? 'class_label'));
+  const nullLabel = u && typeof u.val === 'number' ? u.val : null;
+  if (nullLabel !== null && (nullLabel < 0 || nullLabel >= n)) {
+    throw new ConfigError(`ucg_training null label ${nullLabel} is outside the UNet's num_classes ${n}`);
+  }
+  return { numClasses: nullLabel !== null && nullLabel === n - 1 ? n - 1 : n, nullLabel };
+}
+
+const labelsTensor = (labels: readonly number[]): Tensor => new Tensor(Float64Array.from(labels), [labels.length], 'int64');
+
+export interface SampleRequest {
+  n: number;
+  sampler: SamplerName;
+  /** sampler steps (ddim / plms / dpm-solver++); ddpm always runs all T steps */
+  steps: number;
+  eta?: number;
+  /** classifier-free guidance scale (1 = none) */
+  guidance?: number;
+  /** class of each sample (class-conditional models; default: 0, 1, 2, ... cycling) */
+  labels?: readonly number[] | null;
+  seed: number;
+  /** keep x_t / pred_x0 about this many times along the way (default 10) */
+  snapshots?: number;
+  onStep?: (i: number, total: number) => void;
+}
+
+export interface SampleOutput extends SamplerResult {
+  labels: number[] | null;
+}
+
+/** Draw req.n images [n, C, H, W] (in the model's current weights: wrap in emaScope for EMA). */
+export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequest): SampleOutput {
+  return noGrad(() => {
+    const gen = new Generator(req.seed);
+    const shape = [req.n, model.channels, model.imageSize, model.imageSize];
+    const guidance = req.guidance ?? 1;
+    let labels: number[] | null = null;
+    let cond: Cond | undefined, uncond: Cond | undefined;
+    if (cls) {
+      labels = req.labels ? [...req.labels] : Array.from({ length: req.n }, (_, i) => i % cls.numClasses);
+      if (labels.length !== req.n) throw new ConfigError(`sample: ${labels.length} labels for ${req.n} samples`);
+      const bad = labels.find((l) => !Number.isInteger(l) || l < 0 || l >= cls.numClasses);
+      if (bad !== undefined) throw new ConfigError(`sample: class ${bad} is outside 0..${cls.numClasses - 1}`);
+      cond = { y: labelsTensor(labels) };
+      if (guidance !== 1) {
+        if (cls.nullLabel === null) throw new ConfigError('sample: guidance needs a model trained with a null class (model.params.ucg_training); use --guidance 1');
+        uncond = { y: full([req.n], cls.nullLabel, 'int64') };
+      }
+    } else if (req.labels && req.labels.length > 0) {
+      throw new ConfigError('sample: this model is not class-conditional; leave out --class');
+    }
+    const denoiser = model.denoiser();
+    const snaps = Math.max(1, req.snapshots ?? 10);
+    const param = model.parameterization;
+    const common = { ...(cond ? { cond } : {}), ...(uncond ? { uncond } : {}), guidanceScale: guidance, gen };
+    let r: SamplerResult;
+    switch (req.sampler) {
+      case 'ddpm': {
+        const T = model.numTimesteps;
+        r = ancestralSample(denoiser, model.diffusion, shape, {
+          ...common, logEveryT: Math.max(1, Math.floor(T / snaps)),
+          ...(req.onStep ? { callback: (_img: Tensor, _x0: Tensor, t: number) => req.onStep!(T - t, T) } : {}),
+        });
+        break;
+      }
+      case 'ddim':
+      case 'plms': {
+        const f = req.sampler === 'ddim' ? ddimSample : plmsSample;
+        r = f(denoiser, model.samplerSchedule(), {
+          S: req.steps, shape, eta: req.eta ?? 0, parameterization: param, logEveryT: Math.max(1, Math.floor(req.steps / snaps)), ...common,
+          ...(req.onStep ? { callback: (i: number) => req.onStep!(i + 1, req.steps) } : {}),
+        });
+        break;
+      }
+      case 'dpm-solver++':
+        r = dpmSolverSample(denoiser, model.samplerSchedule(), {
+          steps: req.steps, shape, parameterization: param, logEveryT: Math.max(1, Math.floor(req.steps / snaps)), ...common,
+          ...(req.onStep ? { callback: (i: number) => req.onStep!(i + 1, req.steps) } : {}),
+        });
+        break;
+      default:
+        throw new ConfigError(`sample: unknown sampler '${String(req.sampler)}'`);
+    }
+    return { ...r, samples: clamp(r.samples, -1, 1), labels };
+  });
+}
+
+/**
+ * The denoising strip of real images x0 [B, C, H, W]: for each t in ts, x_t = q_sample(x0, t, noise)
+ * and the model's x0 estimate from x_t (clamped). Returns [B * (1 + 2 len(ts)), C, H, W] in
+ * row-major order with columns x0 | x_t1 | x0_hat(t1) | x_t2 | ... (nrow = 1 + 2 len(ts)).
+ */
+export function denoisingStrip(model: DDPM, x0: Tensor, labels: readonly number[] | null, ts: readonly number[], seed: number): { images: Tensor; nrow: number } {
+  return noGrad(() => {
+    const gen = new Generator(seed);
+    const B = x0.shape[0]!;
+    const cond: Cond | undefined = labels ? { y: labelsTensor(labels) } : undefined;
+    const cols: Tensor[] = [x0];
+    for (const tv of ts) {
+      const t = fullT(B, Math.min(model.numTimesteps - 1, Math.max(0, tv)));
+      const xt = model.diffusion.qSample(x0, t, randn(x0.shape, gen));
+      const out = model.denoiser()(xt, t, cond);
+      cols.push(clamp(xt, -1, 1), clamp(model.diffusion.predictXstart(out, xt, t), -1, 1));
+    }
+    const nrow = cols.length;
+    // [B, nrow, C, H, W] -> [B * nrow, C, H, W]
+    const s = stack(cols, 1);
+    return { images: s.reshape(B * nrow, ...x0.shape.slice(1)), nrow };
+  });
+}
+
+/** The trajectory of a sampling run for its first k samples: rows x_t, pred_x0 per sample. */
+export function trajectoryStrip(r: SamplerResult, k: number): { images: Tensor; nrow: number } {
+  const xs = r.intermediates.x_inter, ps = r.intermediates.pred_x0;
+  const cols = Math.min(xs.length, ps.length);
+  if (cols === 0) throw new ConfigError('trajectory strip: the sampler logged no intermediates');
+  const B = xs[0]!.shape[0]!;
+  const kk = Math.min(k, B);
+  const rows: Tensor[] = [];
+  for (let b = 0; b < kk; b++) {
+    for (const list of [xs, ps]) {
+      for (let c = 0; c < cols; c++) rows.push(clamp(list[c]!.slice(0, b, b + 1), -1, 1));
+    }
+  }
+  return { images: cat(rows, 0), nrow: cols };
+}

@@ -78,7 +78,7 @@ void registerMovement(std::vector<KernelDef>& r);
  *  role ("conv.src", ...) so that buffers live across calls: a fresh large allocation per call
  *  costs page faults. */
 float* scratch(int slot, size_t nFloats);
-enum ScratchSlot { kSlotConvSrc = 0, kSlotConvWei, kSlotConvDst, kSlotConvBias, kSlotMisc, kSlotCount };
+enum ScratchSlot { kSlotConvSrc = 0, kSlotConvWei, kSlotConvDst, kSlotConvWeiTmp, kSlotConvBiasTmp, kSlotMisc, kSlotCount };
 
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();

@@ -7,7 +7,9 @@
 // Not here: grouped or dilated convolution (groups is always 1 in the seeds' networks).
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <array>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <unordered_map>
@@ -45,14 +47,11 @@ struct Port {
   memory::desc user, prim;
   bool reorder = false;
   dnnl::reorder r;
-  memory userMem, primMem;
 };
 
 struct Entry {
   dnnl::primitive prim;
   Port src, wei, dst;  // for bwd data: src = diff_src (out), dst = diff_dst (in)
-  bool hasBias = false;
-  memory biasMem;
   uint64_t tick = 0;
 };
 
@@ -71,33 +70,60 @@ tag layoutChoice() {
   return t;
 }
 
-void initPort(Port& p, const memory::desc& user, const memory::desc& prim, bool input, int slot) {
+/** Images per primitive call: the batch is processed in chunks whose (reordered) input and
+ *  output fit in about this many bytes, so reorders and the convolution meet in cache. */
+int64_t chunkBudget() {
+  static int64_t b = [] {
+    const char* e = std::getenv("LDM_CONV_CHUNK_KB");
+    return e ? int64_t(std::atoll(e)) * 1024 : int64_t(1536) * 1024;
+  }();
+  return b;
+}
+
+int64_t chunkImages(const Geom& g) {
+  int64_t budget = chunkBudget();
+  if (budget <= 0) return g.n;
+  int64_t per = (g.cin * g.h * g.w + g.cout * g.oh * g.ow) * int64_t(sizeof(float));
+  int64_t nb = budget / (per > 0 ? per : 1);
+  if (nb < 1) nb = 1;
+  if (nb > g.n) nb = g.n;
+  // equal chunks (one primitive, one weight layout): the largest divisor of n that fits
+  while (g.n % nb != 0) nb--;
+  return nb;
+}
+
+void initPort(Port& p, const memory::desc& user, const memory::desc& prim, bool input) {
   dnnl::engine& eng = cpuEngine();
   p.user = user;
   p.prim = prim;
   p.reorder = !(user == prim);
-  p.userMem = memory(user, eng, DNNL_MEMORY_NONE);
   if (p.reorder) {
-    p.primMem = memory(prim, eng, DNNL_MEMORY_NONE);
-    p.r = input ? dnnl::reorder(p.userMem, p.primMem) : dnnl::reorder(p.primMem, p.userMem);
-  } else {
-    p.primMem = p.userMem;
+    memory u(user, eng, DNNL_MEMORY_NONE), q(prim, eng, DNNL_MEMORY_NONE);
+    p.r = input ? dnnl::reorder(u, q) : dnnl::reorder(q, u);
   }
-  (void)slot;
 }
 
-/** Point the port at the user's buffer (and at scratch when reordering); run the input
- *  reorder when this is an input. */
-void bindPort(Port& p, float* userPtr, int slot, bool input, dnnl::stream& s) {
-  p.userMem.set_data_handle(userPtr);
+/** The memory the primitive sees for this port: the user's buffer, or a scratch buffer (filled
+ *  by the reorder when this is an input). */
+memory bindIn(Port& p, float* userPtr, int slot, dnnl::stream& s) {
+  dnnl::engine& eng = cpuEngine();
+  if (!p.reorder) return memory(p.user, eng, userPtr);
+  memory u(p.user, eng, userPtr);
+  memory q(p.prim, eng, scratch(slot, p.prim.get_size() / sizeof(float) + 16));
+  p.r.execute(s, u, q);
+  return q;
+}
+
+memory bindOut(Port& p, float* userPtr, int slot) {
+  dnnl::engine& eng = cpuEngine();
+  if (!p.reorder) return memory(p.user, eng, userPtr);
+  return memory(p.prim, eng, scratch(slot, p.prim.get_size() / sizeof(float) + 16));
+}
+
+void finishOut(Port& p, memory& primMem, float* userPtr, dnnl::stream& s) {
   if (!p.reorder) return;
-  size_t bytes = p.prim.get_size();
-  p.primMem.set_data_handle(scratch(slot, bytes / sizeof(float) + 16));
-  if (input) p.r.execute(s, p.userMem, p.primMem);
-}
-
-void finishPort(Port& p, dnnl::stream& s) {
-  if (p.reorder) p.r.execute(s, p.primMem, p.userMem);
+  memory u(p.user, cpuEngine(), userPtr);
+  p.r.execute(s, primMem, u);
 }
 
 Geom readGeom(Args& a, size_t i0) {
@@ -149,7 +175,6 @@ Entry& lookup(Dir dir, const Geom& g, bool hasBias) {
   memory::desc bMd({g.cout}, dt::f32, tag::x);
   memory::dims strides = {g.sh, g.sw}, padL = {g.pt, g.pl}, padR = {g.pb, g.pr};
   auto e = std::make_unique<Entry>();
-  e->hasBias = hasBias;
   auto fwdDesc = hasBias ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
                                                            dnnl::algorithm::convolution_direct, xAny, wAny, bMd,
                                                            yAny, strides, padL, padR)
@@ -159,17 +184,17 @@ Entry& lookup(Dir dir, const Geom& g, bool hasBias) {
   dnnl::convolution_forward::primitive_desc fwdPd(fwdDesc, eng);
   if (dir == kFwd) {
     e->prim = dnnl::convolution_forward(fwdPd);
-    initPort(e->src, xUser, fwdPd.src_desc(), true, kSlotConvSrc);
-    initPort(e->wei, wUser, fwdPd.weights_desc(), true, kSlotConvWei);
-    initPort(e->dst, yUser, fwdPd.dst_desc(), false, kSlotConvDst);
+    initPort(e->src, xUser, fwdPd.src_desc(), true);
+    initPort(e->wei, wUser, fwdPd.weights_desc(), true);
+    initPort(e->dst, yUser, fwdPd.dst_desc(), false);
   } else if (dir == kBwdData) {
     dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, xAny, wAny, yAny, strides, padL,
                                             padR);
     dnnl::convolution_backward_data::primitive_desc pd(d, eng, fwdPd);
     e->prim = dnnl::convolution_backward_data(pd);
-    initPort(e->src, xUser, pd.diff_src_desc(), false, kSlotConvSrc);
-    initPort(e->wei, wUser, pd.weights_desc(), true, kSlotConvWei);
-    initPort(e->dst, yUser, pd.diff_dst_desc(), true, kSlotConvDst);
+    initPort(e->src, xUser, pd.diff_src_desc(), false);
+    initPort(e->wei, wUser, pd.weights_desc(), true);
+    initPort(e->dst, yUser, pd.diff_dst_desc(), true);
   } else {
     auto d = hasBias ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, xAny, wAny,
                                                                  bMd, yAny, strides, padL, padR)
@@ -177,15 +202,19 @@ Entry& lookup(Dir dir, const Geom& g, bool hasBias) {
                                                                  yAny, strides, padL, padR);
     dnnl::convolution_backward_weights::primitive_desc pd(d, eng, fwdPd);
     e->prim = dnnl::convolution_backward_weights(pd);
-    initPort(e->src, xUser, pd.src_desc(), true, kSlotConvSrc);
-    initPort(e->wei, wUser, pd.diff_weights_desc(), false, kSlotConvWei);
-    initPort(e->dst, yUser, pd.diff_dst_desc(), true, kSlotConvDst);
+    initPort(e->src, xUser, pd.src_desc(), true);
+    initPort(e->wei, wUser, pd.diff_weights_desc(), false);
+    initPort(e->dst, yUser, pd.diff_dst_desc(), true);
   }
-  if (hasBias) e->biasMem = memory(bMd, eng, DNNL_MEMORY_NONE);
   e->tick = ++tTick;
   Entry& ref = *e;
   tCache.emplace(key, std::move(e));
   return ref;
+}
+
+Geom withN(Geom g, int64_t n) {
+  g.n = n;
+  return g;
 }
 
 // conv2d(x, w, bias|null, out, n, cin, h, w, cout, kh, kw, sh, sw, pt, pb, pl, pr, oh, ow)
@@ -196,19 +225,23 @@ void conv2d(Args& a) {
   F32 b = a.f32LenOrNull(2, "bias", g.cout, "cout");
   F32 y = a.f32Len(3, "out", checkedProd(a, {g.n, g.cout, g.oh, g.ow}), "n*cout*oh*ow");
   if (g.n == 0) return;
-  Entry& e = lookup(kFwd, g, b.p != nullptr);
   dnnl::stream& s = cpuStream();
-  bindPort(e.src, x.p, kSlotConvSrc, true, s);
-  bindPort(e.wei, w.p, kSlotConvWei, true, s);
-  bindPort(e.dst, y.p, kSlotConvDst, false, s);
-  std::unordered_map<int, memory> args = {
-      {DNNL_ARG_SRC, e.src.primMem}, {DNNL_ARG_WEIGHTS, e.wei.primMem}, {DNNL_ARG_DST, e.dst.primMem}};
-  if (b.p) {
-    e.biasMem.set_data_handle(b.p);
-    args[DNNL_ARG_BIAS] = e.biasMem;
+  const int64_t nb = chunkImages(g), xs = g.cin * g.h * g.w, ys = g.cout * g.oh * g.ow;
+  memory wMem, bMem;
+  for (int64_t i0 = 0; i0 < g.n; i0 += nb) {
+    const int64_t cn = std::min(nb, g.n - i0);
+    Entry& e = lookup(kFwd, withN(g, cn), b.p != nullptr);
+    if (i0 == 0) {
+      wMem = bindIn(e.wei, w.p, kSlotConvWei, s);
+      if (b.p) bMem = memory(memory::desc({g.cout}, dt::f32, tag::x), cpuEngine(), b.p);
+    }
+    memory xm = bindIn(e.src, x.p + i0 * xs, kSlotConvSrc, s);
+    memory ym = bindOut(e.dst, y.p + i0 * ys, kSlotConvDst);
+    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, wMem}, {DNNL_ARG_DST, ym}};
+    if (b.p) args[DNNL_ARG_BIAS] = bMem;
+    e.prim.execute(s, args);
+    finishOut(e.dst, ym, y.p + i0 * ys, s);
   }
-  e.prim.execute(s, args);
-  finishPort(e.dst, s);
   s.wait();
 }
 
@@ -219,19 +252,28 @@ void conv2dBackwardInput(Args& a) {
   F32 w = a.f32Len(1, "w", checkedProd(a, {g.cout, g.cin, g.kh, g.kw}), "cout*cin*kh*kw");
   F32 gx = a.f32Len(2, "gx", checkedProd(a, {g.n, g.cin, g.h, g.w}), "n*cin*h*w");
   if (g.n == 0) return;
-  Entry& e = lookup(kBwdData, g, false);
   dnnl::stream& s = cpuStream();
-  bindPort(e.dst, gy.p, kSlotConvDst, true, s);
-  bindPort(e.wei, w.p, kSlotConvWei, true, s);
-  bindPort(e.src, gx.p, kSlotConvSrc, false, s);
-  e.prim.execute(s, {{DNNL_ARG_DIFF_DST, e.dst.primMem},
-                     {DNNL_ARG_WEIGHTS, e.wei.primMem},
-                     {DNNL_ARG_DIFF_SRC, e.src.primMem}});
-  finishPort(e.src, s);
+  const int64_t nb = chunkImages(g), xs = g.cin * g.h * g.w, ys = g.cout * g.oh * g.ow;
+  memory wMem;
+  for (int64_t i0 = 0; i0 < g.n; i0 += nb) {
+    const int64_t cn = std::min(nb, g.n - i0);
+    Entry& e = lookup(kBwdData, withN(g, cn), false);
+    if (i0 == 0) wMem = bindIn(e.wei, w.p, kSlotConvWei, s);
+    memory gym = bindIn(e.dst, gy.p + i0 * ys, kSlotConvDst, s);
+    memory gxm = bindOut(e.src, gx.p + i0 * xs, kSlotConvSrc);
+    e.prim.execute(s, {{DNNL_ARG_DIFF_DST, gym}, {DNNL_ARG_WEIGHTS, wMem}, {DNNL_ARG_DIFF_SRC, gxm}});
+    finishOut(e.src, gxm, gx.p + i0 * xs, s);
+  }
   s.wait();
 }
 
+void addInto(float* acc, const float* x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; i++) acc[i] += x[i];
+}
+
 // conv2dBackwardWeight(gy, x, gw, gb|null, n, cin, h, w, cout, kh, kw, sh, sw, pt, pb, pl, pr, oh, ow)
+// Chunks after the first write into temporaries that are added to the first chunk's result.
 void conv2dBackwardWeight(Args& a) {
   Geom g = readGeom(a, 4);
   F32 gy = a.f32Len(0, "gy", checkedProd(a, {g.n, g.cout, g.oh, g.ow}), "n*cout*oh*ow");
@@ -243,20 +285,37 @@ void conv2dBackwardWeight(Args& a) {
     if (gb.p) std::memset(gb.p, 0, gb.n * sizeof(float));
     return;
   }
-  Entry& e = lookup(kBwdWeights, g, gb.p != nullptr);
   dnnl::stream& s = cpuStream();
-  bindPort(e.dst, gy.p, kSlotConvDst, true, s);
-  bindPort(e.src, x.p, kSlotConvSrc, true, s);
-  bindPort(e.wei, gw.p, kSlotConvWei, false, s);
-  std::unordered_map<int, memory> args = {{DNNL_ARG_DIFF_DST, e.dst.primMem},
-                                          {DNNL_ARG_SRC, e.src.primMem},
-                                          {DNNL_ARG_DIFF_WEIGHTS, e.wei.primMem}};
-  if (gb.p) {
-    e.biasMem.set_data_handle(gb.p);
-    args[DNNL_ARG_DIFF_BIAS] = e.biasMem;
+  dnnl::engine& eng = cpuEngine();
+  const int64_t nb = chunkImages(g), xs = g.cin * g.h * g.w, ys = g.cout * g.oh * g.ow;
+  memory::desc bMd({g.cout}, dt::f32, tag::x);
+  memory accW, tmpW, tmpB;
+  Port* weiPort = nullptr;
+  for (int64_t i0 = 0; i0 < g.n; i0 += nb) {
+    const int64_t cn = std::min(nb, g.n - i0);
+    Entry& e = lookup(kBwdWeights, withN(g, cn), gb.p != nullptr);
+    memory xm = bindIn(e.src, x.p + i0 * xs, kSlotConvSrc, s);
+    memory gym = bindIn(e.dst, gy.p + i0 * ys, kSlotConvDst, s);
+    const bool first = i0 == 0;
+    if (first) {
+      weiPort = &e.wei;
+      accW = bindOut(e.wei, gw.p, kSlotConvWei);
+    } else if (!tmpW) {
+      tmpW = memory(e.wei.prim, eng, scratch(kSlotConvWeiTmp, e.wei.prim.get_size() / sizeof(float) + 16));
+      if (gb.p) tmpB = memory(bMd, eng, scratch(kSlotConvBiasTmp, size_t(g.cout)));
+    }
+    std::unordered_map<int, memory> args = {
+        {DNNL_ARG_SRC, xm}, {DNNL_ARG_DIFF_DST, gym}, {DNNL_ARG_DIFF_WEIGHTS, first ? accW : tmpW}};
+    if (gb.p) args[DNNL_ARG_DIFF_BIAS] = first ? memory(bMd, eng, gb.p) : tmpB;
+    e.prim.execute(s, args);
+    if (!first) {
+      s.wait();
+      addInto(static_cast<float*>(accW.get_data_handle()), static_cast<float*>(tmpW.get_data_handle()),
+              int64_t(e.wei.prim.get_size() / sizeof(float)));
+      if (gb.p) addInto(gb.p, static_cast<float*>(tmpB.get_data_handle()), g.cout);
+    }
   }
-  e.prim.execute(s, args);
-  finishPort(e.wei, s);
+  finishOut(*weiPort, accW, gw.p, s);
   s.wait();
 }
 

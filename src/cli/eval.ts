@@ -27,6 +27,7 @@ export interface EvalCommandOptions {
   model?: string;
   config?: string;
   bpdN: number;
+  bpdStride: number;
   perClass: number;
   sampler: string;
   steps: number;
@@ -68,9 +69,10 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
       throw new ConfigError(`eval: ${ds.name} images (${ds.height}x${ds.width}x${ds.channels}) do not fit the model (${m.model.imageSize}px, ${m.model.channels} channels)`);
     }
     const bar = stepBar('bits/dim');
-    report.bpd = evalBitsPerDim(m.model, m.cls, ds, { n: o.bpdN, seed: o.seed, onBatch: bar.onStep });
+    report.bpd = evalBitsPerDim(m.model, m.cls, ds, { n: o.bpdN, seed: o.seed, stride: o.bpdStride, onBatch: bar.onStep });
     bar.stop();
-    if (!o.json) console.log(`bits/dim: ${report.bpd.bitsPerDim.toFixed(4)} (${report.bpd.conditional ? 'conditional on the labels, ' : ''}${report.bpd.n} test images of ${ds.name}; prior term ${report.bpd.priorBpd.toExponential(2)})`);
+    if (!o.json) console.log(`bits/dim: ${report.bpd.bitsPerDim.toFixed(4)} (${report.bpd.conditional ? 'conditional on the labels, ' : ''}${report.bpd.n} test images of ${ds.name}; ` +
+      `${report.bpd.stride === 1 ? 'exact sum over all timesteps' : `L_1..L_T-1 estimated from every ${report.bpd.stride}th timestep`}; decoder term ${report.bpd.decoderBpd.toFixed(4)}, prior ${report.bpd.priorBpd.toExponential(2)})`);
   }
   if (m.cls && o.perClass > 0) {
     if (m.model.channels !== 1 || m.model.imageSize < 28) throw new ConfigError('eval: the class accuracy uses the MNIST classifier (grey images of at least 28x28)');

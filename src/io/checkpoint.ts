@@ -83,6 +83,11 @@ export function checkpointDir(path: string): string {
   return path;
 }
 
+/** Whether a run folder (or checkpoints folder) holds a complete checkpoint. */
+export function hasCheckpoint(path: string): boolean {
+  return existsSync(join(checkpointDir(path), 'last.json'));
+}
+
 /** Read the newest complete training checkpoint of a run (see checkpointDir). */
 export function loadTrainingCheckpoint(path: string): TrainingCheckpoint {
   const dir = checkpointDir(path);

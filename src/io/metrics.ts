@@ -11,14 +11,15 @@ export type MetricsRow = Record<string, number | string | null> & { step: number
 
 export function readMetrics(path: string): MetricsRow[] {
   if (!existsSync(path)) return [];
+  const lines = readFileSync(path, 'utf8').split('\n');
   const rows: MetricsRow[] = [];
-  readFileSync(path, 'utf8').split('\n').forEach((line, i) => {
+  lines.forEach((line, i) => {
     if (line.trim() === '') return;
     try {
       rows.push(JSON.parse(line) as MetricsRow);
     } catch {
-      // a line cut by a crash mid-write: ignore only if it is the last one
-      if (i < readFileSync(path, 'utf8').split('\n').length - 2) throw new InputFileError(`${path}:${i + 1}: not valid JSON`);
+      // a line cut by a crash mid-write can only be the last one
+      if (lines.slice(i + 1).some((l) => l.trim() !== '')) throw new InputFileError(`${path}:${i + 1}: not valid JSON`);
     }
   });
   return rows;

@@ -23,5 +23,7 @@ export const MODEL_TARGETS: TargetTable = {
   ...openaiTargets,
   ...autoencoderTargets,
   ...lossTargets,
+  ...latentDiffusionTargets,
 } satisfies TargetTable;
+import { latentDiffusionTargets } from './latent-diffusion.ts'; export * from './latent-diffusion.ts'; export * from './conditioning.ts'; export * from './tokenizer.ts'; export * from './x-transformer.ts';
 import { lossTargets } from './losses/index.ts'; export * from './losses/index.ts';

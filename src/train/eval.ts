@@ -7,8 +7,8 @@
 //    confusion matrix.
 
 import { Generator } from '../util/index.ts';
-import { Tensor, cat, permute } from '../tensor/index.ts';
-import { calcBpd } from '../diffusion/index.ts';
+import { Tensor, cat, noGrad, permute, randn } from '../tensor/index.ts';
+import { fullT, priorBpd, vbTermsBpd } from '../diffusion/index.ts';
 import type { DDPM } from '../models/index.ts';
 import { makeBatch, type ImageDataset } from '../io/index.ts';
 import { centerCrop28, type MnistClassifier } from './classifier.ts';
@@ -18,27 +18,56 @@ import type { SamplerName } from './settings.ts';
 export interface BpdReport {
   bitsPerDim: number;
   priorBpd: number;
+  /** the decoder term L_0 */
+  decoderBpd: number;
   n: number;
   conditional: boolean;
+  /** 1: the exact sum over all T terms; k > 1: L_1..L_{T-1} estimated from every k-th timestep */
+  stride: number;
 }
 
+/**
+ * Bits per dimension, `calc_bpd_loop`: total = L_T (prior) + L_0 (decoder) + sum_{t=1}^{T-1} L_t.
+ * With stride k > 1 the middle sum is estimated as (T-1)/|S| sum_{t in S} L_t over S = {T-1, T-1-k,
+ * ...} (t >= 1), which needs T/k model calls per batch instead of T (L_0 is always exact).
+ */
 export function evalBitsPerDim(model: DDPM, cls: ClassCond | null, ds: ImageDataset,
-  opts: { n: number; batchSize?: number; seed?: number; onBatch?: (done: number, total: number) => void }): BpdReport {
+  opts: { n: number; batchSize?: number; seed?: number; stride?: number; onBatch?: (done: number, total: number) => void }): BpdReport {
   const n = Math.min(opts.n, ds.length);
   const bs = opts.batchSize ?? 50;
+  const stride = Math.max(1, Math.floor(opts.stride ?? 1));
   const gen = new Generator(opts.seed ?? 0);
-  let total = 0, prior = 0;
-  for (let s = 0; s < n; s += bs) {
-    const idx = Array.from({ length: Math.min(bs, n - s) }, (_, i) => s + i);
-    const b = makeBatch(ds, idx);
-    const x0 = permute(b.image, [0, 3, 1, 2]); // [B, C, H, W]
-    const cond = cls ? { y: b.class_label } : undefined;
-    const r = calcBpd(model.denoiser(), model.diffusion, x0, { gen, clipDenoised: model.clipDenoised, ...(cond ? { cond } : {}) });
-    total += r.totalBpd.toArray().reduce((a, v) => a + v, 0);
-    prior += r.priorBpd.toArray().reduce((a, v) => a + v, 0);
-    opts.onBatch?.(s + idx.length, n);
-  }
-  return { bitsPerDim: total / n, priorBpd: prior / n, n, conditional: cls !== null };
+  const T = model.numTimesteps;
+  const mid: number[] = [];
+  for (let t = T - 1; t >= 1; t -= stride) mid.push(t);
+  const scale = (T - 1) / mid.length;
+  const den = model.denoiser();
+  let total = 0, prior = 0, decoder = 0;
+  noGrad(() => {
+    for (let s = 0; s < n; s += bs) {
+      const idx = Array.from({ length: Math.min(bs, n - s) }, (_, i) => s + i);
+      const b = makeBatch(ds, idx);
+      const x0 = permute(b.image, [0, 3, 1, 2]); // [B, C, H, W]
+      const cond = cls ? { y: b.class_label } : undefined;
+      const B = idx.length;
+      const term = (t: number): number[] => {
+        const tt = fullT(B, t);
+        const xt = model.diffusion.qSample(x0, tt, randn(x0.shape, gen));
+        return vbTermsBpd(model.diffusion, den(xt, tt, cond), x0, xt, tt, model.clipDenoised).output.toArray();
+      };
+      const sumMid = new Array<number>(B).fill(0);
+      for (const t of mid) term(t).forEach((v, i) => { sumMid[i]! += v; });
+      const l0 = term(0);
+      const lp = priorBpd(model.diffusion, x0).toArray();
+      for (let i = 0; i < B; i++) {
+        total += lp[i]! + l0[i]! + scale * sumMid[i]!;
+        prior += lp[i]!;
+        decoder += l0[i]!;
+      }
+      opts.onBatch?.(s + B, n);
+    }
+  });
+  return { bitsPerDim: total / n, priorBpd: prior / n, decoderBpd: decoder / n, n, conditional: cls !== null, stride };
 }
 
 export interface AccuracyReport {

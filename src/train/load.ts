@@ -40,6 +40,7 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
   let configPath = opts.config;
   if (!path) {
     const e = resolveModel(opts.name ?? 'mnist-ddpm');
+    if (e.kind !== undefined && e.kind !== 'ddpm') throw new ConfigError(`'${e.name}' is a ${e.kind}, not a diffusion model`);
     if (!e.available) {
       throw new ConfigError(`the shipped model '${e.name}' has no weights yet (${e.checkpointPath}); train it with ` +
         '`ldm train configs/mnist-ddpm.yaml --out runs/mnist` and copy runs/mnist/model.safetensors there, or pass a checkpoint');

@@ -20,7 +20,7 @@ import { Tensor, backward, div, noGrad, permute } from '../tensor/index.ts';
 import { AdamW, clipGradNorm, initGenerator, setInitSeed } from '../nn/index.ts';
 import { DDPM } from '../models/index.ts';
 import {
-  DataLoader, MetricsLog, buildDataFromConfig, buildModelFromConfig, drawCurve, dumpConfig, loadTrainingCheckpoint, makeBatch,
+  DataLoader, MetricsLog, buildDataFromConfig, hasCheckpoint, buildModelFromConfig, drawCurve, dumpConfig, loadTrainingCheckpoint, makeBatch,
   saveImageGrid, saveModelFile, saveTrainingCheckpoint, writePng, writeTextFile,
   type Batch, type ConfigTree, type DataModule, type ImageDataset, type LoaderState, type MetricsRow,
 } from '../io/index.ts';
@@ -136,6 +136,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const out = opts.outDir;
   const ckptDir = join(out, 'checkpoints');
   const resumed = opts.resume ? loadTrainingCheckpoint(out) : null;
+  if (!opts.resume && hasCheckpoint(out)) {
+    throw new ConfigError(`the run folder ${out} already has checkpoints: continue it with --resume ${out}, or choose another --out`);
+  }
   const settings = resolveSettings(config);
 
   // 1. model (weights drawn from the seed) and data
@@ -258,7 +261,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     if (step % settings.checkpointEvery === 0) lastCkptStep = (saveCheckpoint(), step);
     if (settings.valEvery && step % settings.valEvery === 0 && data.validation) {
-      emit({ type: 'val', step, values: validate(model, computeLoss, data.validation, settings) });
+      const values = validate(model, computeLoss, data.validation, settings);
+      metrics.append({ step, ...values });
+      emit({ type: 'val', step, values });
     }
     if (settings.imageEvery && step % settings.imageEvery === 0) {
       emit({ type: 'images', step, paths: await logImages(model, cls, settings, data, out, step) });

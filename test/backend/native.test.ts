@@ -126,6 +126,7 @@ if (!nat) {
       ['4x4 stride 2 pad 1', geom(1, 3, 10, 11, 4, 4, 4, 2, [1, 1, 1, 1]), true],
       ['3x3 64 channels', geom(2, 64, 8, 8, 32, 3, 3, 1, [1, 1, 1, 1]), true],
       ['odd channels no pad', geom(1, 17, 6, 7, 19, 3, 3, 1, [0, 0, 0, 0]), false],
+      ['batch processed in chunks (5 x 32ch 40x40)', geom(5, 32, 40, 40, 24, 3, 3, 1, [1, 1, 1, 1]), true],
     ];
     for (const [label, g, withBias] of cases) {
       it(label, () => {

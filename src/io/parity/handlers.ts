@@ -14,5 +14,7 @@ export const HANDLERS: readonly FixtureHandler[] = [
   unetHandler,
   autoencoderHandler,
   lossesHandler,
+  latentHandler,
 ] satisfies readonly FixtureHandler[];
+import { latentHandler } from './latent.ts';
 import { lossesHandler } from './losses.ts';

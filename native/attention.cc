@@ -27,10 +27,6 @@ static inline __m256 exp2n(__m256 y, __m256 fx) {
   __m256 p2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
   return _mm256_mul_ps(_mm256_mul_ps(y, p1), p2);
 }
-static inline __m256 fixup(__m256 r, __m256 x0) {
-  r = _mm256_blendv_ps(r, _mm256_setzero_ps(), _mm256_cmp_ps(x0, _mm256_set1_ps(-88.3762626647949f), _CMP_LT_OQ));
-  return _mm256_blendv_ps(r, x0, _mm256_cmp_ps(x0, x0, _CMP_UNORD_Q));
-}
 }  // namespace attn256h
 
 #define NS attn256
@@ -46,13 +42,11 @@ static inline __m256 fixup(__m256 r, __m256 x0) {
 #define SUB(a, b) _mm256_sub_ps(a, b)
 #define MUL(a, b) _mm256_mul_ps(a, b)
 #define MAX(a, b) _mm256_max_ps(a, b)
-#define MIN(a, b) _mm256_min_ps(a, b)
 #define ZERO() _mm256_setzero_ps()
 #define ROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define HSUM(v) hsum(v)
 #define HMAX(v) hmax(v)
 #define EXP2N(y, n) attn256h::exp2n(y, n)
-#define FIXUP(r, x0) attn256h::fixup(r, x0)
 #include "attention_kernel.h"
 #undef NS
 #undef VW
@@ -67,13 +61,11 @@ static inline __m256 fixup(__m256 r, __m256 x0) {
 #undef SUB
 #undef MUL
 #undef MAX
-#undef MIN
 #undef ZERO
 #undef ROUND
 #undef HSUM
 #undef HMAX
 #undef EXP2N
-#undef FIXUP
 
 // ---- AVX-512 instantiation ------------------------------------------------------------------
 #pragma GCC push_options
@@ -93,10 +85,6 @@ static inline float hmax(__m512 v) {
   s = _mm_max_ss(s, _mm_movehdup_ps(s));
   return _mm_cvtss_f32(s);
 }
-static inline __m512 fixup(__m512 r, __m512 x0) {
-  r = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x0, _mm512_set1_ps(-88.3762626647949f), _CMP_LT_OQ), r, _mm512_setzero_ps());
-  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x0, x0, _CMP_UNORD_Q), r, x0);
-}
 }  // namespace attn512h
 
 #define NS attn512
@@ -112,13 +100,11 @@ static inline __m512 fixup(__m512 r, __m512 x0) {
 #define SUB(a, b) _mm512_sub_ps(a, b)
 #define MUL(a, b) _mm512_mul_ps(a, b)
 #define MAX(a, b) _mm512_max_ps(a, b)
-#define MIN(a, b) _mm512_min_ps(a, b)
 #define ZERO() _mm512_setzero_ps()
 #define ROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define HSUM(v) attn512h::hsum(v)
 #define HMAX(v) attn512h::hmax(v)
 #define EXP2N(y, n) _mm512_scalef_ps(y, n)
-#define FIXUP(r, x0) attn512h::fixup(r, x0)
 #include "attention_kernel.h"
 #undef NS
 #undef VW
@@ -133,13 +119,11 @@ static inline __m512 fixup(__m512 r, __m512 x0) {
 #undef SUB
 #undef MUL
 #undef MAX
-#undef MIN
 #undef ZERO
 #undef ROUND
 #undef HSUM
 #undef HMAX
 #undef EXP2N
-#undef FIXUP
 #pragma GCC pop_options
 
 namespace {
@@ -154,7 +138,7 @@ struct TBuf {
   float* get(size_t n) {
     if (n > cap) {
       std::free(p);
-      size_t bytes = ((n * sizeof(float) + 63) / 64) * 64;
+      size_t bytes = ((n * sizeof(float) + 63) / 64) * 64 + 64;
       p = static_cast<float*>(std::aligned_alloc(64, bytes));
       cap = p ? n : 0;
     }

@@ -4,15 +4,15 @@
 // is static and compiled for the ISA of the region it is included in.
 //
 // Before including, attention.cc defines: NS (namespace name), VW (lanes), vf (vector type),
-// LD, ST, STREAM, FMA, FNMA, SET1, ADD, SUB, MUL, MAX, MIN, ZERO, ROUND, HSUM, HMAX,
-// EXP2N (y * 2^n) and FIXUP (0 below the exp range, NaN passed through).
+// LD, ST, STREAM, FMA, FNMA, SET1, ADD, SUB, MUL, MAX, ZERO, ROUND, HSUM, HMAX,
+// EXP2N (y * 2^n).
 
 namespace NS {
 
-/** e^x for a vector (Cephes polynomial, about 2 ulp); below -88.38 gives 0, NaN stays NaN. */
-static inline vf vexpN(vf x0) {
-  vf x = MAX(x0, SET1(-88.3762626647949f));
-  x = MIN(x, SET1(88.72283935546875f));
+/** e^x for x <= 0 (softmax after subtracting the row max): no overflow handling, and inputs
+ *  below -104 (including -inf and NaN) give 0. */
+static inline vf vexpNeg(vf x) {
+  x = MAX(x, SET1(-104.f));
   vf fx = ROUND(MUL(x, SET1(1.44269504088896341f)));
   x = FNMA(fx, SET1(0.693359375f), x);
   x = FNMA(fx, SET1(-2.12194440e-4f), x);
@@ -23,8 +23,7 @@ static inline vf vexpN(vf x0) {
   y = FMA(y, x, SET1(1.6666665459E-1f));
   y = FMA(y, x, SET1(5.0000001201E-1f));
   y = FMA(y, MUL(x, x), ADD(x, SET1(1.f)));
-  vf r = EXP2N(y, fx);
-  return FIXUP(r, x0);
+  return EXP2N(y, fx);
 }
 
 /** S[r][j] = scale * sum_t q[r][t] kT[t][j] for a 6-row panel, j over skp (a multiple of 2 VW). */
@@ -122,7 +121,7 @@ static float softmaxRowN(float* row, int64_t sk, int64_t skp, const float* mask,
   float mx = HMAX(m);
   vf mv = SET1(mx), acc = ZERO();
   for (int64_t j = 0; j < skp; j += VW) {
-    vf e = vexpN(SUB(LD(row + j), mv));
+    vf e = vexpNeg(SUB(LD(row + j), mv));
     ST(row + j, e);
     acc = ADD(acc, e);
   }

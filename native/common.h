@@ -80,6 +80,15 @@ void registerMovement(std::vector<KernelDef>& r);
 float* scratch(int slot, size_t nFloats);
 enum ScratchSlot { kSlotConvSrc = 0, kSlotConvWei, kSlotConvDst, kSlotConvWeiTmp, kSlotConvBiasTmp, kSlotMisc, kSlotCount };
 
+/** Direct stride-1 NCHW convolution (conv_direct.cc); false when the shape or CPU is outside
+ *  its range (nothing written). transposeFlip: wsrc holds forward weights [ci, co, kh, kw] and
+ *  the kernel uses them transposed and flipped (the backward-to-input pass). */
+bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t kh, int64_t kw,
+                  int64_t padT, int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y,
+                  const float* wsrc, bool transposeFlip);
+bool convDirectEnabled();
+void setConvDirect(bool on);
+
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();
 

@@ -1,9 +1,10 @@
 // 2-D convolution kernels (conv2d, conv2dBackwardInput, conv2dBackwardWeight) over oneDNN
 // primitives. The API is NCHW data / OIHW weights (PyTorch semantics, asymmetric padding
 // [top, bottom, left, right] mapped to oneDNN padding_l / padding_r); inside, each primitive
-// runs in the layout oneDNN picks (format_tag::any, blocked nChw16c on AVX-512) and user
-// buffers are reordered in and out through the thread's scratch pool. Primitives and their
-// reorders are cached per geometry in a small LRU map.
+// runs in the layout oneDNN picks (format_tag::any, blocked nChw16c on AVX-512; LDM_CONV_LAYOUT=nhwc
+// forces NHWC) and user buffers are reordered in and out through the thread's scratch pool.
+// Primitives and their reorders are cached per geometry in a small LRU map. Optionally the
+// batch runs in equal chunks so that the reorders stay in cache (see chunkBudget).
 // Not here: grouped or dilated convolution (groups is always 1 in the seeds' networks).
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -72,12 +73,18 @@ tag layoutChoice() {
 
 /** Images per primitive call: the batch is processed in chunks whose (reordered) input and
  *  output fit in about this many bytes, so reorders and the convolution meet in cache. */
+// Off by default: each chunk adds parallel regions, and on a machine shared with other
+// processes every region can wait a scheduler slice for a descheduled thread (measured here
+// under load: 8 chunks made W1 5x slower, while on a quieter machine chunks of 2 images were
+// up to 10-20% faster). LDM_CONV_CHUNK_KB or setConvChunkKB() turn it on.
+int64_t gChunkBudget = -1;  // bytes; -1: not read yet (LDM_CONV_CHUNK_KB, default 0 = off)
+
 int64_t chunkBudget() {
-  static int64_t b = [] {
+  if (gChunkBudget < 0) {
     const char* e = std::getenv("LDM_CONV_CHUNK_KB");
-    return e ? int64_t(std::atoll(e)) * 1024 : int64_t(1536) * 1024;
-  }();
-  return b;
+    gChunkBudget = e ? int64_t(std::atoll(e)) * 1024 : 0;
+  }
+  return gChunkBudget;
 }
 
 int64_t chunkImages(const Geom& g) {
@@ -225,6 +232,9 @@ void conv2d(Args& a) {
   F32 b = a.f32LenOrNull(2, "bias", g.cout, "cout");
   F32 y = a.f32Len(3, "out", checkedProd(a, {g.n, g.cout, g.oh, g.ow}), "n*cout*oh*ow");
   if (g.n == 0) return;
+  if (g.sh == 1 && g.sw == 1 &&
+      convDirectS1(x.p, g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.pt, g.pl, g.oh, g.ow, b.p, y.p, w.p, false))
+    return;
   dnnl::stream& s = cpuStream();
   const int64_t nb = chunkImages(g), xs = g.cin * g.h * g.w, ys = g.cout * g.oh * g.ow;
   memory wMem, bMem;
@@ -252,6 +262,11 @@ void conv2dBackwardInput(Args& a) {
   F32 w = a.f32Len(1, "w", checkedProd(a, {g.cout, g.cin, g.kh, g.kw}), "cout*cin*kh*kw");
   F32 gx = a.f32Len(2, "gx", checkedProd(a, {g.n, g.cin, g.h, g.w}), "n*cin*h*w");
   if (g.n == 0) return;
+  // stride 1: gx = conv(gy, w transposed and flipped) with padding k-1-p
+  if (g.sh == 1 && g.sw == 1 && g.pt < g.kh && g.pl < g.kw &&
+      convDirectS1(gy.p, g.n, g.cout, g.oh, g.ow, g.cin, g.kh, g.kw, g.kh - 1 - g.pt, g.kw - 1 - g.pl, g.h, g.w,
+                   nullptr, gx.p, w.p, true))
+    return;
   dnnl::stream& s = cpuStream();
   const int64_t nb = chunkImages(g), xs = g.cin * g.h * g.w, ys = g.cout * g.oh * g.ow;
   memory wMem;
@@ -319,12 +334,34 @@ void conv2dBackwardWeight(Args& a) {
   s.wait();
 }
 
+// convChunkKB(kb | -1): sets the chunk budget (0 = whole batch per call) and returns it in KiB;
+// -1 only reads it. A tuning knob for benchmarks.
+// convDirect(on: 1 | 0 | -1): turns the direct stride-1 AVX-512 kernels on or off (-1 only
+// reads); returns whether they are in use. A tuning knob for benchmarks and tests.
+napi_value convDirect(Args& a) {
+  int64_t on = a.integer(0, "on");
+  if (on >= 0) setConvDirect(on != 0);
+  napi_value r;
+  napi_get_boolean(a.env, convDirectEnabled(), &r);
+  return r;
+}
+
+napi_value convChunkKB(Args& a) {
+  int64_t kb = a.integer(0, "kb");
+  if (kb >= 0) gChunkBudget = kb * 1024;
+  napi_value r;
+  napi_create_int64(a.env, chunkBudget() / 1024, &r);
+  return r;
+}
+
 }  // namespace
 
 void registerConv(std::vector<KernelDef>& r) {
   r.push_back({"conv2d", conv2d, nullptr});
   r.push_back({"conv2dBackwardInput", conv2dBackwardInput, nullptr});
   r.push_back({"conv2dBackwardWeight", conv2dBackwardWeight, nullptr});
+  r.push_back({"convChunkKB", nullptr, convChunkKB});
+  r.push_back({"convDirect", nullptr, convDirect});
 }
 
 }  // namespace ldm

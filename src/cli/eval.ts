@@ -11,7 +11,7 @@ import {
 import {
   MnistClassifier, evalBitsPerDim, evalClassAccuracy, loadModel, trainClassifier, type AccuracyReport, type BpdReport,
 } from '../train/index.ts';
-import { checkSampler, describeModel, stepBar } from './sample.ts';
+import { checkSampler, defaultGuidance, describeModel, stepBar } from './sample.ts';
 
 export const CLASSIFIER_FILE = 'mnist-classifier.safetensors';
 
@@ -32,7 +32,7 @@ export interface EvalCommandOptions {
   sampler: string;
   steps: number;
   eta: number;
-  guidance: number;
+  guidance?: number | undefined;
   seed: number;
   classifier?: string;
   samples?: string;
@@ -42,6 +42,7 @@ export interface EvalCommandOptions {
 
 export interface EvalReport {
   model: string;
+  sampling: { sampler: string; steps: number; eta: number; guidance: number; seed: number };
   bpd: BpdReport | null;
   accuracy: Omit<AccuracyReport, 'samples'> | null;
 }
@@ -62,8 +63,12 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
   const sampler = checkSampler(o.sampler);
   const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
   process.stderr.write(`${describeModel(m)}\n`);
-  const report: EvalReport = { model: m.path, bpd: null, accuracy: null };
-  if (o.bpdN > 0) {
+  const guidance = defaultGuidance(m, o.guidance);
+  const report: EvalReport = { model: m.path, sampling: { sampler, steps: o.steps, eta: o.eta, guidance, seed: o.seed }, bpd: null, accuracy: null };
+  // a LatentDiffusion: no pixel bits/dim (its bound is over latents); accuracy of decoded samples
+  const latent = typeof (m.model as unknown as { sampleLatent?: unknown }).sampleLatent === 'function';
+  if (latent && o.bpdN > 0 && !o.json) console.log('bits/dim: skipped (latent diffusion: the bound would be over latents, not pixels)');
+  if (o.bpdN > 0 && !latent) {
     const ds = await testSet(m.config);
     if (ds.height !== m.model.imageSize || ds.channels !== m.model.channels) {
       throw new ConfigError(`eval: ${ds.name} images (${ds.height}x${ds.width}x${ds.channels}) do not fit the model (${m.model.imageSize}px, ${m.model.channels} channels)`);
@@ -75,18 +80,18 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
       `${report.bpd.stride === 1 ? 'exact sum over all timesteps' : `L_1..L_T-1 estimated from every ${report.bpd.stride}th timestep`}; decoder term ${report.bpd.decoderBpd.toFixed(4)}, prior ${report.bpd.priorBpd.toExponential(2)})`);
   }
   if (m.cls && o.perClass > 0) {
-    if (m.model.channels !== 1 || m.model.imageSize < 28) throw new ConfigError('eval: the class accuracy uses the MNIST classifier (grey images of at least 28x28)');
+    if (!latent && (m.model.channels !== 1 || m.model.imageSize < 28)) throw new ConfigError('eval: the class accuracy uses the MNIST classifier (grey images of at least 28x28)');
     const classifier = loadClassifier(o.classifier);
     const bar = stepBar('samples');
     const acc = evalClassAccuracy(m.model, m.cls, classifier, {
-      perClass: o.perClass, sampler, steps: o.steps, eta: o.eta, guidance: o.guidance, seed: o.seed, onBatch: bar.onStep,
+      perClass: o.perClass, sampler, steps: o.steps, eta: o.eta, guidance, seed: o.seed, onBatch: bar.onStep,
     });
     bar.stop();
     const { samples, ...rest } = acc;
     report.accuracy = rest;
     if (o.samples) await saveImageGrid(o.samples, samples, { nrow: m.cls.numClasses });
     if (!o.json) {
-      console.log(`class accuracy of samples: ${(acc.accuracy * 100).toFixed(2)}% (${acc.n} samples, ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}, guidance ${o.guidance})`);
+      console.log(`class accuracy of samples: ${(acc.accuracy * 100).toFixed(2)}% (${acc.n} samples, ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}, guidance ${guidance})`);
       console.log(`per class: ${acc.perClass.map((a, k) => `${k}:${(a * 100).toFixed(0)}%`).join(' ')}`);
       if (o.samples) console.log(`samples: ${o.samples}`);
     }

@@ -32,12 +32,12 @@ const classes = (v: string, prev: number[] | undefined): number[] => {
   return [...(prev ?? []), ...list];
 };
 
-function samplerOptions(cmd: Command, defaults: { steps: number; guidance: number }): Command {
+function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
   return cmd
     .addOption(new Option('--sampler <name>', 'sampler').choices(['ddpm', 'ddim', 'plms', 'dpm-solver++']).default('ddim'))
     .option('--steps <n>', 'sampler steps (ddim, plms, dpm-solver++; ddpm always runs all T)', int('--steps', 1), defaults.steps)
     .option('--eta <e>', 'DDIM eta (0 = deterministic)', float('--eta'), 0)
-    .option('--guidance <g>', 'classifier-free guidance scale (1 = none)', float('--guidance'), defaults.guidance)
+    .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: 3 for models trained with a null class, else 1)', float('--guidance'))
     .option('--seed <s>', 'random seed', int('--seed'), 0)
     .option('--model <name>', 'shipped model (see `ldm models`) when no checkpoint is given', 'mnist-ddpm')
     .option('--config <yaml>', 'config of the checkpoint (needed for official .ckpt files)')
@@ -62,10 +62,12 @@ export function buildProgram(): Command {
       await trainCommand(config !== undefined ? [config, ...overrides] : overrides, o);
     });
 
-  samplerOptions(program.command('sample'), { steps: 50, guidance: 1 })
+  samplerOptions(program.command('sample'), { steps: 50 })
     .description('sample a trained model into a grid PNG (and the denoising strip with --strip)')
     .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
     .option('--class <k>', 'class of the samples (repeat or comma-separate to mix)', classes)
+    .option('--prompt <text>', "text prompt of a text-conditional LDM, e.g. 'a handwritten seven' (repeat or '|'-separate to mix)",
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), ...v.split('|').map((s) => s.trim()).filter((s) => s.length > 0)])
     .option('--n <n>', 'number of samples', int('--n', 1), 40)
     .option('--out <file>', 'output PNG', 'samples.png')
     .option('--strip', 'also write the denoising trajectory as <out>-strip.png')
@@ -74,7 +76,7 @@ export function buildProgram(): Command {
       await sampleCommand(ckpt, { ...o, noEma: o.ema === false });
     });
 
-  samplerOptions(program.command('eval'), { steps: 50, guidance: 1 })
+  samplerOptions(program.command('eval'), { steps: 50 })
     .description('evaluate a model: bits/dim on test images and, for class-conditional models, the class accuracy of its samples')
     .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
     .option('--bpd-n <n>', 'test images for bits/dim (0 = skip)', int('--bpd-n'), 100)
@@ -132,7 +134,7 @@ export function buildProgram(): Command {
         ckpt = r.modelPath ?? undefined;
       }
       await sampleCommand(ckpt, {
-        sampler: 'ddim', steps: 50, eta: 0, guidance: 2, seed: o.seed, n: 100, out: join(o.out, 'mnist-samples.png'), strip: true, upscale: 2,
+        sampler: 'ddim', steps: 50, eta: 0, guidance: 3, seed: o.seed, n: 100, out: join(o.out, 'mnist-samples.png'), strip: true, upscale: 2,
         model: 'mnist-ddpm',
       });
     });

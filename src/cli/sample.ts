@@ -15,8 +15,10 @@ export interface SampleCommandOptions {
   sampler: string;
   steps: number;
   eta: number;
-  guidance: number;
+  guidance?: number | undefined;
   class?: number[];
+  /** text-conditional LDMs: prompts, cycled over the n samples */
+  prompt?: string[];
   seed: number;
   n: number;
   out: string;
@@ -45,6 +47,11 @@ export function describeModel(m: LoadedModel): string {
   return `${m.path}: ${(m.model.model.numParameters() / 1e6).toFixed(2)}M parameters, ${m.model.imageSize}x${m.model.imageSize}x${m.model.channels}, ${c}, ${m.weights} weights`;
 }
 
+/** --guidance, defaulting to 3 for a model trained with a null class (classifier-free guidance), else 1. */
+export function defaultGuidance(m: LoadedModel, g: number | undefined): number {
+  return g ?? (m.cls && (m.cls.nullLabel !== null || m.cls.prompt) ? 3 : 1);
+}
+
 export function checkSampler(s: string): SamplerName {
   if (!(SAMPLERS as readonly string[]).includes(s)) throw new ConfigError(`--sampler must be one of ${SAMPLERS.join(', ')}, got '${s}'`);
   return s as SamplerName;
@@ -61,13 +68,20 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
     if (!m.cls) throw new ConfigError('--class: this model is not class-conditional');
     labels = Array.from({ length: o.n }, (_, i) => o.class![i % o.class!.length]!);
   }
+  let prompts: string[] | null = null;
+  if (o.prompt && o.prompt.length > 0) {
+    if (labels) throw new ConfigError('give --class or --prompt, not both');
+    if (!m.cls?.prompt) throw new ConfigError('--prompt: this model is not text-conditional (a LatentDiffusion with a BERTEmbedder cond stage)');
+    prompts = Array.from({ length: o.n }, (_, i) => o.prompt![i % o.prompt!.length]!);
+  }
+  const guidance = defaultGuidance(m, o.guidance);
   const bar = stepBar(sampler);
   const t0 = Date.now();
   const r = sampleImages(m.model, m.cls, {
-    n: o.n, sampler, steps: o.steps, eta: o.eta, guidance: o.guidance, labels, seed: o.seed, onStep: bar.onStep, snapshots: 10,
+    n: o.n, sampler, steps: o.steps, eta: o.eta, guidance, labels, prompts, seed: o.seed, onStep: bar.onStep, snapshots: 10,
   });
   bar.stop();
-  const nrow = m.cls && !labels ? Math.min(o.n, m.cls.numClasses) : Math.min(o.n, 8);
+  const nrow = m.cls && !labels && !prompts ? Math.min(o.n, m.cls.numClasses) : Math.min(o.n, 8);
   await saveImageGrid(o.out, r.samples, { nrow, upscale: o.upscale });
   const written = [o.out];
   if (o.strip) {
@@ -77,8 +91,8 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
     await saveImageGrid(stripPath, st.images, { nrow: st.nrow, upscale: o.upscale });
     written.push(stripPath);
   }
-  const what = r.labels ? ` (classes ${[...new Set(r.labels)].join(',')})` : '';
-  console.log(`${o.n} samples${what} with ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}${o.guidance !== 1 ? `, guidance ${o.guidance}` : ''}` +
+  const what = prompts ? ` (prompts ${[...new Set(prompts)].map((p) => `'${p}'`).join(', ')})` : r.labels ? ` (classes ${[...new Set(r.labels)].join(',')})` : '';
+  console.log(`${o.n} samples${what} with ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}${guidance !== 1 ? `, guidance ${guidance}` : ''}` +
     ` in ${((Date.now() - t0) / 1000).toFixed(1)} s -> ${written.join(', ')}`);
   return written;
 }

@@ -87,6 +87,7 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
   let out: string;
   if (o.resume) {
     // the run's own config, with the command line's overrides on top (e.g. a longer max_steps)
+    if (configPath) process.stderr.write(`note: --resume uses the run's saved config; ${configPath} is not read (give overrides as key.path=value)\n`);
     const ck = loadTrainingCheckpoint(o.resume);
     config = applyOverrides(ck.sidecar.config, overrides);
     validateConfig(config);

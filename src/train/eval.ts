@@ -7,8 +7,8 @@
 //    confusion matrix.
 
 import { Generator } from '../util/index.ts';
-import { Tensor, cat, noGrad, permute, randn } from '../tensor/index.ts';
-import { fullT, priorBpd, vbTermsBpd } from '../diffusion/index.ts';
+import { Tensor, cat, full, mul, noGrad, permute, randn } from '../tensor/index.ts';
+import { discretizedGaussianLogLikelihood, fullT, meanFlat, priorBpd, vbTermsBpd } from '../diffusion/index.ts';
 import type { DDPM } from '../models/index.ts';
 import { makeBatch, type ImageDataset } from '../io/index.ts';
 import { centerCrop28, type MnistClassifier } from './classifier.ts';
@@ -27,7 +27,8 @@ export interface BpdReport {
 }
 
 /**
- * Bits per dimension, `calc_bpd_loop`: total = L_T (prior) + L_0 (decoder) + sum_{t=1}^{T-1} L_t.
+ * Bits per dimension, `calc_bpd_loop`: total = L_T (prior) + L_0 (decoder) + sum_{t=1}^{T-1} L_t,
+ * with improved DDPM's decoder variance beta~_1 at t = 0.
  * With stride k > 1 the middle sum is estimated as (T-1)/|S| sum_{t in S} L_t over S = {T-1, T-1-k,
  * ...} (t >= 1), which needs T/k model calls per batch instead of T (L_0 is always exact).
  */
@@ -57,7 +58,15 @@ export function evalBitsPerDim(model: DDPM, cls: ClassCond | null, ds: ImageData
       };
       const sumMid = new Array<number>(B).fill(0);
       for (const t of mid) term(t).forEach((v, i) => { sumMid[i]! += v; });
-      const l0 = term(0);
+      // L_0 = -log p(x0 | x1) with the decoder variance of improved DDPM (beta~_1), not LDM's
+      // posterior_log_variance_clipped[0] = log(1e-20), which makes the bound meaningless
+      const l0 = noGrad(() => {
+        const t0 = fullT(B, 0);
+        const xt = model.diffusion.qSample(x0, t0, randn(x0.shape, gen));
+        const pm = model.diffusion.pMeanVariance(den(xt, t0, cond), xt, t0, { clipDenoised: model.clipDenoised });
+        const logScale = 0.5 * Math.log(model.diffusion.buf('posterior_variance').f32[Math.min(1, T - 1)]!);
+        return mul(meanFlat(discretizedGaussianLogLikelihood(x0, pm.mean, full(x0.shape, logScale))), -1 / Math.LN2).toArray();
+      });
       const lp = priorBpd(model.diffusion, x0).toArray();
       for (let i = 0; i < B; i++) {
         total += lp[i]! + l0[i]! + scale * sumMid[i]!;

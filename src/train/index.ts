@@ -7,3 +7,4 @@ export * from './trainer.ts';
 export * from './classifier.ts';
 export * from './eval.ts';
 export * from './load.ts';
+export * from './autoencoder.ts';

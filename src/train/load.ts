@@ -10,6 +10,7 @@ import {
 } from '../io/index.ts';
 import { conditioningSettings } from './settings.ts';
 import { classConditioning, type ClassCond } from './sampling.ts';
+import { stripFirstStageCkpt } from './latent.ts';
 
 export interface LoadedModel {
   model: DDPM;
@@ -40,7 +41,7 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
   let configPath = opts.config;
   if (!path) {
     const e = resolveModel(opts.name ?? 'mnist-ddpm');
-    if (e.kind !== undefined && e.kind !== 'ddpm') throw new ConfigError(`'${e.name}' is a ${e.kind}, not a diffusion model`);
+    if (e.kind !== undefined && e.kind !== 'ddpm' && e.kind !== 'ldm') throw new ConfigError(`'${e.name}' is a ${e.kind}, not a diffusion model`);
     if (!e.available) {
       throw new ConfigError(`the shipped model '${e.name}' has no weights yet (${e.checkpointPath}); train it with ` +
         '`ldm train configs/mnist-ddpm.yaml --out runs/mnist` and copy runs/mnist/model.safetensors there, or pass a checkpoint');
@@ -52,7 +53,8 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
   const config: ConfigTree | null = configPath ? readConfigFile(configPath) : (w.config as ConfigTree | null);
   if (!config) throw new ConfigError(`${path} carries no config: pass --config CONFIG.yaml (the model's YAML)`);
   validateConfig(config);
-  const built = buildModelFromConfig(config);
+  // an LDM's first_stage ckpt_path is not read here: the model file carries first_stage_model.*
+  const built = buildModelFromConfig(stripFirstStageCkpt(config));
   if (!(built instanceof DDPM)) throw new ConfigError(`${path}: model.target must be a DDPM-family model`);
   const model = built;
   const r = loadWeightsInto(model, w.tensors, w.path, false);

@@ -4,6 +4,9 @@
 //  - the denoising strip of real images (the seeds' t = 200 / 500 / 900 figure): for each t,
 //    x_t = q_sample(x0, t) and the model's one-step estimate of x0 from x_t;
 //  - the trajectory strip of a sampling run: x_t and pred_x0 at the logged steps.
+// LatentDiffusion models (crossattn ClassEmbedder / BERTEmbedder): the same requests, sampled in
+// latent space by `sampleLatent` and decoded through the first stage; labels of a text model
+// become the MNIST captions 'a handwritten seven'; the strip's x_t and x0 estimates are decoded.
 // What it is not: no file output (cli/ and trainer.ts write the PNGs through io/).
 
 import { ConfigError, Generator } from '../util/index.ts';
@@ -11,17 +14,38 @@ import { Tensor, cat, clamp, full, noGrad, randn, stack } from '../tensor/index.
 import {
   ancestralSample, ddimSample, dpmSolverSample, fullT, plmsSample, type Cond, type SamplerResult,
 } from '../diffusion/index.ts';
-import type { DDPM, UNetModel } from '../models/index.ts';
+import type { DDPM, UNetModel, LatentDiffusion } from '../models/index.ts';
+import { MNIST_CLASSES } from '../io/datasets/mnist.ts';
 import type { SamplerName, TrainSettings } from './settings.ts';
 
 /** Class conditioning of a model: real classes 0..numClasses-1, and the null label (if trained with one). */
 export interface ClassCond {
   numClasses: number;
   nullLabel: number | null;
+  /** text-conditional LDM: the prompt of class k ('a handwritten seven') */
+  prompt?: (k: number) => string;
+}
+
+/** The LatentDiffusion interface sampling needs (duck-typed: train/ builds no models here). */
+const asLatent = (model: DDPM): LatentDiffusion | null =>
+  typeof (model as unknown as { sampleLatent?: unknown }).sampleLatent === 'function' ? model as unknown as LatentDiffusion : null;
+
+/** The caption convention of the MNIST data set (io/datasets/mnist.ts). */
+export const mnistPrompt = (k: number): string => `a handwritten ${MNIST_CLASSES[k] ?? String(k)}`;
+
+/** Class conditioning of a LatentDiffusion: ClassEmbedder (last class = null) or a text encoder. */
+function latentClassConditioning(ldm: LatentDiffusion): ClassCond | null {
+  const cs = ldm.cond_stage_model as unknown as { nClasses?: number; tokenizer?: unknown; constructor: { name: string } } | null;
+  if (!cs) return null;
+  if (typeof cs.nClasses === 'number') return { numClasses: cs.nClasses - 1, nullLabel: cs.nClasses - 1 };
+  if (cs.constructor.name === 'BERTEmbedder') return { numClasses: MNIST_CLASSES.length, nullLabel: null, prompt: mnistPrompt };
+  return null;
 }
 
 /** The class conditioning of an 'adm' DDPM whose UNet has num_classes (null otherwise). */
 export function classConditioning(model: DDPM, settings?: Pick<TrainSettings, 'ucg' | 'condKey'>): ClassCond | null {
+  const ldm = asLatent(model);
+  if (ldm) return latentClassConditioning(ldm);
   if (model.model.conditioningKey !== 'adm') return null;
   const net = model.model.diffusion_model as unknown as Partial<UNetModel>;
   const n = net.numClasses ?? null;
@@ -47,8 +71,13 @@ export interface SampleRequest {
   /** class of each sample (class-conditional models; default: 0, 1, 2, ... cycling) */
   labels?: readonly number[] | null;
   seed: number;
+  /** text-conditional LDM: one prompt per sample (instead of labels) */
+  prompts?: readonly string[] | null;
   /** keep x_t / pred_x0 about this many times along the way (default 10) */
   snapshots?: number;
+  /** clamp every x0 estimate to [-1, 1] (default: the model's clip_denoised for pixel-space
+   *  models, as the ancestral sampler does; the official DDIM / PLMS samplers never clamp) */
+  clipDenoised?: boolean;
   onStep?: (i: number, total: number) => void;
 }
 
@@ -58,6 +87,8 @@ export interface SampleOutput extends SamplerResult {
 
 /** Draw req.n images [n, C, H, W] (in the model's current weights: wrap in emaScope for EMA). */
 export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequest): SampleOutput {
+  const ldm = asLatent(model);
+  if (ldm) return sampleLatentImages(ldm, cls, req);
   return noGrad(() => {
     const gen = new Generator(req.seed);
     const shape = [req.n, model.channels, model.imageSize, model.imageSize];
@@ -80,7 +111,9 @@ export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequ
     const denoiser = model.denoiser();
     const snaps = Math.max(1, req.snapshots ?? 10);
     const param = model.parameterization;
-    const common = { ...(cond ? { cond } : {}), ...(uncond ? { uncond } : {}), guidanceScale: guidance, gen };
+    const pixelSpace = typeof (model as unknown as { decodeFirstStage?: unknown }).decodeFirstStage !== 'function';
+    const clipDenoised = req.clipDenoised ?? (model.clipDenoised && pixelSpace);
+    const common = { ...(cond ? { cond } : {}), ...(uncond ? { uncond } : {}), guidanceScale: guidance, gen, clipDenoised };
     let r: SamplerResult;
     switch (req.sampler) {
       case 'ddpm': {
@@ -113,12 +146,72 @@ export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequ
   });
 }
 
+/** sampleImages for a LatentDiffusion: cond from labels or prompts, uc = the null input, decoded. */
+function sampleLatentImages(ldm: LatentDiffusion, cls: ClassCond | null, req: SampleRequest): SampleOutput {
+  return noGrad(() => {
+    const gen = new Generator(req.seed);
+    const guidance = req.guidance ?? 1;
+    let labels: number[] | null = null;
+    let cond: Tensor | null = null;
+    if (req.prompts && req.prompts.length > 0) {
+      if (req.prompts.length !== req.n) throw new ConfigError(`sample: ${req.prompts.length} prompts for ${req.n} samples`);
+      cond = ldm.conditionFromPrompts(req.prompts);
+    } else if (cls) {
+      labels = req.labels ? [...req.labels] : Array.from({ length: req.n }, (_, i) => i % cls.numClasses);
+      if (labels.length !== req.n) throw new ConfigError(`sample: ${labels.length} labels for ${req.n} samples`);
+      const bad = labels.find((l) => !Number.isInteger(l) || l < 0 || l >= cls.numClasses);
+      if (bad !== undefined) throw new ConfigError(`sample: class ${bad} is outside 0..${cls.numClasses - 1}`);
+      cond = cls.prompt ? ldm.conditionFromPrompts(labels.map(cls.prompt)) : ldm.conditionFromLabels(labels);
+    } else if (ldm.model.conditioningKey !== null) {
+      throw new ConfigError('sample: this latent diffusion model is conditional: give --class or --prompt');
+    }
+    const uc = guidance !== 1 ? ldm.unconditionalConditioning(req.n) : null;
+    const snaps = Math.max(1, req.snapshots ?? 10);
+    const r = ldm.sampleLatent({
+      n: req.n, cond, uc, guidance, sampler: req.sampler, steps: req.steps, eta: req.eta ?? 0, gen,
+      logEveryT: req.sampler === 'ddpm' ? Math.max(1, Math.floor(ldm.numTimesteps / snaps)) : Math.max(1, Math.floor(req.steps / snaps)),
+      ...(req.onStep ? { onStep: req.onStep } : {}),
+    });
+    // the trajectory strip shows decoded latents
+    const dec = (xs: Tensor[]): Tensor[] => xs.map((x) => ldm.decodeFirstStage(x));
+    const intermediates = { ...r.intermediates, x_inter: dec(r.intermediates.x_inter), pred_x0: dec(r.intermediates.pred_x0) };
+    return { samples: r.images!, intermediates, labels };
+  });
+}
+
+/** The strip of a LatentDiffusion: x0 -> z0 (posterior mode, scaled), q_sample, x0 estimate, all decoded. */
+function latentDenoisingStrip(ldm: LatentDiffusion, x0: Tensor, labels: readonly number[] | null, ts: readonly number[], seed: number, cls: ClassCond | null): { images: Tensor; nrow: number } {
+  return noGrad(() => {
+    const gen = new Generator(seed);
+    const B = x0.shape[0]!;
+    const post = ldm.encodeFirstStage(x0) as { mode?: () => Tensor };
+    const z0 = ldm.getFirstStageEncoding(typeof post.mode === 'function' ? post.mode() : (post as unknown as Tensor));
+    let cond: Cond | undefined;
+    if (labels && cls) {
+      const c = cls.prompt ? ldm.conditionFromPrompts(labels.map(cls.prompt)) : ldm.conditionFromLabels(labels);
+      cond = ldm.model.conditioningKey === 'concat' ? { c_concat: [c] } : { c_crossattn: [c] };
+    }
+    const cols: Tensor[] = [x0];
+    for (const tv of ts) {
+      const t = fullT(B, Math.min(ldm.numTimesteps - 1, Math.max(0, tv)));
+      const zt = ldm.diffusion.qSample(z0, t, randn(z0.shape, gen));
+      const out = ldm.denoiser()(zt, t, cond);
+      cols.push(clamp(ldm.decodeFirstStage(zt), -1, 1), clamp(ldm.decodeFirstStage(ldm.diffusion.predictXstart(out, zt, t)), -1, 1));
+    }
+    const nrow = cols.length;
+    return { images: stack(cols, 1).reshape(B * nrow, ...x0.shape.slice(1)), nrow };
+  });
+}
+
 /**
  * The denoising strip of real images x0 [B, C, H, W]: for each t in ts, x_t = q_sample(x0, t, noise)
  * and the model's x0 estimate from x_t (clamped). Returns [B * (1 + 2 len(ts)), C, H, W] in
  * row-major order with columns x0 | x_t1 | x0_hat(t1) | x_t2 | ... (nrow = 1 + 2 len(ts)).
  */
-export function denoisingStrip(model: DDPM, x0: Tensor, labels: readonly number[] | null, ts: readonly number[], seed: number): { images: Tensor; nrow: number } {
+export function denoisingStrip(model: DDPM, x0: Tensor, labels: readonly number[] | null, ts: readonly number[], seed: number,
+  cls: ClassCond | null = null): { images: Tensor; nrow: number } {
+  const ldm = asLatent(model);
+  if (ldm) return latentDenoisingStrip(ldm, x0, labels, ts, seed, cls ?? classConditioning(model));
   return noGrad(() => {
     const gen = new Generator(seed);
     const B = x0.shape[0]!;

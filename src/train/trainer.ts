@@ -18,15 +18,17 @@ import { join } from 'node:path';
 import { ConfigError, Generator, LdmError, type GeneratorState } from '../util/index.ts';
 import { Tensor, backward, div, noGrad, permute } from '../tensor/index.ts';
 import { AdamW, clipGradNorm, initGenerator, setInitSeed } from '../nn/index.ts';
-import { DDPM } from '../models/index.ts';
+import { DDPM, LatentDiffusion } from '../models/index.ts';
 import {
   DataLoader, MetricsLog, buildDataFromConfig, hasCheckpoint, buildModelFromConfig, drawCurve, dumpConfig, loadTrainingCheckpoint, makeBatch,
-  saveImageGrid, saveModelFile, saveTrainingCheckpoint, writePng, writeTextFile,
+  saveImageGrid, saveModelFile, saveTrainingCheckpoint, writePng, writeTextFile, getPath,
   type Batch, type ConfigTree, type DataModule, type ImageDataset, type LoaderState, type MetricsRow,
 } from '../io/index.ts';
 import { buildScheduler, type LrSchedule } from './lr.ts';
 import { resolveSettings, type TrainSettings } from './settings.ts';
 import { classConditioning, denoisingStrip, sampleImages, type ClassCond } from './sampling.ts';
+import { AUTOENCODER_TARGET, trainAutoencoder } from './autoencoder.ts';
+import { isLatentConfig, loadFirstStage, prepareLatentConfig } from './latent.ts';
 
 export class TrainingStopped extends LdmError {}
 
@@ -130,9 +132,11 @@ function paramNames(model: DDPM, params: readonly Tensor[]): string[] {
 const stepTag = (s: number): string => `step-${String(s).padStart(6, '0')}`;
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
+  // AutoencoderKL configs (the LDM first stage): two optimizers, reconstruction metrics (autoencoder.ts)
+  if (getPath(opts.config, 'model.target') === AUTOENCODER_TARGET) return await trainAutoencoder(opts) as unknown as TrainResult;
   const t0 = Date.now();
   const emit = (e: TrainEvent): void => opts.onEvent?.(e);
-  const config = opts.config;
+  let config = opts.config;
   const out = opts.outDir;
   const ckptDir = join(out, 'checkpoints');
   const resumed = opts.resume ? loadTrainingCheckpoint(out) : null;
@@ -141,16 +145,27 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   const settings = resolveSettings(config);
 
-  // 1. model (weights drawn from the seed) and data
+  // 1. model (weights drawn from the seed) and data. LatentDiffusion (latent.ts): the data first
+  // (a BERTEmbedder's vocabulary comes from the captions), first_stage ckpt_path loaded by us.
+  let earlyData: DataModule | null = null;
+  let firstStageCkpt: string | null = null;
+  if (isLatentConfig(config)) {
+    earlyData = opts.data ?? await buildDataFromConfig(config, { onWarning: (m) => emit({ type: 'warn', message: m }) });
+    ({ config, firstStageCkpt } = prepareLatentConfig(config, earlyData.train));
+  }
   setInitSeed(settings.seed);
   const built = buildModelFromConfig(config);
   if (!(built instanceof DDPM)) throw new ConfigError(`train: model.target must be a DDPM-family model (got ${(built as object)?.constructor?.name})`);
   const model = built;
+  if (firstStageCkpt && model instanceof LatentDiffusion) {
+    const r = loadFirstStage(model, firstStageCkpt);
+    emit({ type: 'info', message: `first stage: ${r.loaded} tensors from ${firstStageCkpt}` });
+  }
   model.train();
-  const data = opts.data ?? await buildDataFromConfig(config, { onWarning: (m) => emit({ type: 'warn', message: m }) });
+  const data = earlyData ?? opts.data ?? await buildDataFromConfig(config, { onWarning: (m) => emit({ type: 'warn', message: m }) });
   if (!data.train) throw new ConfigError("config: 'data.params.train' is required for training");
   const trainDs = data.train;
-  if (trainDs.channels !== model.channels || trainDs.height !== model.imageSize || trainDs.width !== model.imageSize) {
+  if (!(model instanceof LatentDiffusion) && (trainDs.channels !== model.channels || trainDs.height !== model.imageSize || trainDs.width !== model.imageSize)) {
     throw new ConfigError(`train: ${trainDs.name} images are ${trainDs.height}x${trainDs.width}x${trainDs.channels}, the model expects ` +
       `${model.imageSize}x${model.imageSize}x${model.channels} (model.params.image_size / channels)`);
   }
@@ -180,6 +195,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     initGenerator().setState(st.initGen);
     loader.setState(st.loader);
     step = resumed.sidecar.step;
+    if (model instanceof LatentDiffusion) model.restartedFromCkpt = true; // scale_by_std: keep the saved factor
     metrics.truncate(step);
   } else {
     metrics.truncate(0);
@@ -225,6 +241,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     let log: Map<string, Tensor> = new Map();
     for (let a = 0; a < settings.accumulate; a++) {
       const batch = applyUcg(loader.next(), settings, ucgGen);
+      if (model instanceof LatentDiffusion && step === 0 && a === 0) {
+        // on_train_batch_start: scale_by_std sets scale_factor = 1 / std(z) of the first batch
+        const sf = model.onTrainBatchStart(batch, step, { noise: trainGen });
+        if (sf !== null) emit({ type: 'info', message: `scale_by_std: scale_factor = ${sf.toFixed(4)}` });
+      }
       const r = computeLoss(batch, trainGen);
       log = r.log;
       const l = r.loss.item();
@@ -356,7 +377,7 @@ async function logImages(model: DDPM, cls: ClassCond | null, s: TrainSettings, d
     [samples, strip] = model.emaScope(() => {
       const n = Math.max(nrow, Math.floor(s.maxImages / nrow) * nrow);
       const r = sampleImages(model, cls, { n, sampler: s.sampler, steps: s.sampleSteps, eta: s.eta, guidance: s.guidanceScale, seed: 4242 });
-      const st = denoisingStrip(model, datasetImages(ds, idx), cls ? idx.map((i) => ds.label(i)) : null, s.stripT, 777);
+      const st = denoisingStrip(model, datasetImages(ds, idx), cls ? idx.map((i) => ds.label(i)) : null, s.stripT, 777, cls);
       return [r.samples, st] as const;
     });
   } finally {

@@ -195,6 +195,7 @@ if (!nat) {
       [1, 100, 70, 40, 24, 'full'],
       [2, 64, 512, 32, 48, 'row'],
       [3, 1, 1, 1, 1, 'none'],
+      [2, 3, 4, 0, 5, 'none'],
     ];
     for (const isa of ['auto', 'avx2'] as const) for (const [b, sq, sk, d, dv, mk] of cases) {
       it(`${isa}: b ${b} sq ${sq} sk ${sk} d ${d} dv ${dv} mask ${mk}`, () => {

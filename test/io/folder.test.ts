@@ -36,7 +36,8 @@ test('image folder: labels from sorted sub-folders, center crop, corrupt files s
     assert.deepEqual([0, 1, 2].map((i) => ds.label(i)), [0, 0, 1]);
     assert.equal(ds.skipped.length, 1);
     assert.match(ds.skipped[0]!.file, /broken\.png$/);
-    assert.equal(warnings.length, 1);
+    assert.equal(warnings.length, 2);
+    assert.match(warnings[1]!, /skipped 1 unreadable file\(s\) of 4/);
     assert.match(warnings[0]!, /skipping unreadable image .*dog\/broken\.png/);
     assert.equal(ds.caption(2), 'a photo of a dog');
     // a.png 40x20 -> 32x16 -> center 16 columns: red on the left, blue on the right

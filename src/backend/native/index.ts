@@ -19,6 +19,8 @@ interface Addon {
   info(): { threads: number; onednnVersion: string; isa: string };
   peakGflops(): number;
   attentionIsa(level: 'auto' | 'avx2'): string;
+  convChunkKB(kb: number): number;
+  convDirect(on: number): boolean;
   conv2d(x: F32, w: F32, bias: F32 | null, out: F32, ...geom: number[]): void;
   conv2dBackwardInput(gy: F32, w: F32, gx: F32, ...geom: number[]): void;
   conv2dBackwardWeight(gy: F32, x: F32, gw: F32, gb: F32 | null, ...geom: number[]): void;
@@ -148,6 +150,24 @@ export function loadNative(): PartialKernels | null {
 export function setNativeIsa(level: 'auto' | 'avx2'): string | null {
   const { addon } = load();
   return addon ? addon.attentionIsa(level) : null;
+}
+
+/** Sets how many KiB of (reordered) input + output one convolution call processes at a time
+ *  (the batch is split into equal chunks so that oneDNN's layout reorders stay in cache;
+ *  0 = the whole batch at once, the default unless LDM_CONV_CHUNK_KB is set); -1 only reads it.
+ *  Returns the value in effect, or null when the addon is not loaded. A tuning knob. */
+export function setConvChunkKB(kb: number): number | null {
+  const { addon } = load();
+  return addon ? addon.convChunkKB(kb) : null;
+}
+
+/** Turns the direct stride-1 AVX-512 convolution kernels (forward and backward-to-input,
+ *  used instead of oneDNN + layout reorders when the CPU has AVX-512) on or off, or only reads
+ *  the state (no argument); returns whether they are in use (null when the addon is not
+ *  loaded). Default on, or LDM_CONV_DIRECT=0. A tuning knob for tests and benchmarks. */
+export function setConvDirect(on?: boolean): boolean | null {
+  const { addon } = load();
+  return addon ? addon.convDirect(on === undefined ? -1 : on ? 1 : 0) : null;
 }
 
 /** Facts about the native backend; `available: false` with a reason when it is not loaded. */

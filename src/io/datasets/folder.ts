@@ -131,6 +131,7 @@ export async function loadImageFolder(opts: ImageFolderOptions): Promise<ImageFo
       opts.onWarning?.(`ImageFolder: skipping unreadable image ${file}: ${reason}`);
     });
   }
+  if (skipped.length > 0) opts.onWarning?.(`ImageFolder: skipped ${skipped.length} unreadable file(s) of ${todo.length} in ${root}`);
   const keep = todo.map((e, i) => ({ ...e, px: decoded[i] })).filter((e): e is { file: string; label: number; px: Uint8Array } => e.px !== null);
   if (keep.length === 0) throw new InputFileError(`ImageFolder: none of the ${todo.length} files in ${root} could be read (first: ${skipped[0]?.file}: ${skipped[0]?.reason})`);
   const data = new Uint8Array(keep.length * stride);

@@ -1,0 +1,199 @@
+// Direct stride-1 convolution on NCHW buffers with AVX-512 (no layout reorders): the forward
+// pass, and the backward-to-input pass as the same kernel over gy with the weights transposed
+// and flipped (padding k-1-p). Each tile keeps 24 accumulators in registers: 12 output
+// channels x 32 output columns (2 vectors) of one output row, or 24 channels x 16 columns for
+// narrow images; input borders use masked loads, so the input is read in place. Work items
+// (image, channel block, row range) share one OpenMP region.
+// Not here: strides other than 1, dilation, groups, CPUs without AVX-512 (conv.cc then uses
+// oneDNN), and the weight gradient (oneDNN).
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "common.h"
+
+namespace ldm {
+
+namespace {
+
+struct TileArgs {
+  const float* x;     // input image [cin, h, w]
+  int64_t cin, h, w;
+  const float* wb;    // weights of this channel block [cin, kh, kw, cba]
+  int64_t cba, kh, kw;
+  const float* bias;  // cb values or null
+  float* y;           // output at (channel block start, oy, ox0); channel stride ohw
+  int64_t ohw;
+  int64_t oy, ox0, padT, padL;
+  const __mmask16* masks;  // [kw][NV] input-lane masks
+  const __mmask16* smask;  // [NV] output-lane masks
+};
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")
+
+template <int NV, int CB>
+void tile(const TileArgs& t) {
+  __m512 acc[CB][NV];
+#pragma GCC unroll 24
+  for (int c = 0; c < CB; c++) {
+    __m512 b0 = t.bias ? _mm512_set1_ps(t.bias[c]) : _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) acc[c][v] = b0;
+  }
+  int64_t ky0 = t.padT - t.oy > 0 ? t.padT - t.oy : 0;
+  int64_t ky1 = t.h + t.padT - t.oy < t.kh ? t.h + t.padT - t.oy : t.kh;
+  const int64_t kw = t.kw, cba = t.cba;
+  for (int64_t ci = 0; ci < t.cin; ci++) {
+    const float* xc = t.x + ci * t.h * t.w + t.ox0 - t.padL;
+    const float* wci = t.wb + ci * t.kh * kw * cba;
+    for (int64_t ky = ky0; ky < ky1; ky++) {
+      const float* xr = xc + (t.oy + ky - t.padT) * t.w;
+      const float* wk = wci + ky * kw * cba;
+      for (int64_t kx = 0; kx < kw; kx++) {
+        __m512 xv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; v++) xv[v] = _mm512_maskz_loadu_ps(t.masks[kx * NV + v], xr + kx + 16 * v);
+        const float* wc = wk + kx * cba;
+#pragma GCC unroll 24
+        for (int c = 0; c < CB; c++) {
+          __m512 b = _mm512_set1_ps(wc[c]);
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; v++) acc[c][v] = _mm512_fmadd_ps(b, xv[v], acc[c][v]);
+        }
+      }
+    }
+  }
+#pragma GCC unroll 24
+  for (int c = 0; c < CB; c++) {
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(t.y + c * t.ohw + 16 * v, t.smask[v], acc[c][v]);
+  }
+}
+
+#pragma GCC pop_options
+
+using TileFn = void (*)(const TileArgs&);
+
+// index cb-1 -> tile<NV, cb>
+constexpr TileFn kTiles2[] = {tile<2, 1>, tile<2, 2>, tile<2, 3>, tile<2, 4>, tile<2, 5>, tile<2, 6>,
+                              tile<2, 7>, tile<2, 8>, tile<2, 9>, tile<2, 10>, tile<2, 11>, tile<2, 12>};
+constexpr TileFn kTiles1[] = {tile<1, 1>,  tile<1, 2>,  tile<1, 3>,  tile<1, 4>,  tile<1, 5>,  tile<1, 6>,
+                              tile<1, 7>,  tile<1, 8>,  tile<1, 9>,  tile<1, 10>, tile<1, 11>, tile<1, 12>,
+                              tile<1, 13>, tile<1, 14>, tile<1, 15>, tile<1, 16>, tile<1, 17>, tile<1, 18>,
+                              tile<1, 19>, tile<1, 20>, tile<1, 21>, tile<1, 22>, tile<1, 23>, tile<1, 24>};
+
+bool hasAvx512() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  }();
+  return has;
+}
+
+int gDirect = -1;  // -1: read LDM_CONV_DIRECT (default on), 0 off, 1 on
+
+}  // namespace
+
+bool convDirectEnabled() {
+  if (gDirect < 0) {
+    const char* e = std::getenv("LDM_CONV_DIRECT");
+    gDirect = (e && e[0] == '0') ? 0 : 1;
+  }
+  return gDirect == 1 && hasAvx512();
+}
+
+void setConvDirect(bool on) { gDirect = on ? 1 : 0; }
+
+/** y [n, co, oh, ow] = conv_s1(x [n, ci, h, w], weights) (+ bias), where weights are given by
+ *  wget(o, i, ky, kx). Returns false (doing nothing) when the shape is outside this kernel's
+ *  range; the caller then uses oneDNN. */
+bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t kh, int64_t kw,
+                  int64_t padT, int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y,
+                  const float* wsrc, bool transposeFlip) {
+  if (!convDirectEnabled()) return false;
+  if (kh < 1 || kw < 1 || kh > 7 || kw > 7 || ow < 8 || n < 1 || ci < 1 || co < 1) return false;
+  if (padT < 0 || padL < 0 || padT >= kh || padL >= kw) return false;
+  const bool wide = ow > 16;
+  const int64_t NV = wide ? 2 : 1, CBmax = wide ? 12 : 24;
+  const int64_t blocks = (co + CBmax - 1) / CBmax, cba = CBmax;
+  // weights [block][ci][kh][kw][cba], zero-padded in the last block
+  const size_t wn = size_t(blocks * ci * kh * kw * cba);
+  float* wr = scratch(kSlotMisc, wn);
+  std::memset(wr, 0, wn * sizeof(float));
+  for (int64_t o = 0; o < co; o++) {
+    float* wo = wr + (o / cba) * ci * kh * kw * cba + (o % cba);
+    for (int64_t i = 0; i < ci; i++)
+      for (int64_t ky = 0; ky < kh; ky++)
+        for (int64_t kx = 0; kx < kw; kx++) {
+          // forward: W[o][i][ky][kx]; backward-to-input: W[i][o][kh-1-ky][kw-1-kx] of the forward weights [i=cout][o=cin]
+          float v = transposeFlip ? wsrc[((i * co + o) * kh + (kh - 1 - ky)) * kw + (kw - 1 - kx)]
+                                  : wsrc[((o * ci + i) * kh + ky) * kw + kx];
+          wo[((i * kh + ky) * kw + kx) * cba] = v;
+        }
+  }
+  // column tiles and their lane masks
+  const int64_t tileW = 16 * NV, colTiles = (ow + tileW - 1) / tileW;
+  const size_t maskN = size_t(colTiles * kw * NV);
+  __mmask16* masks = static_cast<__mmask16*>(std::malloc((maskN + size_t(colTiles * NV)) * sizeof(__mmask16)));
+  if (!masks) return false;
+  __mmask16* smasks = masks + maskN;
+  for (int64_t tcol = 0; tcol < colTiles; tcol++) {
+    int64_t ox0 = tcol * tileW;
+    for (int64_t v = 0; v < NV; v++) {
+      unsigned sm = 0;
+      for (int l = 0; l < 16; l++)
+        if (ox0 + 16 * v + l < ow) sm |= 1u << l;
+      smasks[tcol * NV + v] = __mmask16(sm);
+      for (int64_t kx = 0; kx < kw; kx++) {
+        unsigned m = 0;
+        for (int l = 0; l < 16; l++) {
+          int64_t ix = ox0 + 16 * v + l + kx - padL;
+          if (ix >= 0 && ix < w && ox0 + 16 * v + l < ow) m |= 1u << l;
+        }
+        masks[(tcol * kw + kx) * NV + v] = __mmask16(m);
+      }
+    }
+  }
+  // work items: (image, channel block, row chunk)
+  const int nt = omp_get_max_threads();
+  int64_t rowChunks = 1;
+  while (n * blocks * rowChunks < 4 * nt && rowChunks < oh) rowChunks *= 2;
+  if (rowChunks > oh) rowChunks = oh;
+  const int64_t rowsPer = (oh + rowChunks - 1) / rowChunks;
+  const int64_t items = n * blocks * rowChunks;
+  const int64_t ohw = oh * ow;
+  const double flop = 2.0 * double(n) * co * ohw * ci * kh * kw;
+#pragma omp parallel for schedule(dynamic, 1) if (items > 1 && flop > 2.0e6)
+  for (int64_t it = 0; it < items; it++) {
+    int64_t img = it / (blocks * rowChunks), rem = it % (blocks * rowChunks);
+    int64_t blk = rem / rowChunks, rc = rem % rowChunks;
+    int64_t co0 = blk * cba, cb = co - co0 < cba ? co - co0 : cba;
+    int64_t oy0 = rc * rowsPer, oy1 = oy0 + rowsPer < oh ? oy0 + rowsPer : oh;
+    TileArgs t;
+    t.x = x + img * ci * h * w;
+    t.cin = ci, t.h = h, t.w = w;
+    t.wb = wr + blk * ci * kh * kw * cba;
+    t.cba = cba, t.kh = kh, t.kw = kw;
+    t.bias = bias ? bias + co0 : nullptr;
+    t.ohw = ohw, t.padT = padT, t.padL = padL;
+    TileFn fn = wide ? kTiles2[cb - 1] : kTiles1[cb - 1];
+    for (int64_t oy = oy0; oy < oy1; oy++) {
+      t.oy = oy;
+      for (int64_t tcol = 0; tcol < colTiles; tcol++) {
+        t.ox0 = tcol * tileW;
+        t.y = y + (img * co + co0) * ohw + oy * ow + t.ox0;
+        t.masks = masks + tcol * kw * NV;
+        t.smask = smasks + tcol * NV;
+        fn(t);
+      }
+    }
+  }
+  std::free(masks);
+  return true;
+}
+
+}  // namespace ldm

@@ -1,0 +1,192 @@
+// Training an `ldm.models.autoencoder.AutoencoderKL` config (the first stage of an LDM), as the
+// official main.py + Lightning run it: per batch, optimizer_idx 0 (encoder/decoder/quant convs:
+// reconstruction + KL + the adaptive-weighted GAN term from `disc_start` on) then optimizer_idx 1
+// (the discriminator), both Adam(lr, betas (0.5, 0.9)) at base_learning_rate (times batch size
+// when scale_lr), one global step per batch (models/autoencoder/training.ts does the step).
+// Logged: a JSONL metrics row per step, reconstruction grids (input row above its reconstruction
+// row, posterior mode, held-out images), reconstruction error on held-out test images (L1, MSE and
+// PSNR on the [0, 1] scale) every val_check_interval and at the end, the loss curve. Checkpoints
+// and RUN/model.safetensors hold the whole state dict under the official keys (encoder.*,
+// decoder.*, quant_conv.*, post_quant_conv.*, loss.*). No resume (a run is minutes long).
+
+import { join } from 'node:path';
+import { ConfigError, Generator } from '../util/index.ts';
+import { cat, noGrad, permute } from '../tensor/index.ts';
+import { setInitSeed } from '../nn/index.ts';
+import {
+  AutoencoderKL, autoencoderOptimizationStep, configureAutoencoderOptimizers, type LPIPSWithDiscriminator,
+} from '../models/index.ts';
+import {
+  DataLoader, MetricsLog, buildDataFromConfig, buildModelFromConfig, drawCurve, dumpConfig, makeBatch, saveImageGrid,
+  saveModelFile, writePng, writeTextFile, type ConfigTree, type ImageDataset, type MetricsRow,
+} from '../io/index.ts';
+import { resolveSettings } from './settings.ts';
+import type { TrainEvent, TrainOptions } from './trainer.ts';
+
+export const AUTOENCODER_TARGET = 'ldm.models.autoencoder.AutoencoderKL';
+
+export interface ReconstructionReport {
+  l1: number;
+  mse: number;
+  /** PSNR in dB of images mapped to [0, 1] */
+  psnr: number;
+  n: number;
+}
+
+export interface AutoencoderTrainResult {
+  step: number;
+  reason: 'finished' | 'stopped' | 'killed';
+  model: AutoencoderKL;
+  losses: number[];
+  modelPath: string | null;
+  imgPerSec: number;
+  reconstruction: ReconstructionReport | null;
+}
+
+const stepTag = (s: number): string => `step-${String(s).padStart(6, '0')}`;
+
+/** Reconstruction error of the posterior mode on the first n examples of ds. */
+export function reconstructionError(ae: AutoencoderKL, ds: ImageDataset, n = 512, bs = 128): ReconstructionReport {
+  const m = Math.min(n, ds.length);
+  let l1 = 0, se = 0, count = 0;
+  noGrad(() => {
+    for (let s = 0; s < m; s += bs) {
+      const idx = Array.from({ length: Math.min(bs, m - s) }, (_, i) => s + i);
+      const x = permute(makeBatch(ds, idx).image, [0, 3, 1, 2]); // [B, C, H, W]
+      const [rec] = ae.forward(x, false);
+      const a = x.f32, b = rec.f32;
+      for (let i = 0; i < a.length; i++) {
+        const d = Math.min(1, Math.max(-1, b[i]!)) - a[i]!;
+        l1 += Math.abs(d);
+        se += d * d;
+      }
+      count += a.length;
+    }
+  });
+  const mse = se / count;
+  // [-1, 1] -> [0, 1]: errors halve, squared errors quarter
+  return { l1: l1 / count, mse, psnr: 10 * Math.log10(1 / (mse / 4)), n: m };
+}
+
+/** Input row above reconstruction row, k images per row. */
+async function reconstructionGrid(ae: AutoencoderKL, ds: ImageDataset, path: string, k = 16): Promise<void> {
+  const idx = Array.from({ length: Math.min(k, ds.length) }, (_, i) => i);
+  const x = permute(makeBatch(ds, idx).image, [0, 3, 1, 2]);
+  const rec = noGrad(() => ae.forward(x, false)[0]);
+  await saveImageGrid(path, cat([x, rec], 0), { nrow: idx.length });
+}
+
+export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderTrainResult> {
+  const t0 = Date.now();
+  const emit = (e: TrainEvent): void => opts.onEvent?.(e);
+  const config: ConfigTree = opts.config;
+  const out = opts.outDir;
+  if (opts.resume) throw new ConfigError('train: --resume is not supported for autoencoder configs (runs are short); start a new run');
+  const s = resolveSettings(config);
+  setInitSeed(s.seed);
+  const built = buildModelFromConfig(config);
+  if (!(built instanceof AutoencoderKL)) throw new ConfigError(`train: model.target ${AUTOENCODER_TARGET} did not build an AutoencoderKL`);
+  const ae = built;
+  const loss = ae.loss as LPIPSWithDiscriminator;
+  if (!loss || typeof (loss as { forward?: unknown }).forward !== 'function' || !(loss as { discriminator?: unknown }).discriminator) {
+    throw new ConfigError('train: the autoencoder needs lossconfig ldm.modules.losses.LPIPSWithDiscriminator to train');
+  }
+  ae.train();
+  const data = opts.data ?? await buildDataFromConfig(config, { onWarning: (m) => emit({ type: 'warn', message: m }) });
+  if (!data.train) throw new ConfigError("config: 'data.params.train' is required for training");
+  const heldOut = data.validation ?? data.test ?? data.train;
+  const loader = new DataLoader(data.train, { batchSize: s.batchSize, seed: s.seed });
+  const optimizers = configureAutoencoderOptimizers(ae, loss, s.learningRate);
+  const trainGen = new Generator(BigInt(s.seed) + 1n);
+  const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
+  metrics.truncate(0);
+  writeTextFile(join(out, 'config.yaml'), dumpConfig(config));
+  const nParams = [...ae.encoder.parameters(), ...ae.decoder.parameters(), ...ae.quant_conv.parameters(), ...ae.post_quant_conv.parameters()]
+    .reduce((a, p) => a + p.size, 0);
+  emit({
+    type: 'start', step: 0, maxSteps: s.maxSteps, parameters: nParams, learningRate: s.learningRate, dataset: data.train.name,
+    examples: data.train.length, outDir: out, resumed: false, batchSize: s.batchSize,
+  });
+  emit({ type: 'info', message: `autoencoder: ${nParams} trainable parameters, discriminator ${loss.discriminator.parameters().reduce((a, p) => a + p.size, 0)}; GAN term from step ${loss.discriminatorIterStart}` });
+
+  const saveWeights = (path: string, step: number): void => {
+    saveModelFile(path, ae.stateDict(), config, { step: String(step), ema: 'false' });
+  };
+  const valRows = (step: number): ReconstructionReport => {
+    ae.eval();
+    try {
+      const r = reconstructionError(ae, heldOut);
+      metrics.append({ step, 'val/rec_l1': r.l1, 'val/rec_mse': r.mse, 'val/psnr': r.psnr });
+      emit({ type: 'val', step, values: { 'val/rec_l1': r.l1, 'val/rec_mse': r.mse, 'val/psnr': r.psnr } });
+      return r;
+    } finally {
+      ae.train();
+    }
+  };
+  const images = async (step: number): Promise<void> => {
+    const p = join(out, 'images', `reconstructions_${stepTag(step)}.png`);
+    ae.eval();
+    try {
+      await reconstructionGrid(ae, heldOut, p);
+    } finally {
+      ae.train();
+    }
+    emit({ type: 'images', step, paths: [p] });
+  };
+
+  const losses: number[] = [];
+  let step = 0, ema = 0, emaN = 0;
+  let reason: AutoencoderTrainResult['reason'] = 'finished';
+  let lastVal: ReconstructionReport | null = null;
+  while (step < s.maxSteps) {
+    const ts = performance.now();
+    const batch = loader.next();
+    const r = autoencoderOptimizationStep(ae, loss, optimizers, { image: batch.image }, step, { noise0: trainGen, noise1: trainGen });
+    const l = r.aeloss.item();
+    if (s.nanGuard && !Number.isFinite(l)) throw new ConfigError(`training stopped at step ${step + 1}: the autoencoder loss is ${l}; lower base_learning_rate`);
+    step += 1;
+    losses.push(l);
+    const dt = (performance.now() - ts) / 1000;
+    ema = emaN++ === 0 ? dt : 0.9 * ema + 0.1 * dt;
+    if (step % s.logEvery === 0 || step === s.maxSteps) {
+      const row: MetricsRow = { step, loss: l, disc_loss: r.discloss.item(), lr: s.learningRate, epoch: loader.currentEpoch, img_per_s: +(s.batchSize / ema).toFixed(2) };
+      for (const [k, v] of Object.entries(r.log)) row[k] = v.item();
+      metrics.append(row);
+    }
+    emit({ type: 'step', step, maxSteps: s.maxSteps, loss: l, lr: s.learningRate, itPerSec: 1 / ema, imgPerSec: s.batchSize / ema, etaSec: ema * (s.maxSteps - step), epoch: loader.currentEpoch });
+    if (opts.killAfterSteps !== undefined && step >= opts.killAfterSteps) { reason = 'killed'; break; }
+    if (step % s.checkpointEvery === 0) {
+      const p = join(out, 'checkpoints', `${stepTag(step)}.safetensors`);
+      saveWeights(p, step);
+      emit({ type: 'checkpoint', step, path: p });
+    }
+    if (s.valEvery && step % s.valEvery === 0) lastVal = valRows(step);
+    if (s.imageEvery && step % s.imageEvery === 0) {
+      await images(step);
+      await writeCurve(metrics, out);
+    }
+    if (opts.shouldStop?.()) { reason = 'stopped'; break; }
+  }
+  let modelPath: string | null = null;
+  if (reason !== 'killed') {
+    if (!s.valEvery || step % s.valEvery !== 0) lastVal = valRows(step);
+    if (!s.imageEvery || step % s.imageEvery !== 0) await images(step);
+    modelPath = join(out, 'model.safetensors');
+    saveWeights(modelPath, step);
+    await writeCurve(metrics, out);
+    if (lastVal) {
+      emit({ type: 'info', message: `held-out reconstruction (${lastVal.n} test images, posterior mode): L1 ${lastVal.l1.toFixed(4)}, MSE ${lastVal.mse.toFixed(5)}, PSNR ${lastVal.psnr.toFixed(2)} dB` });
+    }
+  }
+  const seconds = (Date.now() - t0) / 1000;
+  const imgPerSec = ema > 0 ? s.batchSize / ema : 0;
+  emit({ type: 'done', step, reason, modelPath, seconds, imgPerSec });
+  return { step, reason, model: ae, losses, modelPath, imgPerSec, reconstruction: lastVal };
+}
+
+async function writeCurve(metrics: MetricsLog, out: string): Promise<void> {
+  const rows = metrics.read().filter((r) => typeof r['loss'] === 'number');
+  if (rows.length < 2) return;
+  await writePng(join(out, 'loss.png'), drawCurve(rows.map((r) => r.step), rows.map((r) => Math.max(1e-6, r['loss'] as number)), { logScale: true, title: 'autoencoder loss (rec + KL + GAN)' }));
+}
+

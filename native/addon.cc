@@ -189,10 +189,16 @@ int numThreads() { return omp_get_max_threads(); }
 namespace {
 
 // Each thread runs independent FMA chains (enough to cover latency x pipes) on registers.
+// Distinct starting values keep the 12 chains distinct: with equal ones the compiler merges
+// them into one chain and the "peak" comes out wrong.
+volatile float gSeed = 1.f;
+
 __attribute__((target("avx512f"))) double fmaLoop512(long iters) {
-  __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
-  __m512 c0 = _mm512_set1_ps(1.f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0,
-         c9 = c0, c10 = c0, c11 = c0;
+  const float sd = gSeed;
+  __m512 a = _mm512_set1_ps(0.999999f * sd), b = _mm512_set1_ps(1e-6f * sd);
+  __m512 c0 = _mm512_set1_ps(sd), c1 = _mm512_set1_ps(sd + 1), c2 = _mm512_set1_ps(sd + 2), c3 = _mm512_set1_ps(sd + 3),
+         c4 = _mm512_set1_ps(sd + 4), c5 = _mm512_set1_ps(sd + 5), c6 = _mm512_set1_ps(sd + 6), c7 = _mm512_set1_ps(sd + 7),
+         c8 = _mm512_set1_ps(sd + 8), c9 = _mm512_set1_ps(sd + 9), c10 = _mm512_set1_ps(sd + 10), c11 = _mm512_set1_ps(sd + 11);
   for (long i = 0; i < iters; i++) {
     c0 = _mm512_fmadd_ps(c0, a, b); c1 = _mm512_fmadd_ps(c1, a, b); c2 = _mm512_fmadd_ps(c2, a, b);
     c3 = _mm512_fmadd_ps(c3, a, b); c4 = _mm512_fmadd_ps(c4, a, b); c5 = _mm512_fmadd_ps(c5, a, b);
@@ -208,9 +214,11 @@ __attribute__((target("avx512f"))) double fmaLoop512(long iters) {
 }
 
 __attribute__((target("avx2,fma"))) double fmaLoop256(long iters) {
-  __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
-  __m256 c0 = _mm256_set1_ps(1.f), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0,
-         c9 = c0, c10 = c0, c11 = c0;
+  const float sd = gSeed;
+  __m256 a = _mm256_set1_ps(0.999999f * sd), b = _mm256_set1_ps(1e-6f * sd);
+  __m256 c0 = _mm256_set1_ps(sd), c1 = _mm256_set1_ps(sd + 1), c2 = _mm256_set1_ps(sd + 2), c3 = _mm256_set1_ps(sd + 3),
+         c4 = _mm256_set1_ps(sd + 4), c5 = _mm256_set1_ps(sd + 5), c6 = _mm256_set1_ps(sd + 6), c7 = _mm256_set1_ps(sd + 7),
+         c8 = _mm256_set1_ps(sd + 8), c9 = _mm256_set1_ps(sd + 9), c10 = _mm256_set1_ps(sd + 10), c11 = _mm256_set1_ps(sd + 11);
   for (long i = 0; i < iters; i++) {
     c0 = _mm256_fmadd_ps(c0, a, b); c1 = _mm256_fmadd_ps(c1, a, b); c2 = _mm256_fmadd_ps(c2, a, b);
     c3 = _mm256_fmadd_ps(c3, a, b); c4 = _mm256_fmadd_ps(c4, a, b); c5 = _mm256_fmadd_ps(c5, a, b);
@@ -233,9 +241,9 @@ bool hasAvx512() {
 /** Best of a few ~0.1 s runs of the FMA loop on all OpenMP threads, in GFLOP/s. */
 double measurePeak() {
   const bool wide = hasAvx512();
-  const long iters = 4000000;
+  const long iters = 8000000;
   double best = 0;
-  for (int rep = 0; rep < 4; rep++) {
+  for (int rep = 0; rep < 6; rep++) {
     double flops = 0;
     double t0 = omp_get_wtime();
 #pragma omp parallel reduction(+ : flops)

@@ -7,6 +7,9 @@
 // The kernels (attention_kernel.h) are compiled twice: AVX-512 (chosen at run time by CPUID)
 // and the AVX2 baseline. There is no fused backward: the tensor layer composes it from
 // matmul and softmaxGrad over probs.
+// GCC 12 warns about _mm512_undefined_* inside its own AVX-512 headers (a false positive).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #include <omp.h>
 
@@ -128,7 +131,16 @@ static inline float hmax(__m512 v) {
 
 namespace {
 
-constexpr int64_t kRows = 48;  // query rows per S tile (a multiple of the 6-row panel)
+int64_t gRows = 0;  // query rows per S tile (a multiple of the 6-row panel); 0: LDM_ATTN_ROWS or 24
+
+int64_t tileRows() {
+  if (gRows <= 0) {
+    const char* e = std::getenv("LDM_ATTN_ROWS");
+    int64_t r = e ? std::atoll(e) : 24;
+    gRows = r < 6 ? 6 : (r / 6) * 6;
+  }
+  return gRows;
+}
 
 /** Grow-only, 64-byte aligned buffer per OpenMP thread (threads persist, so do buffers). */
 struct TBuf {
@@ -171,6 +183,7 @@ bool runItem(const Problem& P, int64_t i, int64_t r0, int64_t r1) {
   const int64_t skp = (P.sk + 2 * VWT - 1) / (2 * VWT) * (2 * VWT);
   const int64_t dvp = (P.dv + VWT - 1) / VWT * VWT;
   float* kT = tK.get(size_t(P.d * skp));
+  const int64_t kRows = tileRows();
   float* S = tS.get(size_t(kRows * skp));
   float* Q = tQ.get(size_t(kRows * P.d));
   float* O = tO.get(size_t(kRows * dvp));

@@ -9,21 +9,24 @@
 
 namespace NS {
 
-/** e^x for x <= 0 (softmax after subtracting the row max): no overflow handling, and inputs
- *  below -104 (including -inf and NaN) give 0. */
-static inline vf vexpNeg(vf x) {
-  x = MAX(x, SET1(-104.f));
-  vf fx = ROUND(MUL(x, SET1(1.44269504088896341f)));
-  x = FNMA(fx, SET1(0.693359375f), x);
-  x = FNMA(fx, SET1(-2.12194440e-4f), x);
-  vf y = SET1(1.9875691500E-4f);
-  y = FMA(y, x, SET1(1.3981999507E-3f));
-  y = FMA(y, x, SET1(8.3334519073E-3f));
-  y = FMA(y, x, SET1(4.1665795894E-2f));
-  y = FMA(y, x, SET1(1.6666665459E-1f));
-  y = FMA(y, x, SET1(5.0000001201E-1f));
-  y = FMA(y, MUL(x, x), ADD(x, SET1(1.f)));
-  return EXP2N(y, fx);
+/** e^(x - m) computed as 2^t with t = x log2(e) - m log2(e) in one FMA (mlog2e = m log2(e)):
+ *  t = n + r, |r| <= 1/2, 2^r by its degree-6 Taylor polynomial (relative error about 1e-7),
+ *  2^n exactly. For x <= m (softmax after subtracting the row max); t below -150 (including
+ *  -inf and NaN) gives 0. */
+static inline vf vexpShift(vf x, vf mlog2e) {
+  vf t = FMA(x, SET1(1.44269504088896341f), mlog2e);
+  t = MAX(t, SET1(-150.f));
+  vf n = ROUND(t);
+  vf r = SUB(t, n);
+  vf y = SET1(1.5252733804059841e-5f);
+  y = FMA(y, r, SET1(1.5403530393381608e-4f));
+  y = FMA(y, r, SET1(1.3333558146428443e-3f));
+  y = FMA(y, r, SET1(9.6181291076284772e-3f));
+  y = FMA(y, r, SET1(5.5504108664821580e-2f));
+  y = FMA(y, r, SET1(2.4022650695910071e-1f));
+  y = FMA(y, r, SET1(6.9314718055994531e-1f));
+  y = FMA(y, r, SET1(1.f));
+  return EXP2N(y, n);
 }
 
 /** S[r][j] = scale * sum_t q[r][t] kT[t][j] for a 6-row panel, j over skp (a multiple of 2 VW). */
@@ -119,9 +122,9 @@ static float softmaxRowN(float* row, int64_t sk, int64_t skp, const float* mask,
   vf m = SET1(-__builtin_inff());
   for (int64_t j = 0; j < skp; j += VW) m = MAX(m, LD(row + j));
   float mx = HMAX(m);
-  vf mv = SET1(mx), acc = ZERO();
+  vf mv = SET1(-mx * 1.44269504088896341f), acc = ZERO();
   for (int64_t j = 0; j < skp; j += VW) {
-    vf e = vexpNeg(SUB(LD(row + j), mv));
+    vf e = vexpShift(LD(row + j), mv);
     ST(row + j, e);
     acc = ADD(acc, e);
   }

@@ -88,6 +88,8 @@ bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, i
                   const float* wsrc, bool transposeFlip);
 bool convDirectEnabled();
 void setConvDirect(bool on);
+void setConvDirectCiBlockKB(int64_t kb);
+void setConvDirectTile3(bool on);
 
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();

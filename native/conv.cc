@@ -341,6 +341,8 @@ void conv2dBackwardWeight(Args& a) {
 napi_value convDirect(Args& a) {
   int64_t on = a.integer(0, "on");
   if (on >= 0) setConvDirect(on != 0);
+  if (!a.isNullish(1)) setConvDirectCiBlockKB(a.integer(1, "ciBlockKB"));
+  if (!a.isNullish(2)) setConvDirectTile3(a.integer(2, "tile3") != 0);
   napi_value r;
   napi_get_boolean(a.env, convDirectEnabled(), &r);
   return r;

@@ -8,3 +8,4 @@ export * from './classifier.ts';
 export * from './eval.ts';
 export * from './load.ts';
 export * from './autoencoder.ts';
+export * from './latent.ts';

@@ -191,11 +191,9 @@ bool runItem(const Problem& P, int64_t i, int64_t r0, int64_t r1) {
   if (!kT || !S || !Q || !O || !inv) return false;
   // kT [d, skp] = k[i]^T, zero-padded columns
   const float* kb = P.k + i * P.sk * P.d;
-  for (int64_t t = 0; t < P.d; t++) {
-    float* dst = kT + t * skp;
-    for (int64_t j = 0; j < P.sk; j++) dst[j] = kb[j * P.d + t];
-    for (int64_t j = P.sk; j < skp; j++) dst[j] = 0.f;
-  }
+  transpose(kb, P.sk, P.d, P.d, kT, skp);
+  for (int64_t t = 0; t < P.d; t++)
+    for (int64_t j = P.sk; j < skp; j++) kT[t * skp + j] = 0.f;
   // vP [sk, dvp]: v itself when dv is a multiple of the vector width
   const float* vb = P.v + i * P.sk * P.dv;
   const float* vP = vb;

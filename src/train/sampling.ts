@@ -15,7 +15,7 @@ import {
   ancestralSample, ddimSample, dpmSolverSample, fullT, plmsSample, type Cond, type SamplerResult,
 } from '../diffusion/index.ts';
 import type { DDPM, UNetModel, LatentDiffusion } from '../models/index.ts';
-import { MNIST_CLASSES } from '../io/datasets/mnist.ts';
+import { MNIST_CLASSES } from '../io/index.ts';
 import type { SamplerName, TrainSettings } from './settings.ts';
 
 /** Class conditioning of a model: real classes 0..numClasses-1, and the null label (if trained with one). */

@@ -1,7 +1,7 @@
 // Entry point of the ldm.ts native addon (build/ldm_native.node): argument readers, the
 // error path, the scratch pool, info functions (threads, oneDNN version, measured FP32 peak)
 // and the module init that exports every kernel registered by the area files.
-// It is not a kernel file: the math lives in conv.cc, matmul.cc, attention.cc, norm.cc,
+// It is not a kernel file: the math lives in conv.cc, conv_direct.cc, matmul.cc, attention.cc, norm.cc,
 // elementwise.cc and movement.cc.
 #include <immintrin.h>
 #include <omp.h>
@@ -238,7 +238,7 @@ bool hasAvx512() {
   return __builtin_cpu_supports("avx512f");
 }
 
-/** Best of a few ~0.1 s runs of the FMA loop on all OpenMP threads, in GFLOP/s. */
+/** Best of six ~15 ms runs of the FMA loop on all OpenMP threads, in GFLOP/s (about 0.1 s). */
 double measurePeak() {
   const bool wide = hasAvx512();
   const long iters = 8000000;

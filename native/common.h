@@ -86,10 +86,11 @@ enum ScratchSlot { kSlotConvSrc = 0, kSlotConvWei, kSlotConvDst, kSlotConvWeiTmp
 bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t kh, int64_t kw,
                   int64_t padT, int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y,
                   const float* wsrc, bool transposeFlip);
-bool convDirectEnabled();
-void setConvDirect(bool on);
-void setConvDirectCiBlockKB(int64_t kb);
-void setConvDirectTile3(bool on);
+/** 0 off (or no AVX-512), 1 always for stride 1, 2 auto: when a channel count is not a
+ *  multiple of 16 (LDM_CONV_DIRECT=0/1, default auto). */
+int convDirectMode();
+void setConvDirect(int mode);
+bool convDirectWanted(int64_t cin, int64_t cout);
 
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();

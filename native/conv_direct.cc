@@ -195,31 +195,38 @@ bool hasAvx512() {
   return has;
 }
 
-int gDirect = -1;  // -1: read LDM_CONV_DIRECT (default on), 0 off, 1 on
-int64_t gCiBlockKB = 16;
-bool gTile3 = true;
+int gDirect = -1;  // -1: read LDM_CONV_DIRECT; 0 off, 1 always (stride 1), 2 auto (default)
+constexpr int64_t kCiBlockKB = 16;  // weights of one input-channel pass (measured: no gain beyond)
 
 }  // namespace
 
-bool convDirectEnabled() {
+int convDirectMode() {
   if (gDirect < 0) {
     const char* e = std::getenv("LDM_CONV_DIRECT");
-    gDirect = (e && e[0] == '0') ? 0 : 1;
+    gDirect = !e ? 2 : e[0] == '0' ? 0 : e[0] == '1' ? 1 : 2;
   }
-  return gDirect == 1 && hasAvx512();
+  return hasAvx512() ? gDirect : 0;
 }
 
-void setConvDirect(bool on) { gDirect = on ? 1 : 0; }
-void setConvDirectCiBlockKB(int64_t kb) { gCiBlockKB = kb; }
-void setConvDirectTile3(bool on) { gTile3 = on; }
+// Measured here (2 Xeon cores, 3x3 stride 1, N=16): the direct kernels beat oneDNN 1.5-5x when a
+// channel count is small or not a multiple of 16 (3->64: 156 vs 99 GFLOP/s forward, 186 vs 47
+// backward; 64->3: 192 vs 44), tie at 32x32 with 64 channels, and lose on 16x16 and smaller
+// images with many channels (222 vs 334 at 16x16, 115 vs 340 at 8x8).
+bool convDirectWanted(int64_t cin, int64_t cout) {
+  int m = convDirectMode();
+  return m == 1 || (m == 2 && (cin % 16 != 0 || cout % 16 != 0));
+}
 
-/** y [n, co, oh, ow] = conv_s1(x [n, ci, h, w], weights) (+ bias), where weights are given by
- *  wget(o, i, ky, kx). Returns false (doing nothing) when the shape is outside this kernel's
- *  range; the caller then uses oneDNN. */
+void setConvDirect(int mode) { gDirect = mode; }
+
+/** y [n, co, oh, ow] = conv_s1(x [n, ci, h, w], weights) (+ bias); weights come from wsrc as
+ *  [co, ci, kh, kw], or transposed and flipped from [ci, co, kh, kw] forward weights. Returns
+ *  false (doing nothing) when the shape is outside this kernel's range; the caller then uses
+ *  oneDNN. */
 bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t kh, int64_t kw,
                   int64_t padT, int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y,
                   const float* wsrc, bool transposeFlip) {
-  if (!convDirectEnabled()) return false;
+  if (convDirectMode() == 0) return false;
   if (kh < 1 || kw < 1 || kh > 7 || kw > 7 || ow < 8 || n < 1 || ci < 1 || co < 1) return false;
   if (padT < 0 || padL < 0 || padT >= kh || padL >= kw) return false;
   const bool wide = ow > 16;
@@ -276,7 +283,7 @@ bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, i
   const int64_t rowsPer = (oh + rowChunks - 1) / rowChunks;
   const int64_t items = n * blocks * rowChunks;
   // input channels per pass: the block's weights (ciBlock*kh*kw*cba floats) in about 16 KiB
-  int64_t ciBlock = gCiBlockKB > 0 ? (gCiBlockKB * 256) / (kh * kw * cba) : ci;
+  int64_t ciBlock = (kCiBlockKB * 256) / (kh * kw * cba);
   if (ciBlock < 1) ciBlock = 1;
   const int64_t ohw = oh * ow;
   const double flop = 2.0 * double(n) * co * ohw * ci * kh * kw;
@@ -294,7 +301,7 @@ bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, i
     t.bias = bias ? bias + co0 : nullptr;
     t.ohw = ohw, t.padT = padT, t.padL = padL;
     TileFn fn = wide ? kTiles2[kw == 3][cb - 1] : kTiles1[kw == 3][cb - 1];
-    if (kh == 3 && kw == 3 && gTile3 && (wide || cb <= 12)) fn = wide ? kTiles3w[cb - 1] : kTiles3n[cb - 1];
+    if (kh == 3 && kw == 3 && (wide || cb <= 12)) fn = wide ? kTiles3w[cb - 1] : kTiles3n[cb - 1];
     t.zeros = zeros + 32;
     for (int64_t c0 = 0; c0 < ci; c0 += ciBlock) {  // input-channel blocks: weights stay in L1
       t.ci0 = c0;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { loadNative, nativeInfo, nativeLoadError, setNativeIsa } from '../../src/backend/native/index.ts';
+import { loadNative, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setNativeIsa } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -126,27 +126,49 @@ if (!nat) {
       ['4x4 stride 2 pad 1', geom(1, 3, 10, 11, 4, 4, 4, 2, [1, 1, 1, 1]), true],
       ['3x3 64 channels', geom(2, 64, 8, 8, 32, 3, 3, 1, [1, 1, 1, 1]), true],
       ['odd channels no pad', geom(1, 17, 6, 7, 19, 3, 3, 1, [0, 0, 0, 0]), false],
-      ['batch processed in chunks (5 x 32ch 40x40)', geom(5, 32, 40, 40, 24, 3, 3, 1, [1, 1, 1, 1]), true],
+      ['wide rows (ow 40: a full and a masked column tile)', geom(3, 16, 20, 40, 13, 3, 3, 1, [1, 1, 1, 1]), true],
+      ['narrow rows, 30 output channels (blocks of 24 + 6)', geom(2, 5, 6, 12, 30, 3, 3, 1, [1, 1, 1, 1]), true],
+      ['5x5 pad 2', geom(2, 4, 9, 20, 6, 5, 5, 1, [2, 2, 2, 2]), true],
     ];
-    for (const [label, g, withBias] of cases) {
-      it(label, () => {
-        const xs = g.n * g.cin * g.h * g.w, ws = g.cout * g.cin * g.kh * g.kw, ys = g.n * g.cout * g.oh * g.ow;
-        const x = rand(xs, 1), w = rand(ws, 2, -0.3, 0.3), b = withBias ? rand(g.cout, 3) : null, gy = rand(ys, 4);
-        const y1 = new Float32Array(ys), y2 = new Float32Array(ys);
-        n.conv2d(x, w, b, g, y1);
-        ref.conv2d(x, w, b, g, y2);
-        close('conv2d', y1, y2);
-        const gx1 = new Float32Array(xs).fill(7), gx2 = new Float32Array(xs);
-        n.conv2dBackwardInput(gy, w, g, gx1);
-        ref.conv2dBackwardInput(gy, w, g, gx2);
-        close('conv2dBackwardInput', gx1, gx2);
-        const gw1 = new Float32Array(ws).fill(7), gw2 = new Float32Array(ws);
-        const gb1 = withBias ? new Float32Array(g.cout).fill(7) : null, gb2 = withBias ? new Float32Array(g.cout) : null;
-        n.conv2dBackwardWeight(gy, x, g, gw1, gb1);
-        ref.conv2dBackwardWeight(gy, x, g, gw2, gb2);
-        close('conv2dBackwardWeight', gw1, gw2);
-        if (gb1 && gb2) close('conv2dBackwardWeight bias', gb1, gb2);
+    // Every case on each path: the direct stride-1 AVX-512 kernels (where they apply; without
+    // AVX-512 this runs oneDNN too), oneDNN on the whole batch, and oneDNN one image per call
+    // (weight gradients summed over the calls).
+    const modes = [['direct', 'on', 0], ['oneDNN', 'off', 0], ['oneDNN one image at a time', 'off', 1]] as const;
+    for (const [mode, direct, chunkKB] of modes) for (const [label, g, withBias] of cases) {
+      it(`${mode}: ${label}`, () => {
+        const wasDirect = setConvDirect() ?? 'auto', wasChunk = setConvChunkKB(-1) ?? 0;
+        setConvDirect(direct);
+        setConvChunkKB(chunkKB);
+        try {
+          checkConv(g, withBias);
+        } finally {
+          setConvDirect(wasDirect);
+          setConvChunkKB(wasChunk);
+        }
       });
+    }
+    // Reference results per case, computed once and shared by the three paths.
+    const refCache = new Map<Conv2dGeom, { y: Float32Array; gx: Float32Array; gw: Float32Array; gb: Float32Array | null }>();
+    function checkConv(g: Conv2dGeom, withBias: boolean): void {
+      const xs = g.n * g.cin * g.h * g.w, ws = g.cout * g.cin * g.kh * g.kw, ys = g.n * g.cout * g.oh * g.ow;
+      const x = rand(xs, 1), w = rand(ws, 2, -0.3, 0.3), b = withBias ? rand(g.cout, 3) : null, gy = rand(ys, 4);
+      let want = refCache.get(g);
+      if (!want) {
+        want = { y: new Float32Array(ys), gx: new Float32Array(xs), gw: new Float32Array(ws), gb: withBias ? new Float32Array(g.cout) : null };
+        ref.conv2d(x, w, b, g, want.y);
+        ref.conv2dBackwardInput(gy, w, g, want.gx);
+        ref.conv2dBackwardWeight(gy, x, g, want.gw, want.gb);
+        refCache.set(g, want);
+      }
+      const y = new Float32Array(ys).fill(7), gx = new Float32Array(xs).fill(7), gw = new Float32Array(ws).fill(7);
+      const gb = withBias ? new Float32Array(g.cout).fill(7) : null;
+      n.conv2d(x, w, b, g, y);
+      close('conv2d', y, want.y);
+      n.conv2dBackwardInput(gy, w, g, gx);
+      close('conv2dBackwardInput', gx, want.gx);
+      n.conv2dBackwardWeight(gy, x, g, gw, gb);
+      close('conv2dBackwardWeight', gw, want.gw);
+      if (gb && want.gb) close('conv2dBackwardWeight bias', gb, want.gb);
     }
     it('rejects a wrong buffer length with the expected length', () => {
       const g = geom(1, 2, 4, 4, 3, 3, 3, 1, [1, 1, 1, 1]);
@@ -219,8 +241,8 @@ if (!nat) {
         close('attention probs', p1, p2);
       });
     }
-    it('large (streaming stores to probs): b 40 sq 256 sk 256 d 32', () => {
-      const b = 40, s = 256, d = 32;
+    it('large (streaming stores to probs): b 33 sq 256 sk 256 d 8', () => {
+      const b = 33, s = 256, d = 8;
       const q = rand(b * s * d, 43), k = rand(b * s * d, 44), v = rand(b * s * d, 45);
       const o1 = new Float32Array(b * s * d), o2 = new Float32Array(b * s * d);
       const p1 = new Float32Array(b * s * s), p2 = new Float32Array(b * s * s);

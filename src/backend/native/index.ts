@@ -1,7 +1,7 @@
 // The native backend: loads the N-API addon build/ldm_native.node (native/*.cc over oneDNN and
 // OpenMP, built by scripts/build-native.mjs) and adapts it to the Kernels contract.
 //
-// It is partial: conv2d (+ both backward passes), matmul, attention, groupNorm, layerNorm,
+// It is partial: conv2d (+ both backward passes), matmul, attention (fused forward), groupNorm, layerNorm,
 // softmax (+ gradients), unary / unaryGrad (every UnaryOp), binary (every BinaryOp, any
 // strides), affine, adamw, reduceSum, stridedCopy / stridedAccumulate, upsampleNearest,
 // avgPool2d (+ gradients), clamp and powScalar. Dispatch falls back to the reference backend
@@ -20,7 +20,7 @@ interface Addon {
   peakGflops(): number;
   attentionIsa(level: 'auto' | 'avx2'): string;
   convChunkKB(kb: number): number;
-  convDirect(on: number): boolean;
+  convDirect(mode: number): number;
   conv2d(x: F32, w: F32, bias: F32 | null, out: F32, ...geom: number[]): void;
   conv2dBackwardInput(gy: F32, w: F32, gx: F32, ...geom: number[]): void;
   conv2dBackwardWeight(gy: F32, x: F32, gw: F32, gb: F32 | null, ...geom: number[]): void;
@@ -66,8 +66,8 @@ export interface NativeInfo {
   readonly onednnVersion: string | null;
   /** Widest vector ISA of this CPU seen by the addon ('avx512' or 'avx2'), null when unavailable. */
   readonly isa: string | null;
-  /** Measures the machine's FP32 peak in GFLOP/s (a tight FMA loop on all OpenMP threads,
-   *  about 0.3 s); NaN when the addon is unavailable. */
+  /** Measures the machine's FP32 peak in GFLOP/s (12 independent FMA chains per thread on all
+   *  OpenMP threads, AVX-512 when the CPU has it, about 0.1 s); NaN when the addon is unavailable. */
   peakGflops(): number;
 }
 
@@ -161,13 +161,17 @@ export function setConvChunkKB(kb: number): number | null {
   return addon ? addon.convChunkKB(kb) : null;
 }
 
-/** Turns the direct stride-1 AVX-512 convolution kernels (forward and backward-to-input,
- *  used instead of oneDNN + layout reorders when the CPU has AVX-512) on or off, or only reads
- *  the state (no argument); returns whether they are in use (null when the addon is not
- *  loaded). Default on, or LDM_CONV_DIRECT=0. A tuning knob for tests and benchmarks. */
-export function setConvDirect(on?: boolean): boolean | null {
+/** Chooses where stride-1 convolutions (forward and backward-to-input) run: 'auto' (default,
+ *  or LDM_CONV_DIRECT): the direct AVX-512 kernels when a channel count is not a multiple of 16,
+ *  oneDNN otherwise; 'on': the direct kernels always; 'off': oneDNN always. No argument only
+ *  reads. Returns the mode in effect ('off' when the CPU lacks AVX-512), or null when the addon
+ *  is not loaded. A tuning knob for tests and benchmarks. */
+export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'off' | null {
   const { addon } = load();
-  return addon ? addon.convDirect(on === undefined ? -1 : on ? 1 : 0) : null;
+  if (!addon) return null;
+  const code = mode === undefined ? -1 : mode === 'off' ? 0 : mode === 'on' ? 1 : 2;
+  const r = addon.convDirect(code);
+  return r === 0 ? 'off' : r === 1 ? 'on' : 'auto';
 }
 
 /** Facts about the native backend; `available: false` with a reason when it is not loaded. */

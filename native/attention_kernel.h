@@ -9,12 +9,12 @@
 
 namespace NS {
 
-/** e^(x - m) computed as 2^t with t = x log2(e) - m log2(e) in one FMA (mlog2e = m log2(e)):
- *  t = n + r, |r| <= 1/2, 2^r by its degree-6 Taylor polynomial (relative error about 1e-7),
- *  2^n exactly. For x <= m (softmax after subtracting the row max); t below -150 (including
- *  -inf and NaN) gives 0. */
-static inline vf vexpShift(vf x, vf mlog2e) {
-  vf t = FMA(x, SET1(1.44269504088896341f), mlog2e);
+/** e^(x - m) computed as 2^t with t = (x - m) log2(e) = n + r, |r| <= 1/2: 2^r by its degree-6
+ *  Taylor polynomial (relative error about 1e-7), 2^n exactly. For x <= m (softmax after the
+ *  row max; x - m is formed first, so masks of -FLT_MAX do not overflow: a row masked
+ *  everywhere attends uniformly, as in PyTorch); t below -150 (including -inf, NaN) gives 0. */
+static inline vf vexpShift(vf x, vf m) {
+  vf t = MUL(SUB(x, m), SET1(1.44269504088896341f));
   t = MAX(t, SET1(-150.f));
   vf n = ROUND(t);
   vf r = SUB(t, n);
@@ -122,7 +122,7 @@ static float softmaxRowN(float* row, int64_t sk, int64_t skp, const float* mask,
   vf m = SET1(-__builtin_inff());
   for (int64_t j = 0; j < skp; j += VW) m = MAX(m, LD(row + j));
   float mx = HMAX(m);
-  vf mv = SET1(-mx * 1.44269504088896341f), acc = ZERO();
+  vf mv = SET1(mx), acc = ZERO();
   for (int64_t j = 0; j < skp; j += VW) {
     vf e = vexpShift(LD(row + j), mv);
     ST(row + j, e);

@@ -219,6 +219,28 @@ if (!nat) {
       [3, 1, 1, 1, 1, 'none'],
       [2, 3, 4, 0, 5, 'none'],
     ];
+    it('masks of -FLT_MAX (PyTorch masked_fill with -finfo.max): a fully masked row attends uniformly', () => {
+      const b = 2, sq = 5, sk = 40, d = 8, neg = -3.4028234663852886e38;
+      const q = rand(b * sq * d, 46), k = rand(b * sk * d, 47), v = rand(b * sk * d, 48);
+      const mask = new Float32Array(b * sk);
+      for (let j = 0; j < sk; j++) { mask[j] = j % 3 === 0 ? neg : 0; mask[sk + j] = neg; }
+      for (const isa of ['auto', 'avx2'] as const) {
+        setNativeIsa(isa);
+        const o1 = new Float32Array(b * sq * d), o2 = new Float32Array(b * sq * d);
+        const p1 = new Float32Array(b * sq * sk), p2 = new Float32Array(b * sq * sk);
+        n.attention(q, k, v, b, sq, sk, d, d, 0.3, mask, [sk, 0, 1], o1, p1);
+        ref.attention(q, k, v, b, sq, sk, d, d, 0.3, mask, [sk, 0, 1], o2, p2);
+        setNativeIsa('auto');
+        close(`attention out (${isa})`, o1, o2);
+        close(`attention probs (${isa})`, p1, p2);
+        assert.ok(Math.abs(p1[sq * sk + 3]! - 1 / sk) < 1e-6, 'uniform row');
+      }
+      const x = rand(3 * 7, 49), y1 = new Float32Array(21), y2 = new Float32Array(21);
+      x.fill(neg, 7, 14);
+      n.softmax(x, 3, 7, y1, false);
+      ref.softmax(x, 3, 7, y2, false);
+      close('softmax -FLT_MAX row', y1, y2);
+    });
     for (const isa of ['auto', 'avx2'] as const) for (const [b, sq, sk, d, dv, mk] of cases) {
       it(`${isa}: b ${b} sq ${sq} sk ${sk} d ${d} dv ${dv} mask ${mk}`, () => {
         setNativeIsa(isa);

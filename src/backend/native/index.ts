@@ -77,6 +77,9 @@ let loaded: { addon: Addon | null; reason: string | null } | null = null;
 
 function load(): { addon: Addon | null; reason: string | null } {
   if (loaded) return loaded;
+  // OpenMP threads that sleep instead of spinning while they wait: on 2 shared cores spinning
+  // measured 2-3x slower (libgomp reads this when the addon loads, so it must be set first).
+  if (process.env['OMP_WAIT_POLICY'] === undefined) process.env['OMP_WAIT_POLICY'] = 'passive';
   try {
     const require = createRequire(import.meta.url);
     const addon = require(ADDON_PATH) as Addon;

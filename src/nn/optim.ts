@@ -62,7 +62,6 @@ export class AdamW {
           for (let j = 0; j < g.length; j++) gg[j] = g[j]! + this.weightDecay * pd[j]!;
           g = gg;
         }
-        // The kernel updates in place; give the parameter its own copy if its storage is shared.
         k.adamw(p.f32, g, this.m[i]!, this.v[i]!, this.lr, this.betas[0], this.betas[1], this.eps,
           this.decoupled ? this.weightDecay : 0, this.step_);
       });

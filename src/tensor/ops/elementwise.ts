@@ -16,18 +16,14 @@ function out(shape: readonly number[]): Tensor {
   return new Tensor(new Float32Array(numel(shape)), shape);
 }
 
-/** Sum a broadcast gradient back down to `shape` (the inverse of broadcasting). */
-export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
-  if (shapesEqual(g.shape, shape)) return g;
-  const rank = g.shape.length;
-  const off = rank - shape.length;
-  // Reduce leading extra axes and axes where shape has 1, one pass over a [outer, axis, inner] view each.
-  let cur = g.f32;
-  let curShape = [...g.shape];
-  for (let ax = rank - 1; ax >= 0; ax--) {
-    const target = ax < off ? 1 : shape[ax - off]!;
-    if (curShape[ax] === target) continue;
-    if (target !== 1) throw new ShapeError(`sumTo: cannot reduce ${fmtShape(g.shape)} to ${fmtShape(shape)}`);
+/** Sum contiguous data of `shape` over `axes` (ascending), one [outer, axis, inner] kernel pass
+ *  per axis; reduced axes keep size 1 in the layout. Shared by sum() and sumTo(). */
+export function reduceSumAxes(data: Float32Array, shape: readonly number[], axes: readonly number[]): Float32Array {
+  let cur = data;
+  const curShape = [...shape];
+  for (let j = axes.length - 1; j >= 0; j--) {
+    const ax = axes[j]!;
+    if (curShape[ax] === 1) continue;
     const outer = numel(curShape.slice(0, ax));
     const inner = numel(curShape.slice(ax + 1));
     const next = new Float32Array(outer * inner);
@@ -35,7 +31,22 @@ export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
     cur = next;
     curShape[ax] = 1;
   }
-  return new Tensor(cur, shape);
+  return cur;
+}
+
+/** Sum a broadcast gradient back down to `shape` (the inverse of broadcasting). */
+export function sumTo(g: Tensor, shape: readonly number[]): Tensor {
+  if (shapesEqual(g.shape, shape)) return g;
+  const off = g.ndim - shape.length;
+  // Reduce leading extra axes and axes where the target has 1.
+  const axes: number[] = [];
+  g.shape.forEach((d, ax) => {
+    const target = ax < off ? 1 : shape[ax - off]!;
+    if (d === target) return;
+    if (target !== 1) throw new ShapeError(`sumTo: cannot reduce ${fmtShape(g.shape)} to ${fmtShape(shape)}`);
+    axes.push(ax);
+  });
+  return new Tensor(reduceSumAxes(g.f32, g.shape, axes), shape);
 }
 
 function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {

@@ -3,7 +3,7 @@
 import { normAxis, numel } from '../../util/index.ts';
 import { K } from '../dispatch.ts';
 import { Tensor, record } from '../tensor.ts';
-import { affine, mul, sub, sumTo } from './elementwise.ts';
+import { affine, mul, reduceSumAxes, sub, sumTo } from './elementwise.ts';
 import { expand, reshape } from './movement.ts';
 
 function axesOf(x: Tensor, dims?: number | readonly number[]): number[] {
@@ -20,18 +20,8 @@ function keptShape(x: Tensor, axes: readonly number[]): number[] {
 export function sum(x: Tensor, dims?: number | readonly number[], keepdim = false): Tensor {
   const axes = axesOf(x, dims);
   const kept = keptShape(x, axes);
-  let cur = x.f32;
-  let curShape = [...x.shape];
-  for (let j = axes.length - 1; j >= 0; j--) {
-    const ax = axes[j]!;
-    const outer = numel(curShape.slice(0, ax));
-    const inner = numel(curShape.slice(ax + 1));
-    const next = new Float32Array(outer * inner);
-    K().reduceSum(cur, outer, curShape[ax]!, inner, next);
-    cur = next;
-    curShape[ax] = 1;
-  }
-  if (axes.length === 0) cur = Float32Array.from(cur);
+  let cur = reduceSumAxes(x.f32, x.shape, axes);
+  if (cur === x.data) cur = Float32Array.from(cur); // nothing reduced: never alias the input
   const outShape = keepdim ? kept : x.shape.filter((_, i) => !axes.includes(i));
   const y = new Tensor(cur, outShape);
   return record(y, 'sum', [x], (g) => [expand(reshape(g, kept), x.shape)]);

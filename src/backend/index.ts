@@ -3,3 +3,4 @@ export type { Kernels, PartialKernels, Conv2dGeom, UnaryOp, BinaryOp } from './t
 export { reference, erf } from './reference/index.ts';
 export { loadNative, nativeInfo } from './native/index.ts';
 export { benchKernels, type KernelBenchRecord } from './native/bench-kernels.ts';
+export { profileKernels, type KernelCall } from './profile.ts';

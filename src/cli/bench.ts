@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [--torch] [--reps N]`: the performance benchmark (not a test).
+// `npm run bench [-- --json] [--torch] [--reps N] [--w4-only] [--profile]`: the performance benchmark (not a test).
 // W1 conv 3x3 fwd / bwd-input / bwd-weight, W2 sgemm 1024^3, W3 attention, and W4: a training
 // step and a sampling forward pass of exactly the network of shared/bench/unet_torch.py at
 // batch 16. Prints best / median seconds, GFLOP/s and percent of the FP32 peak measured by the
@@ -15,6 +15,7 @@ import * as T from '../tensor/index.ts';
 import { Generator } from '../util/index.ts';
 import { Adam, mseLoss } from '../nn/index.ts';
 import { BenchUNet } from '../models/index.ts';
+import { formatProfile } from './bench-profile.ts';
 
 interface Row {
   workload: string;
@@ -64,14 +65,14 @@ function benchUnetFlops(b: number): number {
   return flop;
 }
 
-function benchW4(reps: number): Row[] {
+/** W4 at batch 16: a seeded model, its optimiser, one training step and one sampling forward. */
+function w4Setup(): { step: () => void; sample: () => void; flop: number } {
   const gen = new Generator(0);
   const B = 16;
   const model = new BenchUNet();
   const x0 = T.randn([B, 3, 32, 32], gen);
   const opt = new Adam(model.parameters(), { lr: 2e-4 });
   const ab = new Float32Array(1000).map((_, i) => 0.9999 + (0.0001 - 0.9999) * i / 999);
-  const ff = benchUnetFlops(B);
   const step = (): void => {
     const tt = T.randint(0, 1000, [B], gen);
     const n = T.randn([B, 3, 32, 32], gen);
@@ -82,18 +83,41 @@ function benchW4(reps: number): Row[] {
     T.backward(loss);
     opt.step();
   };
-  const time = (fn: () => void, n: number, warm: number): number[] => {
-    for (let i = 0; i < warm; i++) fn();
-    const ts: number[] = [];
-    for (let i = 0; i < n; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
-    return ts;
-  };
-  const trainTimes = time(step, reps, 2);
-  const rssTrain = process.memoryUsage().rss / 2 ** 20;
   const t = T.randint(0, 1000, [B], gen);
-  const sampleTimes = time(() => { T.noGrad(() => model.forward(x0, t)); }, reps * 2, 2);
+  const sample = (): void => { T.noGrad(() => model.forward(x0, t)); };
+  return { step, sample, flop: benchUnetFlops(B) };
+}
+
+function timeRuns(fn: () => void, n: number, warm: number): number[] {
+  for (let i = 0; i < warm; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
+  return ts;
+}
+
+function benchW4(reps: number): Row[] {
+  const { step, sample, flop: ff } = w4Setup();
+  const trainTimes = timeRuns(step, reps, 2);
+  const rssTrain = process.memoryUsage().rss / 2 ** 20;
+  const sampleTimes = timeRuns(sample, reps * 2, 2);
   const rss = Math.max(rssTrain, process.memoryUsage().rss / 2 ** 20);
   return [row('W4_train_step', trainTimes, 3 * ff, rss), row('W4_sample_fwd', sampleTimes, ff, rss)];
+}
+
+/** `--profile`: per-kernel breakdown of W4's training step and sampling forward pass. */
+function profileW4(reps: number, peak: number): string[] {
+  const { step, sample } = w4Setup();
+  const lines: string[] = [];
+  for (const [name, fn] of [['W4 training step (batch 16)', step], ['W4 sampling forward (batch 16)', sample]] as const) {
+    for (let i = 0; i < 2; i++) fn();
+    const calls = T.startProfile();
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) fn();
+    const wall = (performance.now() - t0) / 1000;
+    T.stopProfile();
+    lines.push(...formatProfile(name, calls, reps, wall, peak), '');
+  }
+  return lines;
 }
 
 interface TorchRow { workload: string; times: number[]; flop?: number; peak_rss_mb?: number }
@@ -124,11 +148,16 @@ export function benchMain(argv: readonly string[]): number {
   const ri = argv.indexOf('--reps');
   const reps = ri >= 0 ? Number(argv[ri + 1]) : 5;
   const only = argv.includes('--w4-only');
+  const profile = argv.includes('--profile');
   const info = nativeInfo();
   const peak = info.available ? info.peakGflops() : Number.NaN;
   const print = (s: string): void => { if (!json) console.log(s); };
   print(`backend: ${T.backendName()}${info.available ? ` (oneDNN ${info.onednnVersion}, ${info.threads} threads, ${info.isa})` : ` (${info.reason})`}`);
   print(`measured FP32 peak: ${Number.isFinite(peak) ? peak.toFixed(0) : 'n/a'} GFLOP/s`);
+  if (profile) {
+    for (const l of profileW4(Math.max(1, Math.min(reps, 3)), peak)) print(l);
+    return 0;
+  }
   const rows: Row[] = [];
   if (!only) {
     if (info.available) for (const r of benchKernels(undefined, { reps: 7 })) rows.push(row(r.workload, r.times, r.flop));

@@ -2,12 +2,14 @@
 // ones, so any kernel the native backend lacks falls back to the reference (ggml `supports_op`).
 // Choose with LDM_BACKEND=reference|native or setBackend(); default: native when it is built.
 
-import { reference, loadNative, nativeInfo, type Kernels } from '../backend/index.ts';
+import { reference, loadNative, nativeInfo, profileKernels, type KernelCall, type Kernels } from '../backend/index.ts';
 import { envString, requestedBackend } from '../util/index.ts';
 
 let active: Kernels | null = null;
 let activeName: 'reference' | 'native' = 'reference';
 let nativeNote: string | null = null;
+/** The unwrapped kernels while a profile is being recorded. */
+let unprofiled: Kernels | null = null;
 
 function compose(name: 'reference' | 'native'): Kernels {
   if (name === 'reference') return reference;
@@ -40,6 +42,7 @@ export function K(): Kernels {
 
 /** Switch backend for the rest of the process (tests run every op on every backend). */
 export function setBackend(name: 'reference' | 'native'): 'reference' | 'native' {
+  unprofiled = null;
   activeName = name;
   active = compose(name);
   if (active.name === 'reference') activeName = 'reference';
@@ -54,4 +57,20 @@ export function backendName(): 'reference' | 'native' {
 /** Whether the native addon is built and loadable here. */
 export function nativeAvailable(): boolean {
   return loadNative() !== null;
+}
+
+/** Start recording every kernel call (time, bytes, flop) into the returned array, until
+ *  stopProfile(). For `ldm bench --profile`; the wrapper adds a little time per call. */
+export function startProfile(): KernelCall[] {
+  const sink: KernelCall[] = [];
+  const base = unprofiled ?? K();
+  unprofiled = base;
+  active = profileKernels(base, sink);
+  return sink;
+}
+
+/** Stop recording kernel calls (a no-op when no profile runs). */
+export function stopProfile(): void {
+  if (unprofiled) active = unprofiled;
+  unprofiled = null;
 }

@@ -102,6 +102,19 @@ int64_t Args::dim(size_t i, const char* name, int64_t minV) const {
   return v;
 }
 
+int64_t Args::dimField(size_t i, const char* field, int64_t minV) const {
+  if (i >= argc) fail(std::string("missing argument geometry (for ") + field + ")");
+  napi_valuetype t;
+  if (napi_typeof(env, argv[i], &t) != napi_ok || t != napi_object) fail("geometry must be an object");
+  napi_value v;
+  double d = 0;
+  if (napi_get_named_property(env, argv[i], field, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok)
+    fail(std::string("geometry.") + field + " must be a number");
+  if (!std::isfinite(d) || d != std::floor(d) || d < double(minV) || d > double(int64_t(1) << 40))
+    fail(std::string("geometry.") + field + " must be an integer >= " + std::to_string(minV) + ", got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
 bool Args::boolean(size_t i, const char* name) const {
   if (i >= argc) fail(std::string("missing argument ") + name);
   bool v = false;

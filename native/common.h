@@ -47,6 +47,8 @@ class Args {
   int64_t dim(size_t i, const char* name, int64_t minV = 0) const;
   /** A signed integer. */
   int64_t integer(size_t i, const char* name) const;
+  /** A non-negative integer field of the object argument i (e.g. Conv2dGeom.cin), >= minV. */
+  int64_t dimField(size_t i, const char* field, int64_t minV = 0) const;
   bool boolean(size_t i, const char* name) const;
   std::string str(size_t i, const char* name) const;
   /** An array of integers (strides, shapes); may be null -> empty + *isNull = true. */

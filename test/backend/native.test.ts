@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { loadNative, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setNativeIsa } from '../../src/backend/native/index.ts';
+import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setNativeIsa } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -471,6 +471,25 @@ if (!nat) {
         ref.powScalar(xp, p, y2);
         close(`powScalar ${p}`, y1, y2, 1e-6, 1e-7);
       }
+    });
+    it('exports only kernels of the contract (same names) plus the documented extras', () => {
+      const exports = nativeExports();
+      assert.ok(exports);
+      const contract = new Set(Object.keys(reference).filter((k) => k !== 'name'));
+      const extras = new Set<string>(NATIVE_EXTRAS);
+      for (const [k, v] of Object.entries(exports)) {
+        assert.equal(typeof v, 'function', `export ${k}`);
+        assert.ok(contract.has(k) || extras.has(k), `addon export '${k}' is neither a Kernels member nor a documented extra`);
+      }
+      for (const k of Object.keys(n)) if (k !== 'name') assert.ok(contract.has(k), `loadNative() kernel '${k}'`);
+      for (const e of NATIVE_EXTRAS) assert.ok(!(e in n), `extra '${e}' leaks into the kernels`);
+    });
+    it('reads the convolution geometry by field name', () => {
+      const g = geom(1, 2, 4, 4, 3, 3, 3, 1, [1, 1, 1, 1]);
+      const x = rand(32, 51), w = rand(54, 52), y = new Float32Array(48);
+      const { padB: _drop, ...partial } = g;
+      assert.throws(() => n.conv2d(x, w, null, partial as Conv2dGeom, y), /conv2d: geometry\.padB must be a number/);
+      assert.throws(() => n.conv2dBackwardInput(y, w, { ...g, oh: 5 }, x), /conv2dBackwardInput: oh\/ow 5x4 do not match/);
     });
     it('rejects mismatched lengths naming the kernel', () => {
       assert.throws(() => n.unary('exp', new Float32Array(4), new Float32Array(5)), /unary.*expected 4/);

@@ -94,6 +94,12 @@ int convDirectMode();
 void setConvDirect(int mode);
 bool convDirectWanted(int64_t cin, int64_t cout);
 
+/** Mixed precision: true when convolutions multiply in bf16 (f32 in and out, like
+ *  torch.autocast); only ever true on a CPU whose oneDNN ISA has native bf16 (avx512_bf16). */
+bool precisionBf16();
+/** "amx" / "avx512_bf16" when oneDNN runs bf16 natively here, "" when it does not. */
+const char* bf16Isa();
+
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();
 

@@ -2,7 +2,7 @@
 // ones, so any kernel the native backend lacks falls back to the reference (ggml `supports_op`).
 // Choose with LDM_BACKEND=reference|native or setBackend(); default: native when it is built.
 
-import { reference, loadNative, nativeInfo, profileKernels, type KernelCall, type Kernels } from '../backend/index.ts';
+import { reference, loadNative, nativeInfo, profileKernels, setNativePrecision, type KernelCall, type Kernels } from '../backend/index.ts';
 import { envString, requestedBackend } from '../util/index.ts';
 
 let active: Kernels | null = null;
@@ -73,4 +73,31 @@ export function startProfile(): KernelCall[] {
 export function stopProfile(): void {
   if (unprofiled) active = unprofiled;
   unprofiled = null;
+}
+
+export type Precision = 'fp32' | 'bf16';
+
+/** Why the last setPrecision('bf16') ran in fp32 instead, or null when it did not fall back. */
+let precisionNote: string | null = null;
+
+/** Mixed precision for the rest of the process, like torch.autocast('cpu', torch.bfloat16):
+ *  with 'bf16' the native convolutions multiply in bf16 (oneDNN on avx512_bf16 / AMX) while
+ *  every tensor stays float32 (master weights, activations, norms, losses, optimiser state).
+ *  Where that is not possible (the reference backend, or a CPU without native bf16) it stays
+ *  fp32 and precisionFallback() says why. Returns the precision in effect. */
+export function setPrecision(p: Precision): Precision {
+  precisionNote = null;
+  if (p === 'fp32') { if (nativeAvailable()) setNativePrecision('fp32'); return 'fp32'; }
+  if (backendName() !== 'native') {
+    precisionNote = `bf16 needs the native backend (active: ${backendName()}); running in fp32`;
+    return 'fp32';
+  }
+  const got = setNativePrecision('bf16');
+  if (got !== 'bf16') precisionNote = 'this CPU has no native bf16 (avx512_bf16) for oneDNN; running in fp32';
+  return got;
+}
+
+/** The reason the last bf16 request fell back to fp32, or null. */
+export function precisionFallback(): string | null {
+  return precisionNote;
 }

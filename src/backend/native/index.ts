@@ -16,7 +16,8 @@ import type { PartialKernels } from '../types.ts';
 /** The addon's exports that are not kernels: facts and tuning knobs (see native/addon.cc,
  *  attention.cc, conv.cc). */
 export interface NativeExtras {
-  info(): { threads: number; onednnVersion: string; isa: string };
+  info(): { threads: number; onednnVersion: string; isa: string; bf16: string };
+  precision(mode: 'fp32' | 'bf16' | ''): 'fp32' | 'bf16';
   peakGflops(): number;
   attentionIsa(level: 'auto' | 'avx2'): string;
   convChunkKB(kb: number): number;
@@ -24,7 +25,7 @@ export interface NativeExtras {
 }
 
 /** Names of the addon's exports that are not kernels of the contract. */
-export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect'];
+export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect'];
 
 /** The raw addon: every kernel it exports has exactly the contract's signature (written once, in
  *  backend/types.ts; the C++ reads Conv2dGeom by field name), so the kernels need no adapter.
@@ -41,6 +42,9 @@ export interface NativeInfo {
   readonly onednnVersion: string | null;
   /** Widest vector ISA of this CPU seen by the addon ('avx512' or 'avx2'), null when unavailable. */
   readonly isa: string | null;
+  /** How oneDNN runs bf16 here: 'amx', 'avx512_bf16', or null when it cannot (no native bf16,
+   *  or the addon is unavailable): then `--precision bf16` falls back to fp32. */
+  readonly bf16: string | null;
   /** Measures the machine's FP32 peak in GFLOP/s (12 independent FMA chains per thread on all
    *  OpenMP threads, AVX-512 when the CPU has it, about 0.1 s); NaN when the addon is unavailable. */
   peakGflops(): number;
@@ -91,7 +95,7 @@ export function loadNative(): PartialKernels | null {
   const { addon } = load();
   if (!addon) return null;
   // Every export that is not an extra is a kernel with the contract's signature (Addon above).
-  const { info: _i, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, ...kernels } = addon;
+  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, ...kernels } = addon;
   return { name: 'native', ...kernels };
 }
 
@@ -125,15 +129,24 @@ export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'of
   return r === 0 ? 'off' : r === 1 ? 'on' : 'auto';
 }
 
+/** Sets the precision of the native convolutions: 'bf16' multiplies in bf16 with f32 inputs,
+ *  outputs and accumulation (mixed precision, like torch.autocast), 'fp32' is exact float32.
+ *  Returns the precision in effect: 'fp32' where the CPU has no native bf16 (nativeInfo().bf16
+ *  null) or the addon is not loaded. */
+export function setNativePrecision(p: 'fp32' | 'bf16'): 'fp32' | 'bf16' {
+  const { addon } = load();
+  return addon ? addon.precision(p) : 'fp32';
+}
+
 /** Facts about the native backend; `available: false` with a reason when it is not loaded. */
 export function nativeInfo(): NativeInfo {
   const { addon, reason } = load();
   if (!addon) {
-    return { available: false, reason, threads: 0, onednnVersion: null, isa: null, peakGflops: () => Number.NaN };
+    return { available: false, reason, threads: 0, onednnVersion: null, isa: null, bf16: null, peakGflops: () => Number.NaN };
   }
   const i = addon.info();
   return {
-    available: true, reason: null, threads: i.threads, onednnVersion: i.onednnVersion, isa: i.isa,
+    available: true, reason: null, threads: i.threads, onednnVersion: i.onednnVersion, isa: i.isa, bf16: i.bf16 || null,
     peakGflops: () => addon.peakGflops(),
   };
 }

@@ -80,7 +80,7 @@ test('VectorQuantizer2: legacy puts beta on the codebook term, legacy=False on t
     const idx = r.indices.data;
     for (let p = 0; p < 9; p++) for (let c = 0; c < 2; c++) {
       const e = idx[p]!;
-      expectE[e * 2 + c] += we * 2 * (q.embedding.weight.f32[e * 2 + c]! - zz[c * 9 + p]!) / 18;
+      expectE[e * 2 + c] = expectE[e * 2 + c]! + we * 2 * (q.embedding.weight.f32[e * 2 + c]! - zz[c * 9 + p]!) / 18;
     }
     assertClose(ge, expectE, 1e-5, 'grad codebook');
   }

@@ -20,8 +20,11 @@
 //    conditioning rows (null class / empty caption) with probability p in training `sharedStep`
 //    (Stability's ddpm.py form; the trainer may do the same on its side instead, not both);
 //  - sampling: `sampleLatent` runs a sampler of diffusion/ on the latent Denoiser and decodes.
+//  - VQ first stages (VQModelInterface): encode gives the pre-quantisation h (used as is, times
+//    scale_factor); decode_first_stage quantises unless `force_not_quantize` (or `predict_cids`,
+//    which first maps argmax-over-channels code ids to codebook entries).
 // Not supported (clear errors or documented no-ops): `split_input_params` patch-wise
-// encode/decode, VQ first stages (`predict_cids`, quantize_denoised), `use_positional_encodings`
+// encode/decode, quantize_denoised, `use_positional_encodings`
 // (the official get_input calls an undefined compute_latent_shifts), bbox/keypoint tokenizers.
 
 import { ConfigError, Generator, LdmError, ShapeError, defaultGenerator, defined, fmtShape } from '../util/index.ts';
@@ -33,6 +36,7 @@ import {
 } from '../diffusion/index.ts';
 import { DDPM, type CondInput } from './ddpm.ts';
 import { DiagonalGaussianDistribution } from './autoencoder/kl.ts';
+import { VQModelBase, VQModelInterface } from './autoencoder/vq.ts';
 import { conditioningTargets, inpaintingConcat, lowResConcat, type InterpolateMode } from './conditioning.ts';
 import type { BuildFn, TargetConfig, TargetTable } from './targets.ts';
 
@@ -48,6 +52,14 @@ export type LatentBatch = Readonly<Record<string, unknown>>;
 export interface FirstStageModel extends Module {
   encode(x: Tensor): DiagonalGaussianDistribution | Tensor;
   decode(z: Tensor): Tensor;
+}
+
+/** The options of `decode_first_stage` (VQ first stages only). */
+export interface DecodeFirstStageOptions {
+  /** z holds code-id logits [N, n_embed, h, w] (or ids [N, h, w]): look them up in the codebook */
+  predictCids?: boolean;
+  /** VQModelInterface: decode z without quantising it first */
+  forceNotQuantize?: boolean;
 }
 
 export interface UcgEntry {
@@ -284,15 +296,26 @@ export class LatentDiffusion extends DDPM {
     return this.scaleByStd ? T.mul(z, this.getBuffer('scale_factor')) : T.mul(z, this.#scaleFactor);
   }
 
-  /** `decode_first_stage(z)` (no-grad): first_stage.decode(1 / scale_factor * z). */
-  decodeFirstStage(z: Tensor): Tensor {
-    return T.noGrad(() => this.differentiableDecodeFirstStage(z));
+  /** `decode_first_stage(z, predict_cids=False, force_not_quantize=False)` (no-grad):
+   *  first_stage.decode(1 / scale_factor * z), with force_not_quantize for a VQModelInterface. */
+  decodeFirstStage(z: Tensor, opts: DecodeFirstStageOptions = {}): Tensor {
+    return T.noGrad(() => this.differentiableDecodeFirstStage(z, opts));
   }
 
-  /** `differentiable_decode_first_stage(z)`: the same with gradients. */
-  differentiableDecodeFirstStage(z: Tensor): Tensor {
+  /** `differentiable_decode_first_stage(z, ...)`: the same with gradients. */
+  differentiableDecodeFirstStage(z: Tensor, opts: DecodeFirstStageOptions = {}): Tensor {
+    const fs = this.first_stage_model;
+    let zz = z;
+    if (opts.predictCids) {
+      if (!(fs instanceof VQModelBase)) throw new ConfigError(`${this.owner}.decode_first_stage: predict_cids needs a VQ first stage (first_stage_model.quantize), not ${fs.constructor.name}`);
+      // z [N, n_embed, h, w] logits -> code ids [N, h, w] -> codebook rows [N, h, w, C] -> [N, C, h, w]
+      const ids = zz.ndim === 4 ? T.max(T.exp(zz), 1).indices : zz;
+      zz = T.permute(fs.quantize.getCodebookEntry(ids, null), [0, 3, 1, 2]);
+    }
     const inv = this.scaleByStd ? T.div(1, this.getBuffer('scale_factor')) : 1 / this.#scaleFactor;
-    return this.first_stage_model.decode(T.mul(z, inv));
+    zz = T.mul(zz, inv);
+    if (fs instanceof VQModelInterface) return fs.decode(zz, opts.predictCids === true || opts.forceNotQuantize === true);
+    return fs.decode(zz);
   }
 
   // ---- conditioning ------------------------------------------------------------------------------------

@@ -27,13 +27,12 @@
 // encode/decode, quantize_denoised, `use_positional_encodings`
 // (the official get_input calls an undefined compute_latent_shifts), bbox/keypoint tokenizers.
 
-import { ConfigError, Generator, LdmError, ShapeError, defaultGenerator, fmtShape } from '../util/index.ts';
+import { ConfigError, Generator, LdmError, ShapeError, defaultGenerator, defined, fmtShape } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module } from '../nn/index.ts';
 import {
-  ancestralSample, ddimSample, dpmSolverSample, plmsSample,
-  type Cond, type LossWithLog, type SamplerIntermediates, type SamplerResult,
+  getSampler, type Cond, type LossWithLog, type SamplerIntermediates, type SamplerName, type StepInfo,
 } from '../diffusion/index.ts';
 import { DDPM, type CondInput } from './ddpm.ts';
 import { DiagonalGaussianDistribution } from './autoencoder/kl.ts';
@@ -107,15 +106,14 @@ export interface LatentStepOptions extends Omit<LatentForwardOptions, 'cond'> {
 
 export type LatentLoss = LossWithLog & { modelOutput: Tensor; xNoisy: Tensor };
 
-export type LatentSamplerName = 'ddpm' | 'ddim' | 'plms' | 'dpm-solver++';
-
 export interface LatentSampleOptions {
   n: number;
   /** learned conditioning (get_learned_conditioning output, or a Cond record) */
   cond?: CondInput | null;
   /** unconditional conditioning for classifier-free guidance */
   uc?: CondInput | null;
-  sampler?: LatentSamplerName;
+  /** a name of the sampler table (diffusion/samplers; default 'ddim') */
+  sampler?: SamplerName;
   /** sampler steps (ddim / plms / dpm-solver++; ddpm runs all T) */
   steps?: number;
   eta?: number;
@@ -131,7 +129,9 @@ export interface LatentSampleOptions {
   /** inpainting in latent space (ddim / ancestral): keep q_sample(x0, t) where mask == 1 */
   mask?: Tensor;
   x0?: Tensor;
-  onStep?: (i: number, total: number) => void;
+  /** img2img: run the last tStart steps from xT (the noised latent) */
+  tStart?: number;
+  onStep?: (info: StepInfo) => void;
 }
 
 export interface LatentSampleResult {
@@ -522,43 +522,10 @@ export class LatentDiffusion extends DDPM {
       const guidance = o.guidance ?? 1;
       if (guidance !== 1 && !uncond) throw new ConfigError(`${this.owner}.sampleLatent: guidance ${guidance} needs the unconditional conditioning uc`);
       if (this.model.conditioningKey !== null && !cond) throw new ConfigError(`${this.owner}.sampleLatent: conditioning_key '${this.model.conditioningKey}' needs cond`);
-      const gen = o.gen ?? defaultGenerator;
-      const sampler = o.sampler ?? 'ddim';
-      const steps = o.steps ?? 50;
-      const common = {
-        ...(cond ? { cond } : {}), ...(uncond ? { uncond } : {}), guidanceScale: guidance, gen,
-        ...(o.xT ? { xT: o.xT } : {}), ...(o.mask ? { mask: o.mask } : {}), ...(o.x0 ? { x0: o.x0 } : {}),
-      };
-      const denoiser = this.denoiser();
-      let r: SamplerResult;
-      switch (sampler) {
-        case 'ddpm': {
-          const Tn = this.numTimesteps;
-          r = ancestralSample(denoiser, this.diffusion, shape, {
-            ...common, clipDenoised: this.clipDenoised, logEveryT: o.logEveryT ?? this.logEveryT,
-            ...(o.onStep ? { callback: (_i: Tensor, _x: Tensor, t: number) => o.onStep!(Tn - t, Tn) } : {}),
-          });
-          break;
-        }
-        case 'ddim':
-        case 'plms': {
-          const f = sampler === 'ddim' ? ddimSample : plmsSample;
-          r = f(denoiser, this.samplerSchedule(), {
-            ...common, S: steps, shape, eta: o.eta ?? 0, parameterization: this.parameterization, logEveryT: o.logEveryT ?? 100,
-            ...(o.onStep ? { callback: (i: number) => o.onStep!(i + 1, steps) } : {}),
-          });
-          break;
-        }
-        case 'dpm-solver++':
-          if (o.mask) throw new ConfigError(`${this.owner}.sampleLatent: dpm-solver++ does not support masks (use ddim)`);
-          r = dpmSolverSample(denoiser, this.samplerSchedule(), {
-            ...common, steps, shape, parameterization: this.parameterization, logEveryT: o.logEveryT ?? 100,
-            ...(o.onStep ? { callback: (i: number) => o.onStep!(i + 1, steps) } : {}),
-          });
-          break;
-        default:
-          throw new ConfigError(`${this.owner}.sampleLatent: unknown sampler '${String(sampler)}' (ddpm, ddim, plms, dpm-solver++)`);
-      }
+      const r = getSampler(o.sampler ?? 'ddim')(this.denoiser(), this.diffusion, {
+        shape, steps: o.steps ?? 50, eta: o.eta ?? 0, guidance, gen: o.gen ?? defaultGenerator, logEvery: o.logEveryT ?? this.logEveryT,
+        ...defined({ cond, uncond, xT: o.xT, mask: o.mask, x0: o.x0, tStart: o.tStart, onStep: o.onStep }),
+      });
       const images = o.decode === false ? null : T.clamp(this.decodeFirstStage(r.samples), -1, 1);
       return { images, latents: r.samples, intermediates: r.intermediates };
     });

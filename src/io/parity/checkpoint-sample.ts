@@ -1,9 +1,10 @@
 // Parity handler for `ldm_ckpt_*` fixtures: official checkpoints (companion files, both torch.save
-// formats) sampled by the official DDIMSampler. For each checkpoint companion (companions.ts: the
+// formats) sampled by an official sampler (config.sample.sampler, default 'ddim', looked up in the
+// sampler table of diffusion/, so fixtures of other sampler families need no new code here). For each checkpoint companion (companions.ts: the
 // model built from the YAML and the file loaded as `ldm sample CKPT --config YAML` does, EMA weights
 // unless config.sample.ema is false), as `config.call` describes:
 //  1. c = get_learned_conditioning(in.class_label), uc = the same for in.uc_class_label;
-//  2. DDIM (config.sample: S, eta, batch_size, shape, unconditional_guidance_scale, log_every_t) from
+//  2. the sampler (config.sample: S, eta, batch_size, shape, unconditional_guidance_scale, log_every_t) from
 //     x_T = in.x_T with the recorded step noises in.noise[i], every DiffusionWrapper output
 //     ([uc, c] rows, as the guided call batches them) kept;
 //  3. decoded = decode_first_stage(samples); image = clamp((decoded + 1) / 2, 0, 1).
@@ -11,7 +12,7 @@
 
 import { LdmError } from '../../util/index.ts';
 import { Tensor, add, clamp, mul, noGrad, stack } from '../../tensor/index.ts';
-import { ddimSample, type Cond, type Denoiser } from '../../diffusion/index.ts';
+import { getSampler, type Cond, type Denoiser } from '../../diffusion/index.ts';
 import { LatentDiffusion } from '../../models/index.ts';
 import { companionModels } from './companions.ts';
 import type { FixtureContext, FixtureHandler, FixtureOutputs } from './types.ts';
@@ -32,7 +33,6 @@ function sampleCall(ctx: FixtureContext): SampleCall {
   if (!s || typeof s.S !== 'number' || typeof s.batch_size !== 'number' || !Array.isArray(s.shape)) {
     throw new LdmError(`${ctx.path}: config.sample must give S, batch_size and shape`);
   }
-  if ((s.sampler ?? 'ddim') !== 'ddim') throw new LdmError(`${ctx.path}: config.sample.sampler '${s.sampler}' is not handled by the DDIM checkpoint handler`);
   return s as SampleCall;
 }
 
@@ -67,10 +67,9 @@ function run(ctx: FixtureContext): FixtureOutputs {
         modelOut.push(o);
         return o;
       };
-      const r = ddimSample(recording, ldm.samplerSchedule(), {
-        S: s.S, shape: [s.batch_size, ...s.shape], eta: s.eta ?? 0, cond: condOf(ldm, c), ...(uc ? { uncond: condOf(ldm, uc) } : {}),
-        guidanceScale: guidance, xT: ctx.input('x_T'), ...(noises ? { noises } : {}), logEveryT: s.log_every_t ?? 100,
-        parameterization: ldm.parameterization, gen: ctx.generator(),
+      const r = getSampler(s.sampler ?? 'ddim')(recording, ldm.diffusion, {
+        steps: s.S, shape: [s.batch_size, ...s.shape], eta: s.eta ?? 0, cond: condOf(ldm, c), ...(uc ? { uncond: condOf(ldm, uc) } : {}),
+        guidance, xT: ctx.input('x_T'), ...(noises ? { noises } : {}), logEvery: s.log_every_t ?? 100, gen: ctx.generator(),
       });
       set('samples', r.samples);
       set('x_inter', stack(r.intermediates.x_inter, 0));

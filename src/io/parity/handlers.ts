@@ -17,6 +17,8 @@ export const HANDLERS: readonly FixtureHandler[] = [
   lossesHandler,
   latentHandler,
   vqHandler,
+  checkpointSampleHandler,
 ] satisfies readonly FixtureHandler[];
 import { latentHandler } from './latent.ts';
 import { lossesHandler } from './losses.ts';
+import { checkpointSampleHandler } from './checkpoint-sample.ts';

@@ -8,12 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEBUG, LdmError, fmtShape } from '../util/index.ts';
 import { precisionFallback, setPrecision } from '../tensor/index.ts';
+import { SAMPLER_NAMES } from '../diffusion/index.ts';
 import { inspectFile, modelsDir, readRegistry } from '../io/index.ts';
 import { trainCommand } from './train.ts';
 import { sampleCommand } from './sample.ts';
 import { CLASSIFIER_FILE, evalCommand, trainClassifierCommand } from './eval.ts';
 import { benchMain } from './bench.ts';
 import { parityMain } from './parity.ts';
+import { convertCommand } from './convert.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -47,7 +49,7 @@ function applyPrecision(p: unknown): void {
 
 function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
   return cmd
-    .addOption(new Option('--sampler <name>', 'sampler').choices(['ddpm', 'ddim', 'plms', 'dpm-solver++']).default('ddim'))
+    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('ddim'))
     .option('--steps <n>', 'sampler steps (ddim, plms, dpm-solver++; ddpm always runs all T)', int('--steps', 1), defaults.steps)
     .option('--eta <e>', 'DDIM eta (0 = deterministic)', float('--eta'), 0)
     .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: 3 for models trained with a null class, else 1)', float('--guidance'))
@@ -137,6 +139,14 @@ export function buildProgram(): Command {
       const w = Math.min(72, Math.max(...r.entries.map((e) => e.name.length), 4));
       for (const e of r.entries) console.log(`  ${e.name.padEnd(w)} ${e.dtype.padEnd(5)} ${fmtShape(e.shape)}`);
     });
+
+  program.command('convert')
+    .description('convert weights: official .ckpt/.pth (zip or legacy) <-> .safetensors (official keys) <-> our model files and run folders; the format follows OUT\'s extension')
+    .argument('<in>', 'official .ckpt/.pth/.pt, .safetensors, or a run folder')
+    .argument('<out>', 'OUT.ckpt / .pth / .pt (a torch.save zip the official code loads) or OUT.safetensors')
+    .option('--config <yaml>', "the model's YAML: stored in a .safetensors output, and every key and shape checked against the model it builds")
+    .option('--ema', 'write the EMA weights (model_ema.*) as the model weights')
+    .action((input: string, output: string, o: { config?: string; ema?: boolean }) => { convertCommand(input, output, o); });
 
   program.command('demo')
     .description('sample the shipped MNIST model (or, with --train, train a small one from scratch first, ~15 min)')

@@ -2,4 +2,6 @@
 // records, never Tensors: safetensors, and PyTorch .ckpt/.pth (zip + restricted unpickler).
 export * from './safetensors.ts';
 export { readTorchCheckpoint, extractStateDict, type TorchReadOptions } from './torch-pickle.ts';
+export { looksLikeLegacyTorch } from './torch-legacy.ts';
+export { serializeTorchCheckpoint, writeStoredZip, contiguousStrides, type TorchScalar } from './torch-write.ts';
 export { FormatError } from './errors.ts';

@@ -4,4 +4,6 @@ export * from './safetensors.ts';
 export { extractStateDict, type TorchReadOptions } from './torch-pickle.ts';
 export { readTorchCheckpoint } from './torch-checkpoint.ts';
 export { looksLikeLegacyTorch } from './torch-legacy.ts';
+export { serializeTorchCheckpoint, writeStoredZip, contiguousStrides, type TorchScalar } from './torch-write.ts';
 export { FormatError } from './errors.ts';
+export { readZipDirectory, readZipEntry, type ZipEntry } from './zip.ts';

@@ -15,6 +15,8 @@ export const HANDLERS: readonly FixtureHandler[] = [
   autoencoderHandler,
   lossesHandler,
   latentHandler,
+  checkpointSampleHandler,
 ] satisfies readonly FixtureHandler[];
 import { latentHandler } from './latent.ts';
 import { lossesHandler } from './losses.ts';
+import { checkpointSampleHandler } from './checkpoint-sample.ts';

@@ -8,3 +8,4 @@ export * from './config.ts';
 export * from './checkpoint.ts';
 export * from './metrics.ts';
 export * from './pretrained.ts';
+export * from './inspect-config.ts';

@@ -6,7 +6,7 @@
 import { ConfigError } from '../util/index.ts';
 import { DDPM } from '../models/index.ts';
 import {
-  buildModelFromConfig, loadWeightsInto, readConfigFile, readWeights, resolveModel, validateConfig, type ConfigTree,
+  buildModelFromConfig, loadWeightsInto, readConfigFile, readWeights, resolveModel, validateModelConfig, type ConfigTree,
 } from '../io/index.ts';
 import { conditioningSettings } from './settings.ts';
 import { classConditioning, type ClassCond } from './sampling.ts';
@@ -52,7 +52,7 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
   const w = readWeights(path);
   const config: ConfigTree | null = configPath ? readConfigFile(configPath) : (w.config as ConfigTree | null);
   if (!config) throw new ConfigError(`${path} carries no config: pass --config CONFIG.yaml (the model's YAML)`);
-  validateConfig(config);
+  validateModelConfig(config); // data / lightning are for training: they never stop sampling
   // an LDM's first_stage ckpt_path is not read here: the model file carries first_stage_model.*
   const built = buildModelFromConfig(stripFirstStageCkpt(config));
   if (!(built instanceof DDPM)) throw new ConfigError(`${path}: model.target must be a DDPM-family model`);

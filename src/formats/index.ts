@@ -3,4 +3,5 @@
 export * from './safetensors.ts';
 export { readTorchCheckpoint, extractStateDict, type TorchReadOptions } from './torch-pickle.ts';
 export { looksLikeLegacyTorch } from './torch-legacy.ts';
+export { serializeTorchCheckpoint, writeStoredZip, contiguousStrides, type TorchScalar } from './torch-write.ts';
 export { FormatError } from './errors.ts';

@@ -193,10 +193,10 @@ export function listCkptPaths(node: unknown, path: string): { key: string; path:
 }
 
 /** A copy of a config subtree without any `ckpt_path` (building never reads checkpoints). */
-export function withoutCkptPaths<T>(node: T): T {
-  if (Array.isArray(node)) return node.map(withoutCkptPaths) as T;
+export function stripCkptPaths<T>(node: T): T {
+  if (Array.isArray(node)) return node.map(stripCkptPaths) as T;
   if (!isMap(node)) return node;
-  return Object.fromEntries(Object.entries(node).filter(([k]) => k !== 'ckpt_path').map(([k, v]) => [k, withoutCkptPaths(v)])) as T;
+  return Object.fromEntries(Object.entries(node).filter(([k]) => k !== 'ckpt_path').map(([k, v]) => [k, stripCkptPaths(v)])) as T;
 }
 
 /** `a.b.c=value` -> path and value (YAML-parsed: 3 -> number, true -> boolean, [1,2] -> list). */

@@ -8,4 +8,6 @@ export * from './config.ts';
 export * from './checkpoint.ts';
 export * from './metrics.ts';
 export * from './pretrained.ts';
+export * from './convert.ts';
+export * from './load-model.ts';
 export * from './inspect-config.ts';

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../util/index.ts';
 import { Module, buildShapesOnly } from '../nn/index.ts';
-import { buildModelFromConfig, listCkptPaths, readConfigFile, validateModelConfig, withoutCkptPaths, type ConfigTree } from './config.ts';
+import { buildModelFromConfig, listCkptPaths, readConfigFile, validateModelConfig, stripCkptPaths, type ConfigTree } from './config.ts';
 
 export interface ConfigInspection {
   config: string;
@@ -43,7 +43,7 @@ export function stateDictLines(model: Module): string[] {
 export function inspectConfigTree(tree: ConfigTree, path: string): ConfigInspection {
   validateModelConfig(tree);
   const model = tree['model'] as ConfigTree;
-  const built = buildShapesOnly(() => buildModelFromConfig({ model: withoutCkptPaths(model) }));
+  const built = buildShapesOnly(() => buildModelFromConfig({ model: stripCkptPaths(model) }));
   if (!(built instanceof Module)) throw new ConfigError(`${path}: model.target '${String(model['target'])}' did not build a module`);
   const params = built.namedParameters();
   const sd = built.stateDict();

@@ -5,3 +5,4 @@ export { readTorchCheckpoint, extractStateDict, type TorchReadOptions } from './
 export { looksLikeLegacyTorch } from './torch-legacy.ts';
 export { serializeTorchCheckpoint, writeStoredZip, contiguousStrides, type TorchScalar } from './torch-write.ts';
 export { FormatError } from './errors.ts';
+export { parseNpy, type NpyArray } from './npy.ts';

@@ -126,7 +126,7 @@ export function buildProgram(): Command {
 
   program.command('convert')
     .description('convert weights: official .ckpt/.pth (zip or legacy) <-> .safetensors (official keys) <-> our model files and run folders; the format follows OUT\'s extension')
-    .argument('<in>', 'official .ckpt/.pth/.pt, .safetensors, or a run folder')
+    .argument('<in>', 'official .ckpt/.pth/.pt, .safetensors, or a run folder (its last training checkpoint: raw and EMA weights)')
     .argument('<out>', 'OUT.ckpt / .pth / .pt (a torch.save zip the official code loads) or OUT.safetensors')
     .option('--config <yaml>', "the model's YAML: stored in a .safetensors output, and every key and shape checked against the model it builds")
     .option('--ema', 'write the EMA weights (model_ema.*) as the model weights')

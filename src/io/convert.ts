@@ -58,15 +58,17 @@ const stepOf = (v: unknown): number | null =>
 /**
  * Read weights raw: a .safetensors file (ours: config and step from the metadata or, for a
  * training checkpoint, its last.json), an official .ckpt / .pth / .pt (zip or legacy; its
- * state_dict and global_step), or a run folder (its model.safetensors, else its last checkpoint).
+ * state_dict and global_step), or a run folder (its last training checkpoint: raw and EMA weights
+ * under the official keys; else its model.safetensors).
  */
 export function readRawWeights(path: string): RawWeights {
   if (!existsSync(path)) throw new InputFileError(`${path} does not exist`);
   if (statSync(path).isDirectory()) {
-    const model = join(path, 'model.safetensors');
-    if (existsSync(model)) return readRawWeights(model);
+    // the full training state (raw and EMA weights, as the official checkpoints hold them) first
     const side = join(checkpointDir(path), 'last.json');
-    if (!existsSync(side)) throw new InputFileError(`${path}: a folder without model.safetensors or checkpoints/last.json is not a run`);
+    const model = join(path, 'model.safetensors');
+    if (!existsSync(side) && existsSync(model)) return readRawWeights(model);
+    if (!existsSync(side)) throw new InputFileError(`${path}: a folder without checkpoints/last.json or model.safetensors is not a run`);
     let sidecar: CheckpointSidecar;
     try {
       sidecar = JSON.parse(readFileSync(side, 'utf8')) as CheckpointSidecar;

@@ -1,7 +1,5 @@
-// io/ (rank 6): files in and out: tensor files and checkpoints, images, datasets, configs, parity.
+// io/ (rank 6): files in and out: tensor files and checkpoints, images, datasets, configs.
 export * from './tensors.ts';
-export { runParity, runFixture, listFixtures, findHandler, type ParityReport, type OutputLine } from './parity/runner.ts';
-export { FixtureContext, type FixtureHandler, type FixtureOutputs } from './parity/types.ts';
 export * from './datasets/index.ts';
 export * from './images.ts';
 export * from './config.ts';

@@ -11,8 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSafetensors, readTorchCheckpoint, extractStateDict, serializeTorchCheckpoint, type RawTensor } from '../../src/formats/index.ts';
-import { readZipDirectory, readZipEntry } from '../../src/formats/zip.ts';
+import {
+  parseSafetensors, readTorchCheckpoint, extractStateDict, serializeTorchCheckpoint, readZipDirectory, readZipEntry, type RawTensor,
+} from '../../src/formats/index.ts';
 import { convertWeights, emaAsModelWeights, readRawWeights } from '../../src/io/index.ts';
 
 const ROOT = join(import.meta.dirname, '../..');

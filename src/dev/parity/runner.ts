@@ -6,7 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LdmError } from '../../util/index.ts';
 import { Tensor } from '../../tensor/index.ts';
-import { readTensorFile, writeTensorFile } from '../tensors.ts';
+import { readTensorFile, writeTensorFile } from '../../io/index.ts';
 import { compareArrays, parseCheck } from './compare.ts';
 import { FixtureContext, type FixtureHandler, type FixtureOutputs } from './types.ts';
 import { HANDLERS } from './handlers.ts';

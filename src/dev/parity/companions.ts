@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { LdmError } from '../../util/index.ts';
-import { loadDiffusionModel, type LoadedDiffusionModel } from '../load-model.ts';
+import { loadDiffusionModel, type LoadedDiffusionModel } from '../../io/index.ts';
 import type { FixtureContext } from './types.ts';
 
 export interface CompanionModel {

@@ -168,7 +168,7 @@ function imagenet(split: 'train' | 'validation') {
 }
 
 function imagenetSR(owner: string) {
-  return async (): Promise<ArrayImageDataset> => {
+  return async (_p: Record<string, unknown>, _ctx: { onWarning?: (m: string) => void }): Promise<ArrayImageDataset> => {
     throw new ConfigError(`${owner}: super-resolution pairs through the BSR degradation pipeline are not implemented; ` +
       `an autoencoder trains on the 'image' key alone: use ldm.data.imagenet.${owner.includes('Train') ? 'ImageNetTrain' : 'ImageNetValidation'} ` +
       "(params: {data_root: FOLDER, config: {size: 256}}) or ldm.data.folder.ImageFolder (params: {root: FOLDER, size: 256})");

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { ConfigError, InputFileError, LdmError, closest } from '../util/index.ts';
 import { MODEL_TARGETS, type TargetConfig } from '../models/index.ts';
+import { parseNpy } from '../formats/index.ts';
 import { DATA_MODULE_KEYS, DATA_MODULE_TARGET, DATA_TARGETS, type DataBuildContext, type DataModule } from './datasets/index.ts';
 
 export type ConfigTree = Record<string, unknown>;
@@ -271,6 +272,7 @@ export function buildModel(cfg: TargetConfig, path = 'model'): unknown {
     if (!make) checkTarget(c.target, `${p}.target`, 'model');
     let params = { ...(c.params ?? {}) } as Record<string, unknown>;
     if (p === path) params = stripTrainerKeys(c.target, params);
+    if (REMAP_TARGETS.has(c.target) && typeof params['remap'] === 'string') params = { ...params, remap: readRemapFile(params['remap'], `${p}.params.remap`) };
     stack.push(p);
     try {
       return make!(params, build);
@@ -281,6 +283,26 @@ export function buildModel(cfg: TargetConfig, path = 'model'): unknown {
     }
   };
   return build(cfg, path);
+}
+
+/** Targets whose `remap` names a .npy file of used codebook indices (taming's VectorQuantizer2
+ *  loads it with np.load in its constructor; models do no file I/O, so it is read here). */
+const REMAP_TARGETS = new Set([
+  'ldm.models.autoencoder.VQModel', 'ldm.models.autoencoder.VQModelInterface', 'taming.models.vqgan.VQModel',
+  'taming.modules.vqvae.quantize.VectorQuantizer2',
+]);
+
+/** The index list of a remap .npy file (a path relative to the working directory, as np.load). */
+function readRemapFile(path: string, key: string): number[] {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new InputFileError(`config: '${key}': cannot read ${path}: ${(e as Error).message}`);
+  }
+  const a = parseNpy(bytes, path);
+  if (a.shape.length !== 1) throw new ConfigError(`config: '${key}': ${path} holds an array of shape (${a.shape.join(', ')}); expected a 1-D list of codebook indices`);
+  return Array.from(a.data);
 }
 
 function stripTrainerKeys(target: string, params: Record<string, unknown>): Record<string, unknown> {

@@ -38,7 +38,7 @@ function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
     .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('ddim'))
     .option('--steps <n>', 'sampler steps (ddim, plms, dpm-solver++; ddpm always runs all T)', int('--steps', 1), defaults.steps)
     .option('--eta <e>', 'DDIM eta (0 = deterministic)', float('--eta'), 0)
-    .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: 3 for models trained with a null class, else 1)', float('--guidance'))
+    .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: the shipped model\'s own choice, else 3 for models trained with a null class, else 1)', float('--guidance'))
     .option('--seed <s>', 'random seed', int('--seed'), 0)
     .option('--model <name>', 'shipped model (see `ldm models`) when no checkpoint is given', 'mnist-ddpm')
     .option('--config <yaml>', 'config of the checkpoint (needed for official .ckpt files)')

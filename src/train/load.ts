@@ -23,6 +23,8 @@ export interface LoadedModel {
   /** keys missing in / not used from the file (official checkpoints) */
   missing: string[];
   unexpected: string[];
+  /** the shipped model's default guidance scale (models/registry.json), when loaded by name */
+  guidance?: number;
 }
 
 export interface LoadModelOptions {
@@ -39,6 +41,7 @@ export interface LoadModelOptions {
 export function loadModel(opts: LoadModelOptions): LoadedModel {
   let path = opts.checkpoint;
   let configPath = opts.config;
+  let guidance: number | undefined;
   if (!path) {
     const e = resolveModel(opts.name ?? 'mnist-ddpm');
     if (e.kind !== undefined && e.kind !== 'ddpm' && e.kind !== 'ldm') throw new ConfigError(`'${e.name}' is a ${e.kind}, not a diffusion model`);
@@ -48,6 +51,7 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
     }
     path = e.checkpointPath;
     configPath ??= e.configPath ?? undefined;
+    guidance = e.guidance;
   }
   const w = readWeights(path);
   const config: ConfigTree | null = configPath ? readConfigFile(configPath) : (w.config as ConfigTree | null);
@@ -70,6 +74,6 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
   model.eval();
   return {
     model, config, cls: classConditioning(model, conditioningSettings(config)), path: w.path, weights,
-    missing: r.missing.filter((k) => !ignorable(k)), unexpected: r.unexpected,
+    missing: r.missing.filter((k) => !ignorable(k)), unexpected: r.unexpected, ...(guidance !== undefined ? { guidance } : {}),
   };
 }

@@ -10,6 +10,7 @@
 // DDPMs (the DDPM class itself does not take them).
 
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import { ConfigError, InputFileError, LdmError, closest } from '../util/index.ts';
 import { MODEL_TARGETS, type TargetConfig } from '../models/index.ts';
@@ -110,12 +111,11 @@ function validateNode(v: unknown, schema: Node, path: string): void {
   }
 }
 
-/** Check the structure and the types of the parts of a config that ldm.ts owns. */
+/** Check the structure and the types of the parts of a config that ldm.ts owns (for training:
+ *  model, data and lightning). */
 export function validateConfig(tree: ConfigTree): void {
   validateNode(tree, SCHEMA, '');
-  const model = tree['model'];
-  if (!isMap(model) || typeof model['target'] !== 'string') throw new ConfigError("config: 'model.target' (the model class path) is required");
-  checkTarget(model['target'], 'model.target', 'model');
+  validateModelConfig(tree);
   const data = tree['data'];
   if (isMap(data)) {
     if (data['target'] !== undefined) checkTarget(String(data['target']), 'data.target', 'data-module');
@@ -127,6 +127,16 @@ export function validateConfig(tree: ConfigTree): void {
       }
     }
   }
+}
+
+/** Check only what building the model needs (`model`, top-level `seed` / `scale_lr`): inspecting
+ *  and sampling never stop on the `data` or `lightning` sections, which only training reads. */
+export function validateModelConfig(tree: ConfigTree): void {
+  const { data: _d, lightning: _l, ...rest } = tree;
+  validateNode(rest, SCHEMA, '');
+  const model = tree['model'];
+  if (!isMap(model) || typeof model['target'] !== 'string') throw new ConfigError("config: 'model.target' (the model class path) is required");
+  checkTarget(model['target'], 'model.target', 'model');
 }
 
 function checkTarget(target: string, path: string, kind: 'model' | 'data' | 'data-module'): void {
@@ -150,6 +160,9 @@ export function parseConfigText(text: string, source: string): ConfigTree {
   return tree;
 }
 
+/** Read a YAML config. Relative `ckpt_path`s under `model` are resolved against the config
+ *  file's folder (not the working directory), so a config finds its checkpoints from anywhere;
+ *  command-line overrides applied afterwards stay relative to the working directory. */
 export function readConfigFile(path: string): ConfigTree {
   let text: string;
   try {
@@ -157,7 +170,34 @@ export function readConfigFile(path: string): ConfigTree {
   } catch (e) {
     throw new InputFileError(`cannot read config ${path}: ${(e as Error).message}`);
   }
-  return parseConfigText(text, path);
+  const tree = parseConfigText(text, path);
+  if (isMap(tree['model'])) resolveCkptPaths(tree['model'], dirname(resolve(path)));
+  return tree;
+}
+
+/** Every string `ckpt_path` in a config subtree made absolute against `base` (in place). */
+export function resolveCkptPaths(node: unknown, base: string): void {
+  if (Array.isArray(node)) { for (const v of node) resolveCkptPaths(v, base); return; }
+  if (!isMap(node)) return;
+  for (const [k, v] of Object.entries(node)) {
+    if (k === 'ckpt_path' && typeof v === 'string' && v !== '' && !isAbsolute(v)) node[k] = resolve(base, v);
+    else resolveCkptPaths(v, base);
+  }
+}
+
+/** Every `ckpt_path` in a config subtree, with its dotted key path. */
+export function listCkptPaths(node: unknown, path: string): { key: string; path: string }[] {
+  if (Array.isArray(node)) return node.flatMap((v, i) => listCkptPaths(v, `${path}.${i}`));
+  if (!isMap(node)) return [];
+  return Object.entries(node).flatMap(([k, v]) => (k === 'ckpt_path' && typeof v === 'string'
+    ? [{ key: `${path}.${k}`, path: v }] : listCkptPaths(v, `${path}.${k}`)));
+}
+
+/** A copy of a config subtree without any `ckpt_path` (building never reads checkpoints). */
+export function stripCkptPaths<T>(node: T): T {
+  if (Array.isArray(node)) return node.map(stripCkptPaths) as T;
+  if (!isMap(node)) return node;
+  return Object.fromEntries(Object.entries(node).filter(([k]) => k !== 'ckpt_path').map(([k, v]) => [k, stripCkptPaths(v)])) as T;
 }
 
 /** `a.b.c=value` -> path and value (YAML-parsed: 3 -> number, true -> boolean, [1,2] -> list). */

@@ -8,6 +8,7 @@ export * from './trainer.ts';
 export * from './run.ts';
 export * from './classifier.ts';
 export * from './eval.ts';
+export * from './fid.ts';
 export * from './load.ts';
 export * from './autoencoder.ts';
 export * from './latent.ts';

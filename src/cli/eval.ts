@@ -58,15 +58,24 @@ export interface EvalReport {
 }
 
 /** The test split of the model's data (config's test, else validation), else MNIST test. */
-async function testSet(config: Record<string, unknown>): Promise<ImageDataset> {
+async function testSet(config: Record<string, unknown>, whole = false): Promise<ImageDataset> {
   try {
-    const d = await buildDataFromConfig(config, {}, ['test', 'validation']);
+    const d = await buildDataFromConfig(whole ? withoutLimits(config) : config, {}, ['test', 'validation']);
     const ds = d.test ?? d.validation;
     if (ds) return ds;
   } catch {
     // fall through to MNIST
   }
   return loadMnist({ split: 'test' });
+}
+
+/** The config with the test / validation data sets' `limit` removed (FID needs 2N real images;
+ *  training configs cap validation at a few hundred for speed). */
+function withoutLimits(config: Record<string, unknown>): Record<string, unknown> {
+  const c = structuredClone(config);
+  const params = (c['data'] as { params?: Record<string, { params?: Record<string, unknown> } | undefined> } | undefined)?.params;
+  for (const split of ['test', 'validation']) delete params?.[split]?.params?.['limit'];
+  return c;
 }
 
 export async function evalCommand(ckpt: string | undefined, o: EvalCommandOptions): Promise<EvalReport> {
@@ -91,7 +100,7 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
   }
   if (m.cls && o.perClass > 0) {
     if (!latent && (m.model.channels !== 1 || m.model.imageSize < 28)) throw new ConfigError('eval: the class accuracy uses the MNIST classifier (grey images of at least 28x28)');
-    const real = await testSet(m.config);
+    const real = await testSet(m.config, true);
     const classifier = loadClassifier(o.classifier ?? classifierFor(real));
     const bar = stepBar('samples');
     const acc = evalClassAccuracy(m.model, m.cls, classifier, {
@@ -106,7 +115,7 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
       console.log(`class accuracy of samples: ${(acc.accuracy * 100).toFixed(2)}% (${acc.n} samples, ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}, guidance ${guidance})`);
       console.log(`per class: ${acc.perClass.map((a, k) => `${k}:${(a * 100).toFixed(0)}%`).join(' ')}`);
       if (report.fid) console.log(`classifier-FID: ${report.fid.fid.toFixed(2)} (real-vs-real floor at the same N: ${report.fid.floor.toFixed(2)}; ` +
-        `N = ${report.fid.n} against ${report.fid.reference} test images; features of the evaluation classifier, not Inception)`);
+        `N = ${report.fid.n} against ${report.fid.reference} images; features of the evaluation classifier, not Inception)`);
       if (o.samples) console.log(`samples: ${o.samples}`);
     }
   } else if (!m.cls && !o.json) {

@@ -2,4 +2,5 @@
 export type { Kernels, PartialKernels, Conv2dGeom, UnaryOp, BinaryOp } from './types.ts';
 export { reference, erf } from './reference/index.ts';
 export { loadNative, nativeInfo } from './native/index.ts';
+export { loadWasm, initWasm, wasmSupported } from './wasm/index.ts';
 export { benchKernels, type KernelBenchRecord } from './native/bench-kernels.ts';

@@ -9,3 +9,4 @@ export * from './eval.ts';
 export * from './load.ts';
 export * from './autoencoder.ts';
 export * from './latent.ts';
+export * from './memory.ts';

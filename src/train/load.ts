@@ -6,7 +6,7 @@
 import { ConfigError } from '../util/index.ts';
 import { DDPM } from '../models/index.ts';
 import {
-  buildModelFromConfig, loadWeightsInto, readConfigFile, readWeights, resolveModel, validateConfig, type ConfigTree,
+  buildModelFromConfig, loadWeightsInto, readConfigFile, readWeights, resolveModel, validateConfig, type ConfigTree, type LoadedWeights,
 } from '../io/index.ts';
 import { conditioningSettings } from './settings.ts';
 import { classConditioning, type ClassCond } from './sampling.ts';
@@ -52,6 +52,12 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
   const w = readWeights(path);
   const config: ConfigTree | null = configPath ? readConfigFile(configPath) : (w.config as ConfigTree | null);
   if (!config) throw new ConfigError(`${path} carries no config: pass --config CONFIG.yaml (the model's YAML)`);
+  return modelFromWeights(w, config, opts.noEma);
+}
+
+/** Build the model of `config` and load weights read elsewhere (the browser build fetches them). */
+export function modelFromWeights(w: LoadedWeights, config: ConfigTree, noEma?: boolean): LoadedModel {
+  const path = w.path;
   validateConfig(config);
   // an LDM's first_stage ckpt_path is not read here: the model file carries first_stage_model.*
   const built = buildModelFromConfig(stripFirstStageCkpt(config));
@@ -60,7 +66,7 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
   const r = loadWeightsInto(model, w.tensors, w.path, false);
   const hasEma = model.model_ema !== null && [...w.tensors.keys()].some((k) => k.startsWith('model_ema.'));
   let weights: 'ema' | 'raw' = 'raw';
-  if (hasEma && !opts.noEma) {
+  if (hasEma && !noEma) {
     model.model_ema!.copyTo();
     weights = 'ema';
   } else if (w.metadata['ema'] === 'true') {

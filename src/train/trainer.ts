@@ -77,7 +77,7 @@ interface TrainerState {
 }
 
 /** How a batch becomes a loss for this model. */
-function lossFn(model: DDPM, settings: TrainSettings): (batch: Batch, gen: Generator) => { loss: Tensor; log: Map<string, Tensor> } {
+export function lossFn(model: DDPM, settings: TrainSettings): (batch: Batch, gen: Generator) => { loss: Tensor; log: Map<string, Tensor> } {
   const ck = model.model.conditioningKey;
   const sharedStep = (model as unknown as { sharedStep: (b: Batch, o: { gen: Generator }) => { loss: Tensor; lossDict: Map<string, Tensor> } }).sharedStep.bind(model);
   if (model.constructor === DDPM && ck === 'adm') {
@@ -99,7 +99,7 @@ function lossFn(model: DDPM, settings: TrainSettings): (batch: Batch, gen: Gener
 }
 
 /** Conditioning dropout (Stability's `ucg_training`): each row's value replaced with prob. p. */
-function applyUcg(batch: Batch, settings: TrainSettings, gen: Generator): Batch {
+export function applyUcg(batch: Batch, settings: TrainSettings, gen: Generator): Batch {
   if (settings.ucg.length === 0) return batch;
   const out: Batch = { ...batch };
   const B = batch.index.length;
@@ -123,7 +123,7 @@ function applyUcg(batch: Batch, settings: TrainSettings, gen: Generator): Batch 
 /** [B, H, W, C] channels-last batch images -> [B, C, H, W]. */
 const nchw = (x: Tensor): Tensor => permute(x, [0, 3, 1, 2]);
 
-function paramNames(model: DDPM, params: readonly Tensor[]): string[] {
+export function paramNames(model: DDPM, params: readonly Tensor[]): string[] {
   const byId = new Map(model.namedParameters().map(([n, p]) => [p.id, n]));
   return params.map((p, i) => byId.get(p.id) ?? `param.${i}`);
 }

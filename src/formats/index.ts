@@ -3,3 +3,4 @@
 export * from './safetensors.ts';
 export { readTorchCheckpoint, extractStateDict, type TorchReadOptions } from './torch-pickle.ts';
 export { FormatError } from './errors.ts';
+export { encodePngSync } from './png.ts';

@@ -119,7 +119,8 @@ export interface LatentSampleOptions {
   /** inpainting in latent space (ddim / ancestral): keep q_sample(x0, t) where mask == 1 */
   mask?: Tensor;
   x0?: Tensor;
-  onStep?: (i: number, total: number) => void;
+  /** after each step, with the current latents x_t and the x0 estimate (not decoded) */
+  onStep?: (i: number, total: number, xt: Tensor, x0: Tensor) => void;
 }
 
 export interface LatentSampleResult {
@@ -513,7 +514,7 @@ export class LatentDiffusion extends DDPM {
           const Tn = this.numTimesteps;
           r = ancestralSample(denoiser, this.diffusion, shape, {
             ...common, clipDenoised: this.clipDenoised, logEveryT: o.logEveryT ?? this.logEveryT,
-            ...(o.onStep ? { callback: (_i: Tensor, _x: Tensor, t: number) => o.onStep!(Tn - t, Tn) } : {}),
+            ...(o.onStep ? { callback: (img: Tensor, x0: Tensor, t: number) => o.onStep!(Tn - t, Tn, img, x0) } : {}),
           });
           break;
         }
@@ -522,7 +523,7 @@ export class LatentDiffusion extends DDPM {
           const f = sampler === 'ddim' ? ddimSample : plmsSample;
           r = f(denoiser, this.samplerSchedule(), {
             ...common, S: steps, shape, eta: o.eta ?? 0, parameterization: this.parameterization, logEveryT: o.logEveryT ?? 100,
-            ...(o.onStep ? { callback: (i: number) => o.onStep!(i + 1, steps) } : {}),
+            ...(o.onStep ? { callback: (i: number, img: Tensor, x0: Tensor) => o.onStep!(i + 1, steps, img, x0) } : {}),
           });
           break;
         }
@@ -530,7 +531,7 @@ export class LatentDiffusion extends DDPM {
           if (o.mask) throw new ConfigError(`${this.owner}.sampleLatent: dpm-solver++ does not support masks (use ddim)`);
           r = dpmSolverSample(denoiser, this.samplerSchedule(), {
             ...common, steps, shape, parameterization: this.parameterization, logEveryT: o.logEveryT ?? 100,
-            ...(o.onStep ? { callback: (i: number) => o.onStep!(i + 1, steps) } : {}),
+            ...(o.onStep ? { callback: (i: number, img: Tensor, x0: Tensor) => o.onStep!(i + 1, steps, img, x0) } : {}),
           });
           break;
         default:

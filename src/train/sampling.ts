@@ -79,6 +79,15 @@ export interface SampleRequest {
    *  models, as the ancestral sampler does; the official DDIM / PLMS samplers never clamp) */
   clipDenoised?: boolean;
   onStep?: (i: number, total: number) => void;
+  /** after each step, the current x_t and x0 estimate [n, C, H, W] as images (latents decoded):
+   *  the denoising trajectory as it is computed (the page's playground draws it) */
+  onPreview?: (i: number, total: number, xt: Tensor, x0: Tensor) => void;
+}
+
+/** The guidance scale when none is asked for: 3 for a model trained with a null class or a text
+ *  encoder (classifier-free guidance), else 1. */
+export function defaultGuidanceFor(cls: ClassCond | null): number {
+  return cls && (cls.nullLabel !== null || cls.prompt) ? 3 : 1;
 }
 
 export interface SampleOutput extends SamplerResult {
@@ -120,7 +129,9 @@ export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequ
         const T = model.numTimesteps;
         r = ancestralSample(denoiser, model.diffusion, shape, {
           ...common, logEveryT: Math.max(1, Math.floor(T / snaps)),
-          ...(req.onStep ? { callback: (_img: Tensor, _x0: Tensor, t: number) => req.onStep!(T - t, T) } : {}),
+          ...(req.onStep || req.onPreview ? {
+            callback: (img: Tensor, x0: Tensor, t: number) => { req.onStep?.(T - t, T); req.onPreview?.(T - t, T, img, x0); },
+          } : {}),
         });
         break;
       }
@@ -129,14 +140,18 @@ export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequ
         const f = req.sampler === 'ddim' ? ddimSample : plmsSample;
         r = f(denoiser, model.samplerSchedule(), {
           S: req.steps, shape, eta: req.eta ?? 0, parameterization: param, logEveryT: Math.max(1, Math.floor(req.steps / snaps)), ...common,
-          ...(req.onStep ? { callback: (i: number) => req.onStep!(i + 1, req.steps) } : {}),
+          ...(req.onStep || req.onPreview ? {
+            callback: (i: number, img: Tensor, x0: Tensor) => { req.onStep?.(i + 1, req.steps); req.onPreview?.(i + 1, req.steps, img, x0); },
+          } : {}),
         });
         break;
       }
       case 'dpm-solver++':
         r = dpmSolverSample(denoiser, model.samplerSchedule(), {
           steps: req.steps, shape, parameterization: param, logEveryT: Math.max(1, Math.floor(req.steps / snaps)), ...common,
-          ...(req.onStep ? { callback: (i: number) => req.onStep!(i + 1, req.steps) } : {}),
+          ...(req.onStep || req.onPreview ? {
+            callback: (i: number, img: Tensor, x0: Tensor) => { req.onStep?.(i + 1, req.steps); req.onPreview?.(i + 1, req.steps, img, x0); },
+          } : {}),
         });
         break;
       default:
@@ -170,7 +185,12 @@ function sampleLatentImages(ldm: LatentDiffusion, cls: ClassCond | null, req: Sa
     const r = ldm.sampleLatent({
       n: req.n, cond, uc, guidance, sampler: req.sampler, steps: req.steps, eta: req.eta ?? 0, gen,
       logEveryT: req.sampler === 'ddpm' ? Math.max(1, Math.floor(ldm.numTimesteps / snaps)) : Math.max(1, Math.floor(req.steps / snaps)),
-      ...(req.onStep ? { onStep: req.onStep } : {}),
+      ...(req.onStep || req.onPreview ? {
+        onStep: (i: number, total: number, xt: Tensor, x0: Tensor) => {
+          req.onStep?.(i, total);
+          if (req.onPreview) req.onPreview(i, total, clamp(ldm.decodeFirstStage(xt), -1, 1), clamp(ldm.decodeFirstStage(x0), -1, 1));
+        },
+      } : {}),
     });
     // the trajectory strip shows decoded latents
     const dec = (xs: Tensor[]): Tensor[] => xs.map((x) => ldm.decodeFirstStage(x));

@@ -7,9 +7,8 @@ import { extname } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { saveImageGrid } from '../io/index.ts';
-import {
-  SAMPLERS, defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest, type SamplerName,
-} from '../train/index.ts';
+import { defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest } from '../train/index.ts';
+import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
 
 export interface SampleCommandOptions {
   model?: string;
@@ -55,8 +54,8 @@ export function defaultGuidance(m: LoadedModel, g: number | undefined): number {
 }
 
 export function checkSampler(s: string): SamplerName {
-  if (!(SAMPLERS as readonly string[]).includes(s)) throw new ConfigError(`--sampler must be one of ${SAMPLERS.join(', ')}, got '${s}'`);
-  return s as SamplerName;
+  if (!isSamplerName(s)) throw new ConfigError(`--sampler must be one of ${SAMPLER_NAMES.join(', ')}, got '${s}'`);
+  return s;
 }
 
 /** What a sample request asks for (the CLI's options, the server's JSON body). */

@@ -19,7 +19,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, openSyn
 import { basename, join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { getPath, mnistDataDir, modelsDir, readConfigFile, readRegistry, resolveModel } from '../io/index.ts';
-import { SAMPLERS, type SamplerName } from '../train/index.ts';
+import { SAMPLER_NAMES, isSamplerName } from '../diffusion/index.ts';
 import type { SampleSpec } from './sample.ts';
 import type { SampleJob } from './sample-worker.ts';
 import { ROOT, bundleWeb } from './bundle.ts';
@@ -152,8 +152,8 @@ export function parseSampleRequest(body: unknown, ctx: { runs: string | null; ma
   }
   const n = intIn(b['n'] ?? 8, 'n', 1, ctx.maxN);
   const seed = intIn(b['seed'] ?? 0, 'seed', 0, 2 ** 53 - 1);
-  const sampler = (b['sampler'] ?? 'ddim') as SamplerName;
-  if (!SAMPLERS.includes(sampler)) throw new HttpError(400, `'sampler' must be one of ${SAMPLERS.join(', ')}, got ${JSON.stringify(b['sampler'])}`);
+  const sampler = b['sampler'] ?? 'ddim';
+  if (typeof sampler !== 'string' || !isSamplerName(sampler)) throw new HttpError(400, `'sampler' must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(b['sampler'])}`);
   const steps = intIn(b['steps'] ?? 50, 'steps', 1, 1000);
   const spec: SampleSpec = { sampler, steps, eta: numIn(b['eta'] ?? 0, 'eta', 0, 10), seed, n };
   if (b['guidance'] !== undefined && b['guidance'] !== null) spec.guidance = numIn(b['guidance'], 'guidance', 0, 50);

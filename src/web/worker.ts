@@ -10,9 +10,8 @@ import { ConfigError } from '../util/index.ts';
 import { initWasm } from '../backend/index.ts';
 import { setBackend } from '../tensor/index.ts';
 import { applyOverrides, makeGrid, mnistFromBytes, parseConfigText, weightsFromBytes, type ConfigTree, type RawImage } from '../io/index.ts';
-import {
-  SAMPLERS, defaultGuidanceFor, modelFromWeights, sampleImages, trainInMemory, type ClassCond, type SamplerName,
-} from '../train/index.ts';
+import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
+import { defaultGuidanceFor, modelFromWeights, sampleImages, trainInMemory, type ClassCond } from '../train/index.ts';
 import type { DDPM } from '../models/index.ts';
 
 export type WebBackend = 'reference' | 'wasm';
@@ -92,7 +91,7 @@ async function sample(id: number, m: SampleMessage): Promise<void> {
   const t0 = performance.now();
   const { model, cls } = await loadShipped(m.model);
   const sampler = m.sampler ?? 'ddim';
-  if (!SAMPLERS.includes(sampler)) throw new ConfigError(`sampler must be one of ${SAMPLERS.join(', ')}`);
+  if (!isSamplerName(sampler)) throw new ConfigError(`sampler must be one of ${SAMPLER_NAMES.join(', ')}`);
   if (!Number.isInteger(m.n) || m.n < 1 || m.n > 64) throw new ConfigError(`n must be an integer in 1..64, got ${m.n}`);
   let labels: number[] | null = null;
   if (m.class && m.class.length > 0) {

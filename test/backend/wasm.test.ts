@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { backend } from '../../src/index.ts';
+import * as backend from '../../src/backend/index.ts';
 import type { Conv2dGeom } from '../../src/backend/index.ts';
 
 const wasm = backend.loadWasm();

@@ -25,7 +25,7 @@ interface Pending { resolve: (v: WorkerDone) => void; reject: (e: Error) => void
 interface WorkerStep { id: number; type: 'step'; i?: number; total?: number; xt?: RawImage; x0?: RawImage; step?: number; maxSteps?: number; loss?: number; seconds?: number }
 interface WorkerDone {
   id: number; type: 'done'; grid?: RawImage; samples?: Float32Array; shape?: number[]; losses?: number[]; seconds: number; loadSeconds?: number;
-  backend: WebBackend; reason?: string; batchSize?: number;
+  backend: WebBackend; reason?: string; batchSize?: number; stepSeconds?: number[];
 }
 
 let worker: Worker | null = null;
@@ -125,11 +125,11 @@ const browser = {
   },
   /** Train a config (MNIST data fetched as static files) in the page's worker; the model is then
    *  available to sample() as model 'trained'. */
-  async train(o: BrowserTrainOptions): Promise<{ losses: number[]; seconds: number; backend: WebBackend; reason: string; batchSize: number }> {
+  async train(o: BrowserTrainOptions): Promise<{ losses: number[]; seconds: number; stepSeconds: number[]; backend: WebBackend; reason: string; batchSize: number }> {
     const overrides = [...(o.batchSize !== undefined ? [`data.params.batch_size=${o.batchSize}`] : []), ...(o.overrides ?? [])];
     const r = await call({ op: 'train', config: o.config, steps: o.steps, seed: o.seed, overrides, backend: o.backend ?? browser.backend },
       o.onStep ? (m) => o.onStep!({ step: m.step!, maxSteps: m.maxSteps!, loss: m.loss!, seconds: m.seconds! }) : undefined);
-    return { losses: r.losses!, seconds: r.seconds, backend: r.backend, reason: r.reason ?? 'finished', batchSize: r.batchSize ?? 0 };
+    return { losses: r.losses!, seconds: r.seconds, stepSeconds: r.stepSeconds ?? [], backend: r.backend, reason: r.reason ?? 'finished', batchSize: r.batchSize ?? 0 };
   },
   /** Ask a running in-page training to stop after its current step. */
   stop(): void { getWorker().postMessage({ op: 'stop' }); },

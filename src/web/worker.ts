@@ -131,15 +131,17 @@ async function trainRun(id: number, m: TrainMessage): Promise<void> {
   const train = mnistFromBytes(img, lbl, { split: 'train', ...(tp.limit !== undefined ? { limit: tp.limit } : {}), ...(tp.flip_p !== undefined ? { flipP: tp.flip_p } : {}) });
   stopRequested = false;
   const t0 = performance.now();
+  const stepSeconds: number[] = [];
   const r = await trainInMemory({
     config, train, steps: m.steps, shouldStop: () => stopRequested,
     onStep: async (s) => {
+      stepSeconds.push(s.seconds);
       scope.postMessage({ id, type: 'step', step: s.step, maxSteps: s.maxSteps, loss: s.loss, lr: s.lr, seconds: s.seconds });
       await new Promise((res) => setTimeout(res, 0)); // let a stop message in
     },
   });
   models.set('trained', Promise.resolve({ model: r.model, cls: r.cls }));
-  scope.postMessage({ id, type: 'done', losses: r.losses, reason: r.reason, backend, batchSize: r.settings.batchSize, seconds: (performance.now() - t0) / 1000 });
+  scope.postMessage({ id, type: 'done', losses: r.losses, reason: r.reason, backend, batchSize: r.settings.batchSize, stepSeconds, seconds: (performance.now() - t0) / 1000 });
 }
 
 scope.onmessage = (e: MessageEvent): void => {

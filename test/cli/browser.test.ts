@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
+import { launchChromium } from '../helpers/chromium.ts';
 import sharp from 'sharp';
 import { setBackend } from '../../src/tensor/index.ts';
 import { loadConfig, loadMnist, makeGrid } from '../../src/io/index.ts';
@@ -17,17 +18,6 @@ import { loadModel, sampleImages, trainInMemory, defaultGuidanceFor } from '../.
 import { startServer } from '../../src/cli/serve.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
-export const CHROMIUM = '/usr/bin/chromium';
-
-/** Headless Chromium with a fresh profile and no background traffic. */
-export async function launchChromium(profile: string): Promise<Browser> {
-  return puppeteer.launch({
-    executablePath: CHROMIUM, headless: false, // '--headless' below, as given
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, '--window-size=1280,900'],
-  });
-}
-
 type Ldm = {
   browser: {
     sample(o: unknown): Promise<string>;
@@ -75,7 +65,8 @@ test('the page in headless Chromium: models, API sampling, in-page sampling and 
       await page.$eval(id, (e, val) => { (e as HTMLInputElement).value = val; }, v);
     }
     await page.click('#s-go');
-    await page.waitForFunction(() => document.getElementById('s-status')!.textContent!.startsWith('done on the server'), { timeout: 60000 });
+    await page.waitForFunction(() => /^(done|error)/.test(document.getElementById('s-status')!.textContent!), { timeout: 180000 });
+    assert.match(await page.$eval('#s-status', (e) => e.textContent!), /^done on the server/);
     const srcs = await page.$$eval('#s-xt, #s-x0, #s-out', (l) => l.map((x) => (x as HTMLImageElement).src.slice(0, 22)));
     assert.deepEqual(srcs, ['data:image/png;base64,', 'data:image/png;base64,', 'data:image/png;base64,']);
     const api = await page.evaluate(async () => {

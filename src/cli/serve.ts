@@ -17,12 +17,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { getPath, mnistDataDir, modelsDir, readConfigFile, readRegistry, resolveModel } from '../io/index.ts';
 import { SAMPLER_NAMES, isSamplerName } from '../diffusion/index.ts';
 import type { SampleSpec } from './sample.ts';
 import type { SampleJob } from './sample-worker.ts';
-import { ROOT, bundleWeb } from './bundle.ts';
+import { ROOT, bundleWeb, cliWorker } from './bundle.ts';
 
 export interface ServeOptions {
   port: number;
@@ -75,7 +75,7 @@ class SampleQueue {
   }
 
   private spawn(): Worker {
-    const w = new Worker(new URL('./ts-worker.mjs', import.meta.url), { workerData: { entry: new URL('./sample-worker.ts', import.meta.url).href } });
+    const w = cliWorker('sample-worker', {});
     w.on('message', (m: WorkerMsg) => {
       const c = this.current;
       if (!c || m.id !== c.job.id) return;

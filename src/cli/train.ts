@@ -4,7 +4,8 @@
 
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { cliWorker } from './bundle.ts';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { applyOverrides, loadConfig, loadTrainingCheckpoint, validateConfig, type ConfigTree, type DataModule } from '../io/index.ts';
@@ -74,9 +75,7 @@ export interface TrainCommandOptions {
 
 /** Start `ldm serve` in a worker thread watching the run folder's parent; resolves to the page URL. */
 function serveInThread(out: string, o: { port: number; host: string }): Promise<{ url: string; worker: Worker }> {
-  const worker = new Worker(new URL('./ts-worker.mjs', import.meta.url), {
-    workerData: { entry: new URL('./serve-thread.ts', import.meta.url).href, options: { port: o.port, host: o.host, runs: dirname(resolve(out)) } },
-  });
+  const worker = cliWorker('serve-thread', { options: { port: o.port, host: o.host, runs: dirname(resolve(out)) } });
   return new Promise((res, rej) => {
     worker.once('message', (m: { type: string; url?: string; error?: string }) => {
       if (m.type === 'listening') res({ url: m.url!, worker });

@@ -11,7 +11,7 @@
 
 import { ConfigError } from '../util/index.ts';
 import { DDPM } from '../models/index.ts';
-import { buildModelFromConfig, getPath, readConfigFile, validateConfig, type ConfigTree } from './config.ts';
+import { buildModelFromConfig, getPath, readConfigFile, validateModelConfig, type ConfigTree } from './config.ts';
 import { loadWeightsInto, readWeights, type LoadedWeights } from './checkpoint.ts';
 
 export interface LoadedDiffusionModel {
@@ -57,7 +57,7 @@ export function loadDiffusionModel(opts: LoadDiffusionModelOptions): LoadedDiffu
 
 /** Steps 3-5 for weights read elsewhere (the browser build fetches model files as bytes). */
 export function diffusionModelFromWeights(w: LoadedWeights, config: ConfigTree, noEma?: boolean): LoadedDiffusionModel {
-  validateConfig(config);
+  validateModelConfig(config); // data / lightning are for training: they never stop sampling
   const built = buildModelFromConfig(withoutCkptPaths(config));
   if (!(built instanceof DDPM)) throw new ConfigError(`${w.path}: model.target must be a DDPM-family model`);
   const model = built;

@@ -39,7 +39,7 @@ try {
   await new Promise((r) => child.on('exit', r));
 
   await page.select('#mode', 'browser');
-  await page.$eval('#b-steps', (e) => { (e as HTMLInputElement).value = '40'; });
+  await page.$eval('#b-steps', (e) => { (e as HTMLInputElement).value = '20'; });
   await page.$eval('#b-batch', (e) => { (e as HTMLInputElement).value = '8'; });
   await page.click('#b-train');
   await page.waitForFunction(() => (document.getElementById('t-samples') as HTMLImageElement).src.startsWith('data:'), { timeout: 900000 });

@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { saveImageGrid } from '../io/index.ts';
 import { defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest } from '../train/index.ts';
+import { LatentDiffusion } from '../models/index.ts';
 import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
 
 export interface SampleCommandOptions {
@@ -45,12 +46,13 @@ export function stepBar(label: string): { onStep: (i: number, total: number) => 
 
 export function describeModel(m: LoadedModel): string {
   const c = m.cls?.prompt ? `text-conditional (evaluated with the prompts '${m.cls.prompt(7)}' etc.)` : m.cls ? `class-conditional (${m.cls.numClasses} classes${m.cls.nullLabel !== null ? `, null class ${m.cls.nullLabel}` : ''})` : 'unconditional';
-  return `${m.path}: ${(m.model.model.numParameters() / 1e6).toFixed(2)}M parameters, ${m.model.imageSize}x${m.model.imageSize}x${m.model.channels}${typeof (m.model as unknown as { sampleLatent?: unknown }).sampleLatent === 'function' ? ' latents' : ''}, ${c}, ${m.weights} weights`;
+  return `${m.path}: ${(m.model.model.numParameters() / 1e6).toFixed(2)}M parameters, ${m.model.imageSize}x${m.model.imageSize}x${m.model.channels}${m.model instanceof LatentDiffusion ? ' latents' : ''}, ${c}, ${m.weights} weights`;
 }
 
-/** --guidance, defaulting to 3 for a model trained with a null class (classifier-free guidance), else 1. */
+/** --guidance, defaulting to the shipped model's measured choice (registry.json `guidance`), else 3
+ *  for a model trained with a null class (classifier-free guidance), else 1. */
 export function defaultGuidance(m: LoadedModel, g: number | undefined): number {
-  return g ?? defaultGuidanceFor(m.cls);
+  return g ?? m.guidance ?? defaultGuidanceFor(m.cls);
 }
 
 export function checkSampler(s: string): SamplerName {

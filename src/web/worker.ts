@@ -42,11 +42,12 @@ export interface TrainMessage {
   backend?: WebBackend | undefined;
 }
 
-interface Loaded { model: DDPM; cls: ClassCond | null }
+interface Loaded { model: DDPM; cls: ClassCond | null; guidance?: number | undefined }
 
 const scope = self as unknown as { postMessage(m: unknown, transfer?: Transferable[]): void; onmessage: ((e: MessageEvent) => void) | null };
 const models = new Map<string, Promise<Loaded>>();
-let registry: Promise<Record<string, { checkpoint: string; kind?: string }>> | null = null;
+type RegistryEntry = { checkpoint: string; kind?: string; guidance?: number };
+let registry: Promise<Record<string, RegistryEntry>> | null = null;
 let stopRequested = false;
 /** whether the worker is busy with a request (requests are answered one at a time) */
 let queue: Promise<unknown> = Promise.resolve();
@@ -69,14 +70,14 @@ function loadShipped(name: string): Promise<Loaded> {
   let p = models.get(name);
   if (!p) {
     p = (async () => {
-      registry ??= fetch('models/registry.json').then(async (r) => ((await r.json()) as { models: Record<string, { checkpoint: string; kind?: string }> }).models);
+      registry ??= fetch('models/registry.json').then(async (r) => ((await r.json()) as { models: Record<string, RegistryEntry> }).models);
       const e = (await registry)[name];
       if (!e) throw new ConfigError(`unknown model '${name}' (shipped: ${Object.keys(await registry).join(', ')})`);
       if (e.kind !== 'ddpm' && e.kind !== 'ldm') throw new ConfigError(`'${name}' is a ${e.kind ?? 'file'}, not a diffusion model`);
       const w = weightsFromBytes(await fetchBytes(`models/${e.checkpoint}`), e.checkpoint);
       if (!w.config) throw new ConfigError(`${e.checkpoint} carries no config`);
       const m = modelFromWeights(w, w.config as ConfigTree);
-      return { model: m.model, cls: m.cls };
+      return { model: m.model, cls: m.cls, guidance: e.guidance };
     })();
     p.catch(() => models.delete(name));
     models.set(name, p);
@@ -89,7 +90,7 @@ const transferable = (img: RawImage): RawImage => ({ ...img, data: img.data.slic
 async function sample(id: number, m: SampleMessage): Promise<void> {
   const backend = await useBackend(m.backend);
   const t0 = performance.now();
-  const { model, cls } = await loadShipped(m.model);
+  const { model, cls, guidance } = await loadShipped(m.model);
   const sampler = m.sampler ?? 'ddim';
   if (!isSamplerName(sampler)) throw new ConfigError(`sampler must be one of ${SAMPLER_NAMES.join(', ')}`);
   if (!Number.isInteger(m.n) || m.n < 1 || m.n > 64) throw new ConfigError(`n must be an integer in 1..64, got ${m.n}`);
@@ -101,8 +102,9 @@ async function sample(id: number, m: SampleMessage): Promise<void> {
   const prompts = m.prompt && m.prompt.length > 0 ? Array.from({ length: m.n }, (_, i) => m.prompt![i % m.prompt!.length]!) : null;
   const nrow = cls && !labels && !prompts ? Math.min(m.n, cls.numClasses) : Math.min(m.n, 8);
   const tLoad = performance.now();
+  // guidance as `ldm sample` chooses it: the registry's choice, else 3 with a null class
   const r = sampleImages(model, cls, {
-    n: m.n, sampler, steps: m.steps, eta: m.eta ?? 0, guidance: m.guidance ?? defaultGuidanceFor(cls), labels, prompts, seed: m.seed, snapshots: 10,
+    n: m.n, sampler, steps: m.steps, eta: m.eta ?? 0, guidance: m.guidance ?? guidance ?? defaultGuidanceFor(cls), labels, prompts, seed: m.seed, snapshots: 10,
     ...(m.previews ? {
       onPreview: (i: number, total: number, xt, x0) => {
         const a = transferable(makeGrid(xt, { nrow })), b = transferable(makeGrid(x0, { nrow }));

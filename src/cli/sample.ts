@@ -6,7 +6,8 @@
 import { extname } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
-import { saveImageGrid } from '../io/index.ts';
+import { checkWritable, imageFormatOf, saveImageGrid } from '../io/index.ts';
+import { BERTEmbedder, basicTokenize } from '../models/index.ts';
 import { loadModel, sampleImages, trajectoryStrip, type LoadedModel } from '../train/index.ts';
 import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
 
@@ -58,10 +59,31 @@ export function checkSampler(s: string): SamplerName {
   return s;
 }
 
+/** Words of the prompts that are not tokens of the model's vocabulary (split into pieces or [UNK]: never seen whole in training). */
+export function unknownPromptWords(m: LoadedModel, prompts: readonly string[]): string[] {
+  const cs = (m.model as unknown as { cond_stage_model?: unknown }).cond_stage_model;
+  if (!(cs instanceof BERTEmbedder) || !cs.hasTokenizer) return [];
+  const tok = cs.tokenizer;
+  const out = new Set<string>();
+  for (const p of prompts) for (const w of basicTokenize(p, tok.doLowerCase)) if (tok.tokenId(w) === undefined) out.add(w);
+  return [...out];
+}
+
+/** The strip file beside --out: samples.png -> samples-strip.png. */
+const stripPathOf = (out: string): string => `${out.slice(0, out.length - extname(out).length)}-strip${extname(out) || '.png'}`;
+
 export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOptions): Promise<string[]> {
   const sampler = checkSampler(o.sampler);
   if (sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
+  // the output is checked before the model is loaded and sampled (minutes), not after
+  imageFormatOf(o.out);
+  checkWritable(o.out);
+  if (o.strip) checkWritable(stripPathOf(o.out));
   const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
+  const T = m.model.numTimesteps;
+  if (sampler !== 'ddpm' && o.steps > T) {
+    throw new ConfigError(`--steps ${o.steps} is more than the model's ${T} diffusion timesteps; give at most ${T} (or --sampler ddpm, which always runs all ${T})`);
+  }
   for (const k of m.missing.slice(0, 1)) process.stderr.write(`warning: ${m.missing.length} model tensors not in the checkpoint (first: ${k})\n`);
   process.stderr.write(`${describeModel(m)}\n`);
   let labels: number[] | null = null;
@@ -74,6 +96,11 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
     if (labels) throw new ConfigError('give --class or --prompt, not both');
     if (!m.cls?.prompt) throw new ConfigError('--prompt: this model is not text-conditional (a LatentDiffusion with a BERTEmbedder cond stage)');
     prompts = Array.from({ length: o.n }, (_, i) => o.prompt![i % o.prompt!.length]!);
+    const unknown = unknownPromptWords(m, o.prompt);
+    if (unknown.length > 0) {
+      process.stderr.write(`warning: the model's vocabulary does not know ${unknown.slice(0, 8).map((w) => `'${w.slice(0, 40)}'`).join(', ')}` +
+        `${unknown.length > 8 ? ` and ${unknown.length - 8} more` : ''} (it knows only words of its training captions); they are split into pieces or [UNK] and will not steer the samples as intended\n`);
+    }
   }
   const guidance = defaultGuidance(m, o.guidance);
   const bar = stepBar(sampler);
@@ -86,8 +113,7 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
   await saveImageGrid(o.out, r.samples, { nrow, upscale: o.upscale });
   const written = [o.out];
   if (o.strip) {
-    const ext = extname(o.out) || '.png';
-    const stripPath = `${o.out.slice(0, o.out.length - extname(o.out).length)}-strip${ext}`;
+    const stripPath = stripPathOf(o.out);
     const st = trajectoryStrip(r, Math.min(4, o.n));
     await saveImageGrid(stripPath, st.images, { nrow: st.nrow, upscale: o.upscale });
     written.push(stripPath);

@@ -112,6 +112,8 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
       ...(o.data ? { data: o.data } : {}),
     });
     rep.stop();
+    // Ctrl-C: the checkpoint is written; exit 130 as interrupted commands do
+    if (stopRequested && r.reason === 'stopped') process.exitCode = 130;
     console.log(`${r.reason === 'finished' ? 'finished' : 'stopped'} at step ${r.step} (${r.imgPerSec.toFixed(1)} img/s); run folder: ${out}` +
       (r.modelPath ? `\nmodel: ${r.modelPath}\nsample it: ldm sample ${r.modelPath} --out ${join(out, 'samples.png')}` : `\nresume: ldm train --resume ${out}`));
     return r;

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEBUG, LdmError, clip, describe, fmtShape } from '../util/index.ts';
+import { precisionFallback, setPrecision } from '../tensor/index.ts';
 import { SAMPLER_NAMES } from '../diffusion/index.ts';
 import { inspectFile, modelsDir, readRegistry } from '../io/index.ts';
 import { trainCommand } from './train.ts';
@@ -14,6 +15,7 @@ import { sampleCommand } from './sample.ts';
 import { CLASSIFIER_FILE, evalCommand, trainClassifierCommand } from './eval.ts';
 import { benchMain } from './bench.ts';
 import { parityMain } from './parity.ts';
+import { convertCommand } from './convert.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -34,6 +36,18 @@ const classes = (v: string, prev: number[] | undefined): number[] => {
   return [...(prev ?? []), ...list];
 };
 
+/** `--precision fp32|bf16` (train, sample): bf16 = mixed precision like torch.autocast (bf16
+ *  convolutions on avx512_bf16/AMX, fp32 master weights, norms and losses); one line on stderr
+ *  when this machine falls back to fp32. Applied by the preAction hook in buildProgram. */
+const precisionOption = (): Option => new Option('--precision <p>', 'compute precision: fp32, or bf16 mixed precision (convolutions in bf16 where the CPU has avx512_bf16)')
+  .choices(['fp32', 'bf16']).default('fp32');
+
+function applyPrecision(p: unknown): void {
+  if (p !== 'bf16') return;
+  const got = setPrecision('bf16');
+  if (got !== 'bf16') process.stderr.write(`note: --precision bf16: ${precisionFallback() ?? 'unavailable'}\n`);
+}
+
 function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
   return cmd
     .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('ddim'))
@@ -52,18 +66,22 @@ performance benchmark: W1 conv 3x3 forward / backward, W2 sgemm, W3 attention (n
 W4 a training step and a sampling pass of the benchmark UNet at batch 16
 
 Options:
-  --json        one JSON object per workload
-  --reps <n>    repetitions of W4 (default 5)
-  --w4-only     skip the kernel workloads W1-W3
-  --torch       also run the PyTorch anchor (../shared/bench/unet_torch.py) and print ratios
-  -h, --help    display this help`;
+  --json                   one JSON object per workload
+  --reps <n>               repetitions of W4 (default 5)
+  --w4-only                skip the kernel workloads W1-W3
+  --profile                per-kernel breakdown of W4 instead of the table
+  --jobs                   also time the main user jobs (training and sampling)
+  --precision fp32|bf16    W4 and the jobs in mixed precision with bf16 (default fp32)
+  --torch                  also run the PyTorch anchor (../shared/bench/unet_torch.py) and print ratios
+  -h, --help               display this help`;
 
 export function buildProgram(): Command {
   const program = new Command('ldm')
     .description('Denoising diffusion models in TypeScript: train, sample and evaluate DDPM / LDM models on the CPU.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (_p, action) => { applyPrecision(action.opts()['precision']); });
 
   program.command('train')
     .description('train a model from a YAML config (official structure: model / data / lightning)')
@@ -72,11 +90,13 @@ export function buildProgram(): Command {
     .option('--resume <dir>', "continue a run from its last checkpoint (uses the run's config; overrides apply on top)")
     .option('--out <dir>', 'run folder (default runs/<config>-<time>)')
     .option('-q, --quiet', 'no progress output')
+    .addOption(precisionOption())
     .action(async (config: string | undefined, overrides: string[], o: { resume?: string; out?: string; quiet?: boolean }) => {
       await trainCommand(config !== undefined ? [config, ...overrides] : overrides, o);
     });
 
   samplerOptions(program.command('sample'), { steps: 50 })
+    .addOption(precisionOption())
     .description('sample a trained model into a grid PNG (and the denoising strip with --strip)')
     .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
     .option('--class <k>', 'class of the samples (repeat or comma-separate to mix)', classes)
@@ -136,6 +156,14 @@ export function buildProgram(): Command {
       for (const e of r.entries) console.log(`  ${e.name.padEnd(w)} ${e.dtype.padEnd(5)} ${fmtShape(e.shape)}`);
     });
 
+  program.command('convert')
+    .description('convert weights: official .ckpt/.pth (zip or legacy) <-> .safetensors (official keys) <-> our model files and run folders; the format follows OUT\'s extension')
+    .argument('<in>', 'official .ckpt/.pth/.pt, .safetensors, or a run folder (its last training checkpoint: raw and EMA weights)')
+    .argument('<out>', 'OUT.ckpt / .pth / .pt (a torch.save zip the official code loads) or OUT.safetensors')
+    .option('--config <yaml>', "the model's YAML: stored in a .safetensors output, and every key and shape checked against the model it builds")
+    .option('--ema', 'write the EMA weights (model_ema.*) as the model weights')
+    .action((input: string, output: string, o: { config?: string; ema?: boolean }) => { convertCommand(input, output, o); });
+
   program.command('demo')
     .description('sample the shipped MNIST model (or, with --train, train a small one from scratch first, ~15 min)')
     .option('--train', 'train configs/mnist-demo.yaml from scratch, then sample it')
@@ -158,10 +186,10 @@ export function buildProgram(): Command {
     .helpOption(false)
     .allowUnknownOption()
     .argument('[args...]')
-    .action((args: string[]) => {
+    .action(async (args: string[]) => {
       // `ldm bench --help` and `ldm bench -- --help` print the options instead of starting a run
       if (args.includes('--help') || args.includes('-h')) { console.log(BENCH_HELP); return; }
-      process.exitCode = benchMain(args);
+      process.exitCode = await benchMain(args);
     });
 
   program.command('parity')

@@ -183,16 +183,18 @@ export function parseSafetensors(bytes: Uint8Array, source = '<bytes>'): Safeten
 }
 
 /**
- * Serialize tensors (written in sorted-name order) and string metadata. The JSON header is
- * space-padded so that the data section starts at a multiple of 8.
+ * Serialize tensors (written in sorted-name order, or in the given order with `keepOrder`: the
+ * reader returns tensors in file order, so a checkpoint's key order survives a round trip) and
+ * string metadata. The JSON header is space-padded so that the data section starts at a multiple of 8.
  */
 export function serializeSafetensors(
   tensors: Map<string, RawTensor> | Record<string, RawTensor>,
   metadata?: Record<string, string>,
+  keepOrder = false,
 ): Uint8Array {
   assertLittleEndianHost();
   const src = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
-  const names = [...src.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const names = keepOrder ? [...src.keys()] : [...src.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const parts: string[] = [];
   if (metadata !== undefined) {
     const meta: string[] = [];

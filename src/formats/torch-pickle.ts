@@ -21,8 +21,7 @@ import {
   ITEM_COST, defaultPickleBudget, globalName, newDict, setDictItem, unpickle, type GlobalDef, type PickleCtx, type UnknownGlobals,
 } from './pickle.ts';
 import { isRawTensor, numelOf, ST_DTYPES, typedAt, type RawData, type RawTensor, type StDtype } from './safetensors.ts';
-import { readLegacyTorchCheckpoint } from './torch-legacy.ts';
-import { looksLikeZip, maxInflatedSize, readZipDirectory, readZipEntry, type ZipEntry } from './zip.ts';
+import { maxInflatedSize, readZipDirectory, readZipEntry, type ZipEntry } from './zip.ts';
 
 export interface TorchReadOptions {
   /**
@@ -234,19 +233,11 @@ function tensorArg(v: unknown, ctx: PickleCtx): RawTensor {
 // ---- checkpoints ----------------------------------------------------------------------------
 
 /**
- * Read a `torch.save` checkpoint held in memory (zip archive, or the legacy format through
- * torch-legacy.ts) into a plain value tree (see file header). `source` names the file in error
- * messages.
+ * Read a `torch.save` zip archive held in memory into a plain value tree (see file header);
+ * `readTorchCheckpoint` (torch-checkpoint.ts) picks this or the legacy reader. `source` names the
+ * file in error messages.
  */
-export function readTorchCheckpoint(bytes: Uint8Array, source = '<bytes>', options: TorchReadOptions = {}): unknown {
-  if (!looksLikeZip(bytes)) {
-    const tar = bytes.byteLength > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === 'ustar';
-    if (tar) {
-      throw new FormatError(source, 'the pre-1.0 tar torch.save format is not supported; load and re-save it with a current PyTorch');
-    }
-    if (bytes[0] === 0x80) return readLegacyTorchCheckpoint(bytes, source, options.unknownGlobals);
-    throw new FormatError(source, 'not a PyTorch checkpoint: expected a torch.save zip archive or the legacy torch.save format');
-  }
+export function readZipTorchCheckpoint(bytes: Uint8Array, source = '<bytes>', options: TorchReadOptions = {}): unknown {
   const dir = readZipDirectory(bytes, source);
   const pkls = [...dir.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));
   if (pkls.length !== 1) {

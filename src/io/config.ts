@@ -113,7 +113,17 @@ function validateNode(v: unknown, schema: Node, path: string): void {
 
 /** Check the structure and the types of the parts of a config that ldm.ts owns (for training:
  *  model, data and lightning). */
-export function validateConfig(tree: ConfigTree): void {
+export function validateConfig(tree: ConfigTree, source?: string): void {
+  if (source !== undefined) {
+    // the same checks, each message prefixed with the file it is about
+    try {
+      validateConfig(tree);
+    } catch (e) {
+      if (e instanceof ConfigError && !e.message.startsWith(source)) throw new ConfigError(`${source}: ${e.message}`);
+      throw e;
+    }
+    return;
+  }
   validateNode(tree, SCHEMA, '');
   validateModelConfig(tree);
   const data = tree['data'];
@@ -144,7 +154,7 @@ function checkTarget(target: string, path: string, kind: 'model' | 'data' | 'dat
   const names = Object.entries(CONFIG_TARGETS).filter(([, k]) => k === kind).map(([n]) => n);
   if (Object.prototype.hasOwnProperty.call(CONFIG_TARGETS, target)) throw new ConfigError(`config: '${path}' names '${target}', which is a ${CONFIG_TARGETS[target]} class, not a ${kind} class`);
   const c = closest(target, names) ?? (target.length <= 1000 ? names.find((n) => n.endsWith(`.${target.split('.').pop()}`)) : undefined);
-  throw new ConfigError(`config: '${path}': unknown class '${clip(target, 120)}'${c ? ` (did you mean '${c}'?)` : ''}; known: ${clip(names.join(', '), 600)}`);
+  throw new ConfigError(`config: '${path}': unknown class '${clip(target, 120)}'${c ? ` (did you mean '${c}'?)` : ''}; known: ${clip(names.join(', '), 280)}`);
 }
 
 // ---- reading and overriding -------------------------------------------------------------------
@@ -337,7 +347,7 @@ function schemaNode(path: readonly string[]): Node | Leaf | 'free' | undefined {
 
 export function loadConfig(path: string, overrides: readonly string[] = []): ConfigTree {
   const tree = applyOverrides(readConfigFile(path), overrides);
-  validateConfig(tree);
+  validateConfig(tree, path);
   return tree;
 }
 

@@ -6,6 +6,7 @@ export * from './sampling.ts';
 export * from './trainer.ts';
 export * from './classifier.ts';
 export * from './eval.ts';
+export * from './fid.ts';
 export * from './load.ts';
 export * from './autoencoder.ts';
 export * from './latent.ts';

@@ -110,6 +110,12 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
     const r = await train({
       config, outDir: out, resume: o.resume !== undefined, onEvent: rep.onEvent, shouldStop: () => stopRequested,
       ...(o.data ? { data: o.data } : {}),
+    }).catch((e: unknown) => {
+      // "config: ..." errors of the trainer are about the config file: name it
+      if (e instanceof ConfigError && e.message.startsWith('config:')) {
+        throw new ConfigError(`${o.resume ? `${o.resume} (the run's saved config)` : configPath}: ${e.message}`);
+      }
+      throw e;
     });
     rep.stop();
     // Ctrl-C: the checkpoint is written; exit 130 as interrupted commands do

@@ -198,9 +198,13 @@ function checkUniqueKeys(root: unknown, source: string): void {
     if (isYamlMap(node)) {
       const seen = new Set<string>();
       for (const pair of node.items) {
-        const k = isScalar(pair.key) ? String(pair.key.value) : pair.key === null ? 'null' : undefined;
-        const p = k === undefined ? path : path ? `${path}.${k}` : k;
-        if (k !== undefined) {
+        if (pair.key !== null && !isScalar(pair.key)) {
+          // a mapping or a list used as a key: YAML allows it, no config means it
+          throw new ConfigError(`${source}: invalid YAML: a mapping or list used as a key under '${clip(path || '(root)', 120)}' (at character ${(pair.key as YamlNode).range?.[0] ?? '?'})`);
+        }
+        const k = isScalar(pair.key) ? String(pair.key.value) : 'null';
+        const p = path ? `${path}.${k}` : k;
+        {
           if (seen.has(k)) {
             const line = (pair.key as YamlNode | null)?.range?.[0];
             throw new ConfigError(`${source}: invalid YAML: duplicate key '${clip(p, 120)}'${line !== undefined ? ` (at character ${line})` : ''}; each key may appear once per mapping`);

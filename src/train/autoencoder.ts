@@ -230,7 +230,9 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
     }
     emit({ type: 'step', step, maxSteps: s.maxSteps, loss: l, lr: s.learningRate, itPerSec: 1 / ema, imgPerSec: s.batchSize / ema, etaSec: ema * (s.maxSteps - step), epoch: loader.currentEpoch });
     if (opts.killAfterSteps !== undefined && losses.length >= opts.killAfterSteps) { reason = 'killed'; break; }
-    // Ctrl-C: stop now (validation and pictures skipped), the checkpoint is written below
+    // Ctrl-C: stop now (validation and pictures skipped), the checkpoint is written below (the
+    // event loop runs the SIGINT handler once per step)
+    if (opts.shouldStop) await new Promise<void>((r) => setImmediate(r));
     if (opts.shouldStop?.()) { reason = 'stopped'; break; }
     if (step % s.checkpointEvery === 0) {
       saveCheckpoint();

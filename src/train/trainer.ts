@@ -280,7 +280,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       reason = 'killed';
       break;
     }
-    // Ctrl-C: stop now (validation and pictures skipped), the checkpoint is written below
+    // Ctrl-C: stop now (validation and pictures skipped), the checkpoint is written below. The loop
+    // is synchronous: let the event loop run the SIGINT handler once per step.
+    if (opts.shouldStop) await new Promise<void>((r) => setImmediate(r));
     if (opts.shouldStop?.()) {
       reason = 'stopped';
       break;

@@ -11,6 +11,7 @@ import {
 import {
   MnistClassifier, evalBitsPerDim, evalClassAccuracy, evalFid, type FidReport, loadModel, trainClassifier, type AccuracyReport, type BpdReport,
 } from '../train/index.ts';
+import { LatentDiffusion } from '../models/index.ts';
 import { checkSampler, defaultGuidance, describeModel, stepBar } from './sample.ts';
 
 export const CLASSIFIER_FILE = 'mnist-classifier.safetensors';
@@ -75,7 +76,7 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
   const guidance = defaultGuidance(m, o.guidance);
   const report: EvalReport = { model: m.path, sampling: { sampler, steps: o.steps, eta: o.eta, guidance, seed: o.seed }, bpd: null, accuracy: null, fid: null };
   // a LatentDiffusion: no pixel bits/dim (its bound is over latents); accuracy of decoded samples
-  const latent = typeof (m.model as unknown as { sampleLatent?: unknown }).sampleLatent === 'function';
+  const latent = m.model instanceof LatentDiffusion;
   if (latent && o.bpdN > 0 && !o.json) console.log('bits/dim: skipped (latent diffusion: the bound would be over latents, not pixels)');
   if (o.bpdN > 0 && !latent) {
     const ds = await testSet(m.config);

@@ -9,6 +9,7 @@ import { ConfigError } from '../util/index.ts';
 import { checkWritable, imageFormatOf, saveImageGrid } from '../io/index.ts';
 import { BERTEmbedder, basicTokenize } from '../models/index.ts';
 import { loadModel, sampleImages, trajectoryStrip, type LoadedModel } from '../train/index.ts';
+import { LatentDiffusion } from '../models/index.ts';
 import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
 
 export interface SampleCommandOptions {
@@ -46,7 +47,7 @@ export function stepBar(label: string): { onStep: (i: number, total: number) => 
 
 export function describeModel(m: LoadedModel): string {
   const c = m.cls?.prompt ? `text-conditional (evaluated with the prompts '${m.cls.prompt(7)}' etc.)` : m.cls ? `class-conditional (${m.cls.numClasses} classes${m.cls.nullLabel !== null ? `, null class ${m.cls.nullLabel}` : ''})` : 'unconditional';
-  return `${m.path}: ${(m.model.model.numParameters() / 1e6).toFixed(2)}M parameters, ${m.model.imageSize}x${m.model.imageSize}x${m.model.channels}${typeof (m.model as unknown as { sampleLatent?: unknown }).sampleLatent === 'function' ? ' latents' : ''}, ${c}, ${m.weights} weights`;
+  return `${m.path}: ${(m.model.model.numParameters() / 1e6).toFixed(2)}M parameters, ${m.model.imageSize}x${m.model.imageSize}x${m.model.channels}${m.model instanceof LatentDiffusion ? ' latents' : ''}, ${c}, ${m.weights} weights`;
 }
 
 /** --guidance, defaulting to the shipped model's measured choice (registry.json `guidance`), else 3

@@ -29,7 +29,7 @@ import {
   type MetricsRow,
 } from '../io/index.ts';
 import { resolveSettings } from './settings.ts';
-import type { TrainEvent, TrainOptions } from './trainer.ts';
+import type { RunResult, TrainEvent, TrainOptions } from './types.ts';
 
 export const AUTOENCODER_TARGET = 'ldm.models.autoencoder.AutoencoderKL';
 /** The model targets trained by trainAutoencoder. */
@@ -50,13 +50,9 @@ export interface ReconstructionReport {
   n: number;
 }
 
-export interface AutoencoderTrainResult {
-  step: number;
-  reason: 'finished' | 'stopped' | 'killed';
+export interface AutoencoderTrainResult extends RunResult {
+  kind: 'autoencoder';
   model: TrainableFirstStage;
-  losses: number[];
-  modelPath: string | null;
-  imgPerSec: number;
   reconstruction: ReconstructionReport | null;
 }
 
@@ -259,7 +255,7 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   const seconds = (Date.now() - t0) / 1000;
   const imgPerSec = ema > 0 ? s.batchSize / ema : 0;
   emit({ type: 'done', step, reason, modelPath, seconds, imgPerSec });
-  return { step, reason, model: ae, losses, modelPath, imgPerSec, reconstruction: lastVal };
+  return { kind: 'autoencoder', step, reason, model: ae, losses, modelPath, imgPerSec, reconstruction: lastVal };
 }
 
 async function writeCurve(metrics: MetricsLog, out: string): Promise<void> {

@@ -7,7 +7,8 @@
 #         100 training steps (batch 64, v-prediction, AdamW, grad clip 1, EMA) and sampling 100 digits
 #         with DDIM 50 steps and classifier-free guidance 3 (two forward passes per step, batched).
 #         Data is random tensors of MNIST's shape: timing does not depend on the pixel values.
-# Prints JSON lines {"engine", "workload", "times": [seconds...], "flop"?} like shared/bench.
+# Prints JSON lines {"engine", "workload", "times": [seconds...], "cpu_times"?, "flop"?} like shared/bench
+# (cpu_times: process CPU seconds of each repetition, for W4).
 # Env: JOB_STEPS / JOB_SAMPLES (100 / 100; smaller for a quick check), LDM_SHARED_BENCH (folder of
 # unet_torch.py), LDM_REF (the CompVis latent-diffusion clone, default /work/ref/CompVis+latent-diffusion), PRECISION (fp32|bf16), REPS, TORCH_THREADS.
 # Run with the tuned setting of shared/bench/README.md (bench.ts sets it).
@@ -37,6 +38,8 @@ if BF16:
 
 def emit(workload, times, flop=None, **extra):
     d = {'engine': ENGINE, 'workload': workload, 'times': times}
+    if workload in CPU:
+        d['cpu_times'] = CPU[workload]
     if flop:
         d['flop'] = flop
     d.update(extra)
@@ -44,14 +47,22 @@ def emit(workload, times, flop=None, **extra):
     sys.stdout.flush()
 
 
-def timed(fn, reps, warm=2):
+CPU = {}  # workload -> CPU seconds (all threads) of each timed repetition
+
+
+def timed(fn, reps, warm=2, name=None):
+    """Wall seconds of each repetition; the process CPU seconds go to CPU[name] (on a shared
+    machine wall time includes waiting for a core, CPU time does not)."""
     for _ in range(warm):
         fn()
-    ts = []
+    ts, cs = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
+    if name:
+        CPU[name] = cs
     return ts
 
 
@@ -78,13 +89,13 @@ def w4():
         loss.backward()
         opt.step()
 
-    emit('W4_train_step', timed(step, REPS), 3 * ff)
+    emit('W4_train_step', timed(step, REPS, name='W4_train_step'), 3 * ff)
 
     def fwd():
         with torch.no_grad(), autocast():
             model(x0, t)
 
-    emit('W4_sample_fwd', timed(fwd, REPS * 2), ff)
+    emit('W4_sample_fwd', timed(fwd, REPS * 2, name='W4_sample_fwd'), ff)
 
 
 def official_unet():

@@ -7,7 +7,7 @@ import { extname } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { saveImageGrid } from '../io/index.ts';
-import { loadModel, sampleImages, trajectoryStrip, type LoadedModel } from '../train/index.ts';
+import { defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest } from '../train/index.ts';
 import { LatentDiffusion } from '../models/index.ts';
 import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
 
@@ -52,7 +52,7 @@ export function describeModel(m: LoadedModel): string {
 /** --guidance, defaulting to the shipped model's measured choice (registry.json `guidance`), else 3
  *  for a model trained with a null class (classifier-free guidance), else 1. */
 export function defaultGuidance(m: LoadedModel, g: number | undefined): number {
-  return g ?? m.guidance ?? (m.cls && (m.cls.nullLabel !== null || m.cls.prompt) ? 3 : 1);
+  return g ?? m.guidance ?? defaultGuidanceFor(m.cls);
 }
 
 export function checkSampler(s: string): SamplerName {
@@ -60,12 +60,23 @@ export function checkSampler(s: string): SamplerName {
   return s;
 }
 
-export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOptions): Promise<string[]> {
-  const sampler = checkSampler(o.sampler);
-  if (sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
-  const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
-  for (const k of m.missing.slice(0, 1)) process.stderr.write(`warning: ${m.missing.length} model tensors not in the checkpoint (first: ${k})\n`);
-  process.stderr.write(`${describeModel(m)}\n`);
+/** What a sample request asks for (the CLI's options, the server's JSON body). */
+export interface SampleSpec {
+  sampler: SamplerName;
+  steps: number;
+  eta: number;
+  guidance?: number | undefined;
+  class?: number[] | undefined;
+  prompt?: string[] | undefined;
+  seed: number;
+  n: number;
+}
+
+/** Check a request against the model and draw it: labels or prompts cycled over the n samples,
+ *  the default guidance, sampleImages. Shared by `ldm sample` and `ldm serve`. */
+export function drawSamples(m: LoadedModel, o: SampleSpec, hooks: Pick<SampleRequest, 'onStep' | 'onPreview'> = {}):
+  { r: SampleOutput; labels: number[] | null; prompts: string[] | null; guidance: number; nrow: number } {
+  if (o.sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
   let labels: number[] | null = null;
   if (o.class && o.class.length > 0) {
     if (!m.cls) throw new ConfigError('--class: this model is not class-conditional');
@@ -78,13 +89,23 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
     prompts = Array.from({ length: o.n }, (_, i) => o.prompt![i % o.prompt!.length]!);
   }
   const guidance = defaultGuidance(m, o.guidance);
+  const r = sampleImages(m.model, m.cls, {
+    n: o.n, sampler: o.sampler, steps: o.steps, eta: o.eta, guidance, labels, prompts, seed: o.seed, snapshots: 10, ...hooks,
+  });
+  const nrow = m.cls && !labels && !prompts ? Math.min(o.n, m.cls.numClasses) : Math.min(o.n, 8);
+  return { r, labels, prompts, guidance, nrow };
+}
+
+export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOptions): Promise<string[]> {
+  const sampler = checkSampler(o.sampler);
+  if (sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
+  const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
+  for (const k of m.missing.slice(0, 1)) process.stderr.write(`warning: ${m.missing.length} model tensors not in the checkpoint (first: ${k})\n`);
+  process.stderr.write(`${describeModel(m)}\n`);
   const bar = stepBar(sampler);
   const t0 = Date.now();
-  const r = sampleImages(m.model, m.cls, {
-    n: o.n, sampler, steps: o.steps, eta: o.eta, guidance, labels, prompts, seed: o.seed, onStep: bar.onStep, snapshots: 10,
-  });
+  const { r, prompts, guidance, nrow } = drawSamples(m, { ...o, sampler }, { onStep: bar.onStep });
   bar.stop();
-  const nrow = m.cls && !labels && !prompts ? Math.min(o.n, m.cls.numClasses) : Math.min(o.n, 8);
   await saveImageGrid(o.out, r.samples, { nrow, upscale: o.upscale });
   const written = [o.out];
   if (o.strip) {

@@ -12,3 +12,4 @@ export * from './fid.ts';
 export * from './load.ts';
 export * from './autoencoder.ts';
 export * from './latent.ts';
+export * from './memory.ts';

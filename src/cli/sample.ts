@@ -6,7 +6,8 @@
 import { extname } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
-import { saveImageGrid } from '../io/index.ts';
+import { checkWritable, imageFormatOf, saveImageGrid } from '../io/index.ts';
+import { BERTEmbedder, basicTokenize } from '../models/index.ts';
 import { defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest } from '../train/index.ts';
 import { LatentDiffusion } from '../models/index.ts';
 import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
@@ -60,6 +61,19 @@ export function checkSampler(s: string): SamplerName {
   return s;
 }
 
+/** Words of the prompts that are not tokens of the model's vocabulary (split into pieces or [UNK]: never seen whole in training). */
+export function unknownPromptWords(m: LoadedModel, prompts: readonly string[]): string[] {
+  const cs = (m.model as unknown as { cond_stage_model?: unknown }).cond_stage_model;
+  if (!(cs instanceof BERTEmbedder) || !cs.hasTokenizer) return [];
+  const tok = cs.tokenizer;
+  const out = new Set<string>();
+  for (const p of prompts) for (const w of basicTokenize(p, tok.doLowerCase)) if (tok.tokenId(w) === undefined) out.add(w);
+  return [...out];
+}
+
+/** The strip file beside --out: samples.png -> samples-strip.png. */
+const stripPathOf = (out: string): string => `${out.slice(0, out.length - extname(out).length)}-strip${extname(out) || '.png'}`;
+
 /** What a sample request asks for (the CLI's options, the server's JSON body). */
 export interface SampleSpec {
   sampler: SamplerName;
@@ -75,8 +89,13 @@ export interface SampleSpec {
 /** Check a request against the model and draw it: labels or prompts cycled over the n samples,
  *  the default guidance, sampleImages. Shared by `ldm sample` and `ldm serve`. */
 export function drawSamples(m: LoadedModel, o: SampleSpec, hooks: Pick<SampleRequest, 'onStep' | 'onPreview'> = {}):
-  { r: SampleOutput; labels: number[] | null; prompts: string[] | null; guidance: number; nrow: number } {
+  { r: SampleOutput; labels: number[] | null; prompts: string[] | null; guidance: number; nrow: number; unknownWords: string[] } {
   if (o.sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
+  if (o.guidance !== undefined && !(o.guidance >= 0)) throw new ConfigError(`--guidance must be >= 0 (1 = no guidance, 0 = unconditional), got ${o.guidance}`);
+  const T = m.model.numTimesteps;
+  if (o.sampler !== 'ddpm' && o.steps > T) {
+    throw new ConfigError(`--steps ${o.steps} is more than the model's ${T} diffusion timesteps; give at most ${T} (or --sampler ddpm, which always runs all ${T})`);
+  }
   let labels: number[] | null = null;
   if (o.class && o.class.length > 0) {
     if (!m.cls) throw new ConfigError('--class: this model is not class-conditional');
@@ -93,15 +112,25 @@ export function drawSamples(m: LoadedModel, o: SampleSpec, hooks: Pick<SampleReq
     n: o.n, sampler: o.sampler, steps: o.steps, eta: o.eta, guidance, labels, prompts, seed: o.seed, snapshots: 10, ...hooks,
   });
   const nrow = m.cls && !labels && !prompts ? Math.min(o.n, m.cls.numClasses) : Math.min(o.n, 8);
-  return { r, labels, prompts, guidance, nrow };
+  return { r, labels, prompts, guidance, nrow, unknownWords: o.prompt ? unknownPromptWords(m, o.prompt) : [] };
 }
 
 export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOptions): Promise<string[]> {
   const sampler = checkSampler(o.sampler);
   if (sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
+  // the output is checked before the model is loaded and sampled (minutes), not after
+  imageFormatOf(o.out);
+  checkWritable(o.out);
+  if (o.strip) checkWritable(stripPathOf(o.out));
   const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
   for (const k of m.missing.slice(0, 1)) process.stderr.write(`warning: ${m.missing.length} model tensors not in the checkpoint (first: ${k})\n`);
   process.stderr.write(`${describeModel(m)}\n`);
+  // prompt words the model has never seen, said before sampling
+  const unknown = o.prompt ? unknownPromptWords(m, o.prompt) : [];
+  if (unknown.length > 0) {
+    process.stderr.write(`warning: the model's vocabulary does not know ${unknown.slice(0, 8).map((w) => `'${w.slice(0, 40)}'`).join(', ')}` +
+      `${unknown.length > 8 ? ` and ${unknown.length - 8} more` : ''} (it knows only words of its training captions); they are split into pieces or [UNK] and will not steer the samples as intended\n`);
+  }
   const bar = stepBar(sampler);
   const t0 = Date.now();
   const { r, prompts, guidance, nrow } = drawSamples(m, { ...o, sampler }, { onStep: bar.onStep });
@@ -109,8 +138,7 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
   await saveImageGrid(o.out, r.samples, { nrow, upscale: o.upscale });
   const written = [o.out];
   if (o.strip) {
-    const ext = extname(o.out) || '.png';
-    const stripPath = `${o.out.slice(0, o.out.length - extname(o.out).length)}-strip${ext}`;
+    const stripPath = stripPathOf(o.out);
     const st = trajectoryStrip(r, Math.min(4, o.n));
     await saveImageGrid(stripPath, st.images, { nrow: st.nrow, upscale: o.upscale });
     written.push(stripPath);

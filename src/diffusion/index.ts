@@ -11,3 +11,8 @@ export * from './samplers/ancestral.ts';
 export * from './samplers/ddim.ts';
 export * from './samplers/plms.ts';
 export * from './samplers/dpm-solver.ts';
+export * from './k-denoiser.ts';
+export * from './sigma-schedules.ts';
+export * from './samplers/k-diffusion.ts';
+export * from './samplers/unipc.ts';
+export * from './samplers/k-sample.ts';

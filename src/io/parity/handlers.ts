@@ -15,6 +15,8 @@ export const HANDLERS: readonly FixtureHandler[] = [
   autoencoderHandler,
   lossesHandler,
   latentHandler,
+  ksamplerHandler,
 ] satisfies readonly FixtureHandler[];
 import { latentHandler } from './latent.ts';
 import { lossesHandler } from './losses.ts';
+import { ksamplerHandler } from './ksampler.ts';

@@ -24,7 +24,10 @@ Writes into test/fixtures/formats/:
   malicious-os-system.ckpt   a torch zip whose data.pkl calls os.system (hand-written pickle).
   malicious-eval.ckpt        torch.save of an object whose __reduce__ is builtins.eval.
   legacy.pth                 torch.save(..., _use_new_zipfile_serialization=False) (its storage
-                             keys are memory addresses: the one file that differs between runs).
+                             keys are memory addresses: the legacy files differ between runs).
+  lightning-legacy.ckpt      the Lightning dict of lightning.ckpt in the legacy format.
+  lightning-legacy-p4.ckpt   the same with pickle_protocol=4.
+  malicious-legacy.pth       the legacy format with an object whose __reduce__ is builtins.eval.
 Nothing in these files is ever unpickled by Python here except by torch.load for the self-check.
 """
 import collections
@@ -166,9 +169,14 @@ def main():
     torch.save({'state_dict': {'w': torch.ones(1)}, 'x': Evil()}, p('malicious-eval.ckpt'), pickle_protocol=4)
 
     torch.save({'w': torch.ones(2)}, p('legacy.pth'), _use_new_zipfile_serialization=False)
+    torch.save(ckpt, p('lightning-legacy.ckpt'), _use_new_zipfile_serialization=False)
+    torch.save(ckpt, p('lightning-legacy-p4.ckpt'), _use_new_zipfile_serialization=False, pickle_protocol=4)
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'x': Evil()}, p('malicious-legacy.pth'),
+               _use_new_zipfile_serialization=False)
 
     # Self-check with PyTorch (safe files only).
-    for name in ['lightning.ckpt', 'lightning-p4.ckpt', 'lightning-p5.ckpt', 'lightning-deflate.ckpt']:
+    for name in ['lightning.ckpt', 'lightning-p4.ckpt', 'lightning-p5.ckpt', 'lightning-deflate.ckpt',
+                 'lightning-legacy.ckpt', 'lightning-legacy-p4.ckpt']:
         back = torch.load(p(name))
         for k, v in expected.items():
             assert torch.equal(back['state_dict'][k], v), (name, k)

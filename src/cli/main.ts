@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEBUG, LdmError, fmtShape } from '../util/index.ts';
+import { SAMPLER_NAMES } from '../diffusion/index.ts';
 import { inspectFile, modelsDir, readRegistry } from '../io/index.ts';
 import { trainCommand } from './train.ts';
 import { sampleCommand } from './sample.ts';
@@ -34,7 +35,7 @@ const classes = (v: string, prev: number[] | undefined): number[] => {
 
 function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
   return cmd
-    .addOption(new Option('--sampler <name>', 'sampler').choices(['ddpm', 'ddim', 'plms', 'dpm-solver++']).default('ddim'))
+    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('ddim'))
     .option('--steps <n>', 'sampler steps (ddim, plms, dpm-solver++; ddpm always runs all T)', int('--steps', 1), defaults.steps)
     .option('--eta <e>', 'DDIM eta (0 = deterministic)', float('--eta'), 0)
     .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: 3 for models trained with a null class, else 1)', float('--guidance'))

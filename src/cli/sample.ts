@@ -7,7 +7,8 @@ import { extname } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { saveImageGrid } from '../io/index.ts';
-import { SAMPLERS, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SamplerName } from '../train/index.ts';
+import { loadModel, sampleImages, trajectoryStrip, type LoadedModel } from '../train/index.ts';
+import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
 
 export interface SampleCommandOptions {
   model?: string;
@@ -53,8 +54,8 @@ export function defaultGuidance(m: LoadedModel, g: number | undefined): number {
 }
 
 export function checkSampler(s: string): SamplerName {
-  if (!(SAMPLERS as readonly string[]).includes(s)) throw new ConfigError(`--sampler must be one of ${SAMPLERS.join(', ')}, got '${s}'`);
-  return s as SamplerName;
+  if (!isSamplerName(s)) throw new ConfigError(`--sampler must be one of ${SAMPLER_NAMES.join(', ')}, got '${s}'`);
+  return s;
 }
 
 export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOptions): Promise<string[]> {

@@ -14,7 +14,9 @@ import { ConfigError, Generator, ShapeError, defaultGenerator, fmtShape } from '
 import {
   Tensor, add, clamp, div, exp, indexSelect, mul, noGrad, randn, split, sub, tensor, toInt64,
 } from '../tensor/index.ts';
-import { DIFFUSION_BUFFER_KEYS, registerSchedule, type DiffusionBuffers } from './schedules.ts';
+import {
+  DIFFUSION_BUFFER_KEYS, makeDdimSchedule, registerSchedule, type DdimDiscretize, type DdimSchedule, type DiffusionBuffers,
+} from './schedules.ts';
 import type { Cond, Denoiser, Parameterization, VarianceType } from './types.ts';
 
 export type DiffusionBufferName = (typeof DIFFUSION_BUFFER_KEYS)[number];
@@ -26,7 +28,23 @@ export interface GaussianDiffusionOptions {
   varianceType?: VarianceType;
   /** Clamp the x0 estimate to [-1, 1] in p_mean_variance (default true). */
   clipDenoised?: boolean;
+  /** Draw the step noise at t = 0 too (LDM, default true: torch draws it and multiplies by 0);
+   *  pytorch-ddpm and lucidrains draw none there, which matters to a shared generator. */
+  noiseAtLastStep?: boolean;
+  /** A code base's own DDIM discretisation (alphas_cumprod float32, S, eta) -> schedule; default
+   *  LDM `DDIMSampler.make_schedule` (makeDdimSchedule) with the given discretize. */
+  ddimSchedule?: DdimScheduleFn;
 }
+
+/** The DDIM steps a sampler walks: LDM's schedule, plus how the last step ends. */
+export interface DdimPlan extends DdimSchedule {
+  /** The last step returns the x0 estimate itself and draws no noise (lucidrains `ddim_sample`,
+   *  whose final `time_next` is -1); LDM steps to alphas_cumprod[0] instead (absent = false). */
+  finalToX0?: boolean;
+}
+
+/** How a code base turns its alphas_cumprod into the DDIM steps (see GaussianDiffusionOptions). */
+export type DdimScheduleFn = (alphasCumprod: Float32Array, steps: number, eta: number) => DdimPlan;
 
 export interface MeanVariance {
   mean: Tensor;
@@ -93,6 +111,8 @@ export class GaussianDiffusion {
   readonly parameterization: Parameterization;
   readonly varianceType: VarianceType;
   readonly clipDenoised: boolean;
+  readonly noiseAtLastStep: boolean;
+  private readonly ddimFn: DdimScheduleFn | undefined;
   /** The twelve persistent buffers, float32 [T], official names. */
   readonly buffers: Readonly<Record<DiffusionBufferName, Tensor>>;
   /** log(append(beta~_1, beta_{1:})) -- improved-DDPM 'fixedlarge' log variance, float32 [T] */
@@ -113,6 +133,8 @@ export class GaussianDiffusion {
     this.parameterization = opts.parameterization ?? 'eps';
     this.varianceType = opts.varianceType ?? 'fixedsmall';
     this.clipDenoised = opts.clipDenoised ?? true;
+    this.noiseAtLastStep = opts.noiseAtLastStep ?? true;
+    this.ddimFn = opts.ddimSchedule;
     const T = schedule.betas.length;
     this.numTimesteps = T;
     const bufs = {} as Record<DiffusionBufferName, Tensor>;
@@ -144,6 +166,22 @@ export class GaussianDiffusion {
 
   buf(name: DiffusionBufferName): Tensor {
     return this.buffers[name];
+  }
+
+  /** The current float32 alphas_cumprod [T] (what DDIM, PLMS, DPM-Solver and sigma samplers read). */
+  get alphasCumprod(): Float32Array {
+    return this.buffers.alphas_cumprod.f32;
+  }
+
+  get alphasCumprodPrev(): Float32Array {
+    return this.buffers.alphas_cumprod_prev.f32;
+  }
+
+  /** The DDIM steps of S steps at eta: the code base's own (options.ddimSchedule) or LDM's. */
+  ddimSchedule(steps: number, eta = 0, discretize: DdimDiscretize = 'uniform'): DdimPlan {
+    if (this.ddimFn) return this.ddimFn(this.alphasCumprod, steps, eta);
+    return makeDdimSchedule({ alphas_cumprod: this.alphasCumprod, alphas_cumprod_prev: this.alphasCumprodPrev },
+      { ddimNumSteps: steps, ddimDiscretize: discretize, ddimEta: eta });
   }
 
   /** `extract_into_tensor(a, t, x_shape)`: a[t] reshaped to [B, 1, 1, ...]. a [T], t int64 [B] */
@@ -310,6 +348,7 @@ export class GaussianDiffusion {
       const out = denoiser(x, tl, opts.cond);
       const clipOpt = opts.clipDenoised !== undefined ? { clipDenoised: opts.clipDenoised } : {};
       const pm = this.pMeanVariance(out, x, tl, clipOpt);
+      if (!this.noiseAtLastStep && tl.data.every((v) => v === 0)) return { sample: pm.mean, predXstart: pm.predXstart };
       let noise = opts.noise ?? randn(x.shape, opts.gen ?? defaultGenerator);
       if (opts.temperature !== undefined && opts.temperature !== 1) noise = mul(noise, opts.temperature);
       const B = x.shape[0]!;

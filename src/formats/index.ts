@@ -2,4 +2,5 @@
 // records, never Tensors: safetensors, and PyTorch .ckpt/.pth (zip + restricted unpickler).
 export * from './safetensors.ts';
 export { readTorchCheckpoint, extractStateDict, type TorchReadOptions } from './torch-pickle.ts';
+export { looksLikeLegacyTorch } from './torch-legacy.ts';
 export { FormatError } from './errors.ts';

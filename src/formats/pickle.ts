@@ -86,11 +86,19 @@ const OPNAMES: Record<number, string> = {
 
 /** Run the restricted pickle VM over `data`. `source` names the file in error messages. */
 export function unpickle(data: Uint8Array, source = '<pickle>', opts: UnpickleOptions = {}): unknown {
+  return unpickleAt(data, 0, source, opts).value;
+}
+
+/**
+ * Run the VM over the pickle that starts at byte `start` of `data` (files that hold several
+ * pickles in a row, as the legacy torch.save format does). `end` is the offset after its STOP.
+ */
+export function unpickleAt(data: Uint8Array, start: number, source = '<pickle>', opts: UnpickleOptions = {}): { value: unknown; end: number } {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   const stubMode = opts.unknownGlobals === 'stub';
-  let pc = 0;
-  let opAt = 0;
+  let pc = start;
+  let opAt = start;
   const fail = (msg: string): never => {
     throw new FormatError(source, `pickle: ${msg} (opcode at byte ${opAt})`);
   };
@@ -207,7 +215,7 @@ export function unpickle(data: Uint8Array, source = '<pickle>', opts: UnpickleOp
       case 0x95: u64(); break; // FRAME (advisory)
       case 0x2e: // STOP
         if (stack.length !== 1 || marks.length !== 0) fail('STOP with an unbalanced stack');
-        return stack[0];
+        return { value: stack[0], end: pc };
       case 0x28: marks.push(stack.length); break; // MARK
       case 0x30: pop(); break; // POP
       case 0x31: popMark(); break; // POP_MARK

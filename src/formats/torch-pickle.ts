@@ -6,12 +6,14 @@
 // raises FormatError (or, with `unknownGlobals: 'stub'`, becomes an inert `{__global__, args}`
 // record). Output: a plain tree of objects, arrays, numbers (bigint beyond 2^53), strings,
 // booleans, null, Uint8Array (bytes) and RawTensor leaves (contiguous, C order).
-// It is not a writer (we write safetensors), does not read TorchScript archives or the legacy
-// (pre-1.6, non-zip) torch.save format, and does no file I/O.
+// The legacy (pre-1.6, non-zip) torch.save format is read by torch-legacy.ts with the same
+// allow-list. It is not a writer (torch-write.ts), does not read TorchScript archives, and does
+// no file I/O.
 
 import { FormatError } from './errors.ts';
 import { globalName, newDict, setDictItem, unpickle, type GlobalDef, type PickleCtx, type UnknownGlobals } from './pickle.ts';
 import { isRawTensor, numelOf, ST_DTYPES, typedAt, type RawData, type RawTensor, type StDtype } from './safetensors.ts';
+import { readLegacyTorchCheckpoint } from './torch-legacy.ts';
 import { looksLikeZip, readZipDirectory, readZipEntry, type ZipEntry } from './zip.ts';
 
 export interface TorchReadOptions {
@@ -29,8 +31,8 @@ export interface TorchReadOptions {
 const own = <T>(rec: Record<string, T>, key: string): T | undefined =>
   Object.prototype.hasOwnProperty.call(rec, key) ? rec[key] : undefined;
 
-/** A storage loaded from `<archive>/data/<key>`. */
-class TorchStorage {
+/** A storage loaded from `<archive>/data/<key>` (or from the data section of a legacy file). */
+export class TorchStorage {
   private views = new Map<StDtype, RawData>();
   constructor(readonly key: string, readonly bytes: Uint8Array, readonly dtype: StDtype | 'untyped') {}
   typed(dtype: StDtype): RawData {
@@ -173,7 +175,7 @@ export function resolveTorchGlobal(module: string, name: string): GlobalDef | un
 }
 
 /** Element type of a storage class reference ('untyped' = raw bytes), undefined if not one. */
-function storageKind(cls: unknown): StDtype | 'untyped' | undefined {
+export function storageKind(cls: unknown): StDtype | 'untyped' | undefined {
   const n = globalName(cls);
   if (n === 'torch.storage.UntypedStorage' || n === 'torch.UntypedStorage') return 'untyped';
   return n !== undefined && n.startsWith('torch.') ? own(STORAGE_DTYPES, n.slice(6)) : undefined;
@@ -186,18 +188,19 @@ function tensorArg(v: unknown, ctx: PickleCtx): RawTensor {
 
 // ---- checkpoints ----------------------------------------------------------------------------
 
-const LEGACY_MESSAGE = 'legacy torch.save format is not supported; re-save with ' +
-  'torch.save(..., _use_new_zipfile_serialization=True)';
-
 /**
- * Read a `torch.save` zip checkpoint held in memory into a plain value tree (see file header).
- * `source` names the file in error messages.
+ * Read a `torch.save` checkpoint held in memory (zip archive, or the legacy format through
+ * torch-legacy.ts) into a plain value tree (see file header). `source` names the file in error
+ * messages.
  */
 export function readTorchCheckpoint(bytes: Uint8Array, source = '<bytes>', options: TorchReadOptions = {}): unknown {
   if (!looksLikeZip(bytes)) {
     const tar = bytes.byteLength > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === 'ustar';
-    if (bytes[0] === 0x80 || tar) throw new FormatError(source, LEGACY_MESSAGE);
-    throw new FormatError(source, 'not a PyTorch checkpoint: expected a torch.save zip archive');
+    if (tar) {
+      throw new FormatError(source, 'the pre-1.0 tar torch.save format is not supported; load and re-save it with a current PyTorch');
+    }
+    if (bytes[0] === 0x80) return readLegacyTorchCheckpoint(bytes, source, options.unknownGlobals);
+    throw new FormatError(source, 'not a PyTorch checkpoint: expected a torch.save zip archive or the legacy torch.save format');
   }
   const dir = readZipDirectory(bytes, source);
   const pkls = [...dir.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));

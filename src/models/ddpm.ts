@@ -15,9 +15,9 @@ import { ConfigError, Generator, ShapeError, checkKwargs, defaultGenerator, fmtS
 import { Tensor, cat, full, noGrad, permute, randint, randn, toFloat, unsqueeze } from '../tensor/index.ts';
 import { LitEma, Module } from '../nn/index.ts';
 import {
-  DIFFUSION_BUFFER_KEYS, GaussianDiffusion, elementLoss, ldmLoss, lossTarget, makeBetaSchedule, registerSchedule,
+  DIFFUSION_BUFFER_KEYS, GaussianDiffusion, SAMPLERS, elementLoss, ldmLoss, lossTarget, makeBetaSchedule, registerSchedule,
   type Cond, type Denoiser, type LdmBetaScheduleKind, type LdmSchedule, type LossType, type LossWithLog,
-  type MeanVariance, type PMeanVariance, type SampleResult,
+  type MeanVariance, type PMeanVariance, type SampleResult, type SamplerResult,
 } from '../diffusion/index.ts';
 import type { BuildFn, TargetConfig, TargetTable } from './targets.ts';
 
@@ -241,13 +241,6 @@ export class DDPM extends Module {
     this.logvar = this.learnLogvar ? this.param('logvar', logvar) : logvar;
   }
 
-  // ---- schedule views ---------------------------------------------------------------------------
-
-  /** The model's current float32 alphas_cumprod / alphas_cumprod_prev (what DDIMSampler reads). */
-  samplerSchedule(): { alphas_cumprod: Float32Array; alphas_cumprod_prev: Float32Array } {
-    return { alphas_cumprod: this.getBuffer('alphas_cumprod').f32, alphas_cumprod_prev: this.getBuffer('alphas_cumprod_prev').f32 };
-  }
-
   // ---- q(x_t | x_0) and the posterior (delegations with the official names in comments) -----------
 
   /** `q_mean_variance(x_start, t)` */
@@ -299,12 +292,11 @@ export class DDPM extends Module {
     }).sample;
   }
 
-  /** `p_sample_loop(shape, return_intermediates)`: x_T, then x_t at t % log_every_t == 0 or T-1. */
+  /** `p_sample_loop(shape, return_intermediates)` through the sampler table's `ddpm` row:
+   *  x_T, then x_t at t % log_every_t == 0 or T-1. */
   pSampleLoop(shape: readonly number[], opts: DdpmSampleOptions = {}): SampleResult {
-    const { cond, ...rest } = opts;
-    return this.diffusion.pSampleLoop(this.denoiser(), shape, {
-      ...rest, cond: this.wrapCond(cond), clipDenoised: this.clipDenoised, logEveryT: opts.logEveryT ?? this.logEveryT,
-    });
+    const r = this.ancestral(shape, opts, false);
+    return { sample: r.samples, intermediates: r.intermediates.x_inter };
   }
 
   /** `sample(batch_size, return_intermediates)`: p_sample_loop over [B, channels, image_size, image_size]. */
@@ -314,9 +306,15 @@ export class DDPM extends Module {
 
   /** `progressive_denoising`: the x0 estimates every log_every_t steps. */
   progressiveDenoising(shape: readonly number[], opts: DdpmSampleOptions = {}): SampleResult {
-    const { cond, ...rest } = opts;
-    return this.diffusion.progressiveDenoising(this.denoiser(), shape, {
-      ...rest, cond: this.wrapCond(cond), clipDenoised: this.clipDenoised, logEveryT: opts.logEveryT ?? this.logEveryT,
+    const r = this.ancestral(shape, opts, true);
+    return { sample: r.samples, intermediates: r.intermediates.pred_x0 };
+  }
+
+  private ancestral(shape: readonly number[], opts: DdpmSampleOptions, progressive: boolean): SamplerResult {
+    const { cond, startT, logEveryT, ...rest } = opts;
+    return SAMPLERS.ddpm(this.denoiser(), this.diffusion, {
+      ...rest, shape, cond: this.wrapCond(cond), clipDenoised: this.clipDenoised, logEvery: logEveryT ?? this.logEveryT, progressive,
+      ...(startT !== undefined ? { tStart: Math.min(startT, this.numTimesteps) } : {}),
     });
   }
 

@@ -8,6 +8,9 @@ export { BenchUNet } from './bench-unet.ts';
 
 import { autoencoderTargets } from './autoencoder/kl.ts';
 export { AutoencoderKL, IdentityFirstStage, DiagonalGaussianDistribution, autoencoderTargets, type AutoencoderKLOptions } from './autoencoder/kl.ts';
+import { vqTargets } from './autoencoder/vq.ts';
+export { VQModel, VQModelInterface, VQModelBase, TamingVQModel, vqTargets, LDM_VQMODEL_KEYS, TAMING_VQMODEL_KEYS, type VQModelOptions, type VQEncodeResult } from './autoencoder/vq.ts';
+export { VectorQuantizer2, makeVectorQuantizer2, VECTOR_QUANTIZER2_KEYS, type VectorQuantizer2Options, type QuantizeOptions, type QuantizeResult, type UnknownIndex } from './autoencoder/quantize.ts';
 export { Encoder, Decoder, Model as DDPMModel, type DDConfig } from './autoencoder/encoder.ts';
 export { ResnetBlock as AEResnetBlock, AttnBlock as AEAttnBlock, LinAttnBlock, makeAttn, getTimestepEmbedding as aeTimestepEmbedding } from './autoencoder/blocks.ts';
 
@@ -22,6 +25,7 @@ export const MODEL_TARGETS: TargetTable = {
   ...classicTargets,
   ...openaiTargets,
   ...autoencoderTargets,
+  ...vqTargets,
   ...lossTargets,
   ...latentDiffusionTargets,
 } satisfies TargetTable;

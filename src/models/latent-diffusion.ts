@@ -20,20 +20,23 @@
 //    conditioning rows (null class / empty caption) with probability p in training `sharedStep`
 //    (Stability's ddpm.py form; the trainer may do the same on its side instead, not both);
 //  - sampling: `sampleLatent` runs a sampler of diffusion/ on the latent Denoiser and decodes.
+//  - VQ first stages (VQModelInterface): encode gives the pre-quantisation h (used as is, times
+//    scale_factor); decode_first_stage quantises unless `force_not_quantize` (or `predict_cids`,
+//    which first maps argmax-over-channels code ids to codebook entries).
 // Not supported (clear errors or documented no-ops): `split_input_params` patch-wise
-// encode/decode, VQ first stages (`predict_cids`, quantize_denoised), `use_positional_encodings`
+// encode/decode, quantize_denoised, `use_positional_encodings`
 // (the official get_input calls an undefined compute_latent_shifts), bbox/keypoint tokenizers.
 
-import { ConfigError, Generator, LdmError, ShapeError, defaultGenerator, fmtShape } from '../util/index.ts';
+import { ConfigError, Generator, LdmError, ShapeError, defaultGenerator, defined, fmtShape } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module } from '../nn/index.ts';
 import {
-  ancestralSample, ddimSample, dpmSolverSample, plmsSample,
-  type Cond, type LossWithLog, type SamplerIntermediates, type SamplerResult,
+  getSampler, type Cond, type LossWithLog, type SamplerIntermediates, type SamplerName, type StepInfo,
 } from '../diffusion/index.ts';
 import { DDPM, type CondInput } from './ddpm.ts';
 import { DiagonalGaussianDistribution } from './autoencoder/kl.ts';
+import { VQModelBase, VQModelInterface } from './autoencoder/vq.ts';
 import { conditioningTargets, inpaintingConcat, lowResConcat, type InterpolateMode } from './conditioning.ts';
 import type { BuildFn, TargetConfig, TargetTable } from './targets.ts';
 
@@ -49,6 +52,14 @@ export type LatentBatch = Readonly<Record<string, unknown>>;
 export interface FirstStageModel extends Module {
   encode(x: Tensor): DiagonalGaussianDistribution | Tensor;
   decode(z: Tensor): Tensor;
+}
+
+/** The options of `decode_first_stage` (VQ first stages only). */
+export interface DecodeFirstStageOptions {
+  /** z holds code-id logits [N, n_embed, h, w] (or ids [N, h, w]): look them up in the codebook */
+  predictCids?: boolean;
+  /** VQModelInterface: decode z without quantising it first */
+  forceNotQuantize?: boolean;
 }
 
 export interface UcgEntry {
@@ -95,15 +106,14 @@ export interface LatentStepOptions extends Omit<LatentForwardOptions, 'cond'> {
 
 export type LatentLoss = LossWithLog & { modelOutput: Tensor; xNoisy: Tensor };
 
-export type LatentSamplerName = 'ddpm' | 'ddim' | 'plms' | 'dpm-solver++';
-
 export interface LatentSampleOptions {
   n: number;
   /** learned conditioning (get_learned_conditioning output, or a Cond record) */
   cond?: CondInput | null;
   /** unconditional conditioning for classifier-free guidance */
   uc?: CondInput | null;
-  sampler?: LatentSamplerName;
+  /** a name of the sampler table (diffusion/samplers; default 'ddim') */
+  sampler?: SamplerName;
   /** sampler steps (ddim / plms / dpm-solver++; ddpm runs all T) */
   steps?: number;
   eta?: number;
@@ -119,7 +129,9 @@ export interface LatentSampleOptions {
   /** inpainting in latent space (ddim / ancestral): keep q_sample(x0, t) where mask == 1 */
   mask?: Tensor;
   x0?: Tensor;
-  onStep?: (i: number, total: number) => void;
+  /** img2img: run the last tStart steps from xT (the noised latent) */
+  tStart?: number;
+  onStep?: (info: StepInfo) => void;
 }
 
 export interface LatentSampleResult {
@@ -284,15 +296,26 @@ export class LatentDiffusion extends DDPM {
     return this.scaleByStd ? T.mul(z, this.getBuffer('scale_factor')) : T.mul(z, this.#scaleFactor);
   }
 
-  /** `decode_first_stage(z)` (no-grad): first_stage.decode(1 / scale_factor * z). */
-  decodeFirstStage(z: Tensor): Tensor {
-    return T.noGrad(() => this.differentiableDecodeFirstStage(z));
+  /** `decode_first_stage(z, predict_cids=False, force_not_quantize=False)` (no-grad):
+   *  first_stage.decode(1 / scale_factor * z), with force_not_quantize for a VQModelInterface. */
+  decodeFirstStage(z: Tensor, opts: DecodeFirstStageOptions = {}): Tensor {
+    return T.noGrad(() => this.differentiableDecodeFirstStage(z, opts));
   }
 
-  /** `differentiable_decode_first_stage(z)`: the same with gradients. */
-  differentiableDecodeFirstStage(z: Tensor): Tensor {
+  /** `differentiable_decode_first_stage(z, ...)`: the same with gradients. */
+  differentiableDecodeFirstStage(z: Tensor, opts: DecodeFirstStageOptions = {}): Tensor {
+    const fs = this.first_stage_model;
+    let zz = z;
+    if (opts.predictCids) {
+      if (!(fs instanceof VQModelBase)) throw new ConfigError(`${this.owner}.decode_first_stage: predict_cids needs a VQ first stage (first_stage_model.quantize), not ${fs.constructor.name}`);
+      // z [N, n_embed, h, w] logits -> code ids [N, h, w] -> codebook rows [N, h, w, C] -> [N, C, h, w]
+      const ids = zz.ndim === 4 ? T.max(T.exp(zz), 1).indices : zz;
+      zz = T.permute(fs.quantize.getCodebookEntry(ids, null), [0, 3, 1, 2]);
+    }
     const inv = this.scaleByStd ? T.div(1, this.getBuffer('scale_factor')) : 1 / this.#scaleFactor;
-    return this.first_stage_model.decode(T.mul(z, inv));
+    zz = T.mul(zz, inv);
+    if (fs instanceof VQModelInterface) return fs.decode(zz, opts.predictCids === true || opts.forceNotQuantize === true);
+    return fs.decode(zz);
   }
 
   // ---- conditioning ------------------------------------------------------------------------------------
@@ -499,43 +522,10 @@ export class LatentDiffusion extends DDPM {
       const guidance = o.guidance ?? 1;
       if (guidance !== 1 && !uncond) throw new ConfigError(`${this.owner}.sampleLatent: guidance ${guidance} needs the unconditional conditioning uc`);
       if (this.model.conditioningKey !== null && !cond) throw new ConfigError(`${this.owner}.sampleLatent: conditioning_key '${this.model.conditioningKey}' needs cond`);
-      const gen = o.gen ?? defaultGenerator;
-      const sampler = o.sampler ?? 'ddim';
-      const steps = o.steps ?? 50;
-      const common = {
-        ...(cond ? { cond } : {}), ...(uncond ? { uncond } : {}), guidanceScale: guidance, gen,
-        ...(o.xT ? { xT: o.xT } : {}), ...(o.mask ? { mask: o.mask } : {}), ...(o.x0 ? { x0: o.x0 } : {}),
-      };
-      const denoiser = this.denoiser();
-      let r: SamplerResult;
-      switch (sampler) {
-        case 'ddpm': {
-          const Tn = this.numTimesteps;
-          r = ancestralSample(denoiser, this.diffusion, shape, {
-            ...common, clipDenoised: this.clipDenoised, logEveryT: o.logEveryT ?? this.logEveryT,
-            ...(o.onStep ? { callback: (_i: Tensor, _x: Tensor, t: number) => o.onStep!(Tn - t, Tn) } : {}),
-          });
-          break;
-        }
-        case 'ddim':
-        case 'plms': {
-          const f = sampler === 'ddim' ? ddimSample : plmsSample;
-          r = f(denoiser, this.samplerSchedule(), {
-            ...common, S: steps, shape, eta: o.eta ?? 0, parameterization: this.parameterization, logEveryT: o.logEveryT ?? 100,
-            ...(o.onStep ? { callback: (i: number) => o.onStep!(i + 1, steps) } : {}),
-          });
-          break;
-        }
-        case 'dpm-solver++':
-          if (o.mask) throw new ConfigError(`${this.owner}.sampleLatent: dpm-solver++ does not support masks (use ddim)`);
-          r = dpmSolverSample(denoiser, this.samplerSchedule(), {
-            ...common, steps, shape, parameterization: this.parameterization, logEveryT: o.logEveryT ?? 100,
-            ...(o.onStep ? { callback: (i: number) => o.onStep!(i + 1, steps) } : {}),
-          });
-          break;
-        default:
-          throw new ConfigError(`${this.owner}.sampleLatent: unknown sampler '${String(sampler)}' (ddpm, ddim, plms, dpm-solver++)`);
-      }
+      const r = getSampler(o.sampler ?? 'ddim')(this.denoiser(), this.diffusion, {
+        shape, steps: o.steps ?? 50, eta: o.eta ?? 0, guidance, gen: o.gen ?? defaultGenerator, logEvery: o.logEveryT ?? this.logEveryT,
+        ...defined({ cond, uncond, xT: o.xT, mask: o.mask, x0: o.x0, tStart: o.tStart, onStep: o.onStep }),
+      });
       const images = o.decode === false ? null : T.clamp(this.decodeFirstStage(r.samples), -1, 1);
       return { images, latents: r.samples, intermediates: r.intermediates };
     });

@@ -13,7 +13,7 @@ import type { DDPM } from '../models/index.ts';
 import { makeBatch, type ImageDataset } from '../io/index.ts';
 import { centerCrop28, type MnistClassifier } from './classifier.ts';
 import { sampleImages, type ClassCond } from './sampling.ts';
-import type { SamplerName } from './settings.ts';
+import type { SamplerName } from '../diffusion/index.ts';
 
 export interface BpdReport {
   bitsPerDim: number;

@@ -9,14 +9,12 @@
 // become the MNIST captions 'a handwritten seven'; the strip's x_t and x0 estimates are decoded.
 // What it is not: no file output (cli/ and trainer.ts write the PNGs through io/).
 
-import { ConfigError, Generator } from '../util/index.ts';
+import { ConfigError, Generator, defined } from '../util/index.ts';
 import { Tensor, cat, clamp, full, noGrad, randn, stack } from '../tensor/index.ts';
-import {
-  ancestralSample, ddimSample, dpmSolverSample, fullT, plmsSample, type Cond, type SamplerResult,
-} from '../diffusion/index.ts';
+import { fullT, getSampler, type Cond, type SamplerName, type SamplerResult, type StepInfo } from '../diffusion/index.ts';
 import type { DDPM, UNetModel, LatentDiffusion } from '../models/index.ts';
 import { MNIST_CLASSES } from '../io/index.ts';
-import type { SamplerName, TrainSettings } from './settings.ts';
+import type { TrainSettings } from './settings.ts';
 
 /** Class conditioning of a model: real classes 0..numClasses-1, and the null label (if trained with one). */
 export interface ClassCond {
@@ -57,6 +55,9 @@ export function classConditioning(model: DDPM, settings?: Pick<TrainSettings, 'u
   }
   return { numClasses: nullLabel !== null && nullLabel === n - 1 ? n - 1 : n, nullLabel };
 }
+
+/** A sampler's StepInfo as the (steps done, total) of a progress bar. */
+const stepCounter = (f: (done: number, total: number) => void) => (s: StepInfo): void => f(s.i + 1, s.total);
 
 const labelsTensor = (labels: readonly number[]): Tensor => new Tensor(Float64Array.from(labels), [labels.length], 'int64');
 
@@ -108,40 +109,16 @@ export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequ
     } else if (req.labels && req.labels.length > 0) {
       throw new ConfigError('sample: this model is not class-conditional; leave out --class');
     }
-    const denoiser = model.denoiser();
     const snaps = Math.max(1, req.snapshots ?? 10);
-    const param = model.parameterization;
     const pixelSpace = typeof (model as unknown as { decodeFirstStage?: unknown }).decodeFirstStage !== 'function';
-    const clipDenoised = req.clipDenoised ?? (model.clipDenoised && pixelSpace);
-    const common = { ...(cond ? { cond } : {}), ...(uncond ? { uncond } : {}), guidanceScale: guidance, gen, clipDenoised };
-    let r: SamplerResult;
-    switch (req.sampler) {
-      case 'ddpm': {
-        const T = model.numTimesteps;
-        r = ancestralSample(denoiser, model.diffusion, shape, {
-          ...common, logEveryT: Math.max(1, Math.floor(T / snaps)),
-          ...(req.onStep ? { callback: (_img: Tensor, _x0: Tensor, t: number) => req.onStep!(T - t, T) } : {}),
-        });
-        break;
-      }
-      case 'ddim':
-      case 'plms': {
-        const f = req.sampler === 'ddim' ? ddimSample : plmsSample;
-        r = f(denoiser, model.samplerSchedule(), {
-          S: req.steps, shape, eta: req.eta ?? 0, parameterization: param, logEveryT: Math.max(1, Math.floor(req.steps / snaps)), ...common,
-          ...(req.onStep ? { callback: (i: number) => req.onStep!(i + 1, req.steps) } : {}),
-        });
-        break;
-      }
-      case 'dpm-solver++':
-        r = dpmSolverSample(denoiser, model.samplerSchedule(), {
-          steps: req.steps, shape, parameterization: param, logEveryT: Math.max(1, Math.floor(req.steps / snaps)), ...common,
-          ...(req.onStep ? { callback: (i: number) => req.onStep!(i + 1, req.steps) } : {}),
-        });
-        break;
-      default:
-        throw new ConfigError(`sample: unknown sampler '${String(req.sampler)}'`);
-    }
+    const ancestral = req.sampler === 'ddpm';
+    const r = getSampler(req.sampler)(model.denoiser(), model.diffusion, {
+      shape, steps: req.steps, eta: req.eta ?? 0, guidance, gen,
+      clipDenoised: req.clipDenoised ?? (model.clipDenoised && pixelSpace),
+      logEvery: Math.max(1, Math.floor((ancestral ? model.numTimesteps : req.steps) / snaps)),
+      ...defined({ cond, uncond }),
+      ...(req.onStep ? { onStep: stepCounter(req.onStep) } : {}),
+    });
     return { ...r, samples: clamp(r.samples, -1, 1), labels };
   });
 }
@@ -170,7 +147,7 @@ function sampleLatentImages(ldm: LatentDiffusion, cls: ClassCond | null, req: Sa
     const r = ldm.sampleLatent({
       n: req.n, cond, uc, guidance, sampler: req.sampler, steps: req.steps, eta: req.eta ?? 0, gen,
       logEveryT: req.sampler === 'ddpm' ? Math.max(1, Math.floor(ldm.numTimesteps / snaps)) : Math.max(1, Math.floor(req.steps / snaps)),
-      ...(req.onStep ? { onStep: req.onStep } : {}),
+      ...(req.onStep ? { onStep: stepCounter(req.onStep) } : {}),
     });
     // the trajectory strip shows decoded latents
     const dec = (xs: Tensor[]): Tensor[] => xs.map((x) => ldm.decodeFirstStage(x));

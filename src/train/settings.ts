@@ -7,10 +7,8 @@
 // `{key: {p, val}}`), which also gives the null label of a class-conditional DDPM.
 
 import { ConfigError } from '../util/index.ts';
+import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
 import { getPath, type ConfigTree } from '../io/index.ts';
-
-export type SamplerName = 'ddpm' | 'ddim' | 'plms' | 'dpm-solver++';
-export const SAMPLERS: readonly SamplerName[] = ['ddpm', 'ddim', 'plms', 'dpm-solver++'];
 
 export interface UcgEntry {
   /** batch key, e.g. 'class_label' or 'caption' */
@@ -75,8 +73,9 @@ export function resolveSettings(tree: ConfigTree): TrainSettings {
     throw new ConfigError(`config: 'lightning.trainer.adam_betas' must be a list of two numbers`);
   }
   const il = 'lightning.callbacks.image_logger.params.';
-  const sampler = (g(`${il}sampler`) ?? 'ddim') as SamplerName;
-  if (!SAMPLERS.includes(sampler)) throw new ConfigError(`config: '${il}sampler' must be one of ${SAMPLERS.join(', ')}, got '${sampler}'`);
+  const samplerName = String(g(`${il}sampler`) ?? 'ddim');
+  if (!isSamplerName(samplerName)) throw new ConfigError(`config: '${il}sampler' must be one of ${SAMPLER_NAMES.join(', ')}, got '${samplerName}'`);
+  const sampler: SamplerName = samplerName;
   const imgEvery = g(`${il}batch_frequency`);
   const disabled = g(`${il}disabled`) === true;
   const stripT = (g(`${il}strip_t`) ?? [200, 500, 900]) as unknown[];

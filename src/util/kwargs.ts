@@ -29,3 +29,14 @@ export function checkKwargs(owner: string, params: Readonly<Record<string, unkno
     throw new ConfigError(`${owner}: unknown parameter '${k}'${s ? ` (did you mean '${s}'?)` : ''}; valid: ${allowed.join(', ')}`);
   }
 }
+
+/** The entries of `o` whose value is not undefined (so optional fields stay absent under
+ *  exactOptionalPropertyTypes): `{ ...defined({ cond, gen }) }`. */
+export function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  const out: { [K in keyof T]?: Exclude<T[K], undefined> } = {};
+  for (const k of Object.keys(o) as (keyof T)[]) {
+    const v = o[k];
+    if (v !== undefined) out[k] = v as Exclude<T[typeof k], undefined>;
+  }
+  return out;
+}

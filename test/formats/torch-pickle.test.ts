@@ -117,9 +117,7 @@ test('globals outside the allow-list: error by default, inert stubs on request',
   assert.equal(tree.callbacks.cb.state.best.__global__, 'numpy.core.multiarray.scalar');
 });
 
-test('legacy and foreign formats raise clear errors', () => {
-  throwsFormat(() => readTorchCheckpoint(read('legacy.pth'), 'legacy.pth'), 'legacy.pth: legacy torch.save format is not supported; ' +
-    're-save with torch.save(..., _use_new_zipfile_serialization=True)');
+test('foreign formats raise clear errors (legacy torch.save: torch-legacy.test.ts)', () => {
   throwsFormat(() => readTorchCheckpoint(new TextEncoder().encode('hello world'), 'x.ckpt'), 'x.ckpt', 'not a PyTorch checkpoint');
   throwsFormat(() => readTorchCheckpoint(read('lightning.expected.safetensors'), 'y.ckpt'), 'y.ckpt', 'not a PyTorch checkpoint');
   throwsFormat(() => readTorchCheckpoint(torchZip(pk('N.')).subarray(0, 40), 'cut.ckpt'), 'cut.ckpt', 'end of central directory not found');

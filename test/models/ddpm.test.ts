@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { ConfigError, Generator } from '../../src/util/index.ts';
 import { backward, randn, tensor } from '../../src/tensor/index.ts';
 import { DDPM, MODEL_TARGETS, type BuildFn } from '../../src/models/index.ts';
-import { ddimSample } from '../../src/diffusion/index.ts';
+import { SAMPLERS } from '../../src/diffusion/index.ts';
 
 const build: BuildFn = (cfg, where) => {
   const f = MODEL_TARGETS[cfg.target];
@@ -93,6 +93,6 @@ test('sampling: p_sample_loop intermediates, DDIM through the Denoiser', () => {
   const r = m.sample(1, { gen: new Generator(7) });
   assert.deepEqual(r.sample.shape, [1, 2, 8, 8]);
   assert.equal(r.intermediates.length, 1 + 5); // x_T, t = 19, 15, 10, 5, 0
-  const d = ddimSample(m.denoiser(), m.samplerSchedule(), { S: 4, shape: [1, 2, 8, 8], gen: new Generator(8) });
+  const d = SAMPLERS.ddim(m.denoiser(), m.diffusion, { steps: 4, shape: [1, 2, 8, 8], gen: new Generator(8) });
   assert.deepEqual(d.samples.shape, [1, 2, 8, 8]);
 });

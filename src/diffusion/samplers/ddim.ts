@@ -1,65 +1,20 @@
-// DDIM sampling (Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models", eq. 12) exactly
-// as LDM's `DDIMSampler` (ldm/models/diffusion/ddim.py): the schedule of
-// `make_schedule` (schedules.ts `makeDdimSchedule`: timesteps shifted by +1, alphas_prev[0] =
-// alphas_cumprod[0], sigmas from eta), the loop of `ddim_sampling` and the step of
-// `p_sample_ddim`, with classifier-free guidance (uncond first) and the x_inter / pred_x0
-// intermediates. A function of a Denoiser callback and the model's float32 alphas_cumprod.
-// What it is not: no model, no PLMS (plms.ts reuses `ddimStep`).
+// DDIM sampling (Song, Meng & Ermon 2021, "Denoising Diffusion Implicit Models", eq. 12), the
+// `ddim` row of the sampler table, exactly as LDM's `DDIMSampler` (ldm/models/diffusion/ddim.py):
+// the schedule of `make_schedule` (ddim-schedule.ts: timesteps shifted by +1, alphas_prev[0] =
+// alphas_cumprod[0], sigmas from eta; or the model's own discretisation, GaussianDiffusion
+// `ddimSchedule`), the loop of `ddim_sampling` / `decode` (img2img from t_start) and the step of
+// `p_sample_ddim`, with classifier-free guidance (uncond first), inpainting masks and the
+// x_inter / pred_x0 intermediates. What it is not: no model, no PLMS (plms.ts reuses the step).
 
 import { ConfigError, Generator, defaultGenerator } from '../../util/index.ts';
 import { Tensor, add, clamp, div, mul, noGrad, randn, sub } from '../../tensor/index.ts';
-import { makeDdimSchedule, type DdimDiscretize, type DdimSchedule } from '../schedules.ts';
-import { fullT } from '../gaussian.ts';
+import type { DdimSchedule } from '../schedules.ts';
+import { fullT, type DdimPlan, type GaussianDiffusion } from '../gaussian.ts';
 import { cfgDenoiser } from '../guidance.ts';
-import type { Cond, Denoiser } from '../types.ts';
+import type { Denoiser } from '../types.ts';
+import type { SampleOptions, Sampler, SamplerIntermediates, SamplerResult } from './types.ts';
 
 const f32 = Math.fround;
-
-/** What DDIM reads from the model: its float32 `alphas_cumprod` / `alphas_cumprod_prev` buffers. */
-export interface DdimModelSchedule {
-  alphas_cumprod: ArrayLike<number>;
-  alphas_cumprod_prev: ArrayLike<number>;
-}
-
-export interface DdimSampleOptions {
-  /** number of DDIM steps S */
-  S: number;
-  /** [B, C, H, W] */
-  shape: readonly number[];
-  eta?: number;
-  discretize?: DdimDiscretize;
-  cond?: Cond;
-  /** unconditional conditioning for classifier-free guidance */
-  uncond?: Cond;
-  /** `unconditional_guidance_scale` (default 1) */
-  guidanceScale?: number;
-  /** x_T (else randn(shape) from gen) */
-  xT?: Tensor;
-  gen?: Generator;
-  /** per-step standard normal noises (step i uses noises[i]); else drawn from gen every step */
-  noises?: readonly Tensor[];
-  /** default 100, as `DDIMSampler.sample` */
-  logEveryT?: number;
-  temperature?: number;
-  /** what the denoiser predicts: 'eps' (official), 'x0' or 'v' (Stability-AI ddim.py) */
-  parameterization?: 'eps' | 'x0' | 'v';
-  /** clamp pred_x0 to [-1, 1] and re-derive eps (not in the official LDM sampler; default false) */
-  clipDenoised?: boolean;
-  /** inpainting: keep q_sample(x0, t) where mask == 1 (noise drawn from gen before the model call) */
-  mask?: Tensor;
-  x0?: Tensor;
-  callback?: (i: number, img: Tensor, predX0: Tensor) => void;
-}
-
-export interface SamplerIntermediates {
-  x_inter: Tensor[];
-  pred_x0: Tensor[];
-}
-
-export interface SamplerResult {
-  samples: Tensor;
-  intermediates: SamplerIntermediates;
-}
 
 /** The float32 scalars of one step, as `torch.full((b,1,1,1), ...)` makes them. */
 export interface DdimStepScalars {
@@ -129,52 +84,59 @@ export function stepNoise(shape: readonly number[], step: number, noises: readon
 }
 
 /**
- * `DDIMSampler.sample` + `ddim_sampling`:
- *  1. make_schedule(S, discretize, eta) on the model's alphas_cumprod;
+ * `DDIMSampler.sample` + `ddim_sampling` (or `decode(x, cond, t_start)` with tStart):
+ *  1. make_schedule(S, discretize, eta) on the model's float32 alphas_cumprod;
  *  2. img = x_T; intermediates = {x_inter: [img], pred_x0: [img]};
- *  3. for i, step in enumerate(flip(ddim_timesteps)): index = S - i - 1, ts = full(B, step);
- *     (mask: img = q_sample(x0, ts) mask + (1 - mask) img); model (with guidance) -> e_t;
- *     DDIM update at `index`; log when index % log_every_t == 0 or index == S - 1.
+ *  3. for i, step in enumerate(flip(ddim_timesteps[:t_start])): index = t_start - i - 1,
+ *     ts = full(B, step); (mask: img = q_sample(x0, ts) mask + (1 - mask) img); model (with
+ *     guidance) -> e_t; DDIM update at `index`; log when index % log_every_t == 0 or index == t_start - 1.
  */
-export function ddimSample(denoiser: Denoiser, model: DdimModelSchedule, opts: DdimSampleOptions): SamplerResult & { schedule: DdimSchedule } {
-  return noGrad(() => {
-    const eta = opts.eta ?? 0;
-    const schedule = makeDdimSchedule(model, { ddimNumSteps: opts.S, ddimDiscretize: opts.discretize ?? 'uniform', ddimEta: eta });
-    const r = ddimLoop(denoiser, model, schedule, opts);
-    return { ...r, schedule };
-  });
-}
+export const ddim: Sampler = (denoiser, diffusion, o) =>
+  noGrad(() => ddimLoop(denoiser, diffusion, diffusion.ddimSchedule(o.steps ?? 50, o.eta ?? 0, o.discretize ?? 'uniform'), o));
 
-/** The `ddim_sampling` loop over a prepared schedule (shared with callers that make their own). */
-export function ddimLoop(denoiser: Denoiser, model: DdimModelSchedule, schedule: DdimSchedule, opts: DdimSampleOptions): SamplerResult {
-  const gen = opts.gen ?? defaultGenerator;
-  const guided = cfgDenoiser(denoiser, { uncond: opts.uncond, scale: opts.guidanceScale ?? 1 });
-  const param = opts.parameterization ?? 'eps';
-  const every = opts.logEveryT ?? 100;
-  let img = opts.xT ?? randn(opts.shape, gen);
+/** The `ddim_sampling` loop over a prepared DDIM schedule. */
+export function ddimLoop(denoiser: Denoiser, diffusion: GaussianDiffusion, schedule: DdimPlan, o: SampleOptions): SamplerResult {
+  const gen = o.gen ?? defaultGenerator;
+  const guided = cfgDenoiser(denoiser, { uncond: o.uncond, scale: o.guidance ?? 1 });
+  const param = epsParameterization('ddim', diffusion);
+  const every = o.logEvery ?? 100;
+  let img = o.xT ?? randn(o.shape, gen);
   const B = img.shape[0]!;
   const steps = schedule.ddim_timesteps;
-  const total = steps.length;
+  const S = steps.length;
+  const total = o.tStart ?? S;
+  if (!Number.isInteger(total) || total < 1 || total > S) throw new ConfigError(`ddim: tStart must be an integer in [1, ${S}], got ${total}`);
   const intermediates: SamplerIntermediates = { x_inter: [img], pred_x0: [img] };
-  if (opts.mask && !opts.x0) throw new ConfigError('ddim: mask given without x0');
+  if (o.mask && !o.x0) throw new ConfigError('ddim: mask given without x0');
   for (let i = 0; i < total; i++) {
     const index = total - i - 1;
     const step = steps[index]!;
     const ts = fullT(B, step);
-    if (opts.mask && opts.x0) {
-      const orig = qSampleFromAlphas(model.alphas_cumprod, opts.x0, step, randn(opts.x0.shape, gen));
-      img = add(mul(orig, opts.mask), mul(sub(1, opts.mask), img));
+    if (o.mask && o.x0) {
+      const orig = qSampleFromAlphas(diffusion.alphasCumprod, o.x0, step, randn(o.x0.shape, gen));
+      img = add(mul(orig, o.mask), mul(sub(1, o.mask), img));
     }
-    const out = guided(img, ts, opts.cond);
+    const out = guided(img, ts, o.cond);
     const k = ddimStepScalars(schedule, index);
-    const { eT, predX0 } = ddimEpsAndX0(img, out, k, param, opts.clipDenoised ?? false);
-    const z = stepNoise(img.shape, i, opts.noises, gen);
-    img = ddimUpdate(eT, predX0, k, z, opts.temperature ?? 1);
-    opts.callback?.(i, img, predX0);
+    const { eT, predX0 } = ddimEpsAndX0(img, out, k, param, o.clipDenoised ?? false);
+    if (index === 0 && schedule.finalToX0) {
+      img = predX0; // lucidrains: time_next < 0 -> img = x_start, no draw
+    } else {
+      const z = stepNoise(img.shape, i, o.noises, gen);
+      img = ddimUpdate(eT, predX0, k, z, o.temperature ?? 1);
+    }
+    o.onStep?.({ i, total, t: step, x: img, predX0 });
     if (index % every === 0 || index === total - 1) {
       intermediates.x_inter.push(img);
       intermediates.pred_x0.push(predX0);
     }
   }
   return { samples: img, intermediates };
+}
+
+/** The schedule's parameterization where a sampler needs eps, x0 or v. */
+export function epsParameterization(sampler: string, diffusion: GaussianDiffusion): 'eps' | 'x0' | 'v' {
+  const p = diffusion.parameterization;
+  if (p === 'xprev') throw new ConfigError(`${sampler}: a model predicting x_{t-1} (xprev) can only be sampled by the ancestral sampler 'ddpm'`);
+  return p;
 }

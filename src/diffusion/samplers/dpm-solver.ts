@@ -4,28 +4,21 @@
 // alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t) of the discrete (VP) schedule.
 // Timesteps are integers on the model's grid from T-1 down to 0, uniform in lambda ("logSNR",
 // the default: time-uniform steps leave one huge lambda jump at the end of the discrete grid) or
-// uniform in t ("time_uniform", the choice of the Stable Diffusion integration). Classifier-free guidance through guidance.ts; eps, x0 and v
-// models are turned into data predictions x_theta. A function of a Denoiser callback.
+// uniform in t ("time_uniform", the choice of the Stable Diffusion integration). Classifier-free
+// guidance through guidance.ts; eps, x0 and v models are turned into data predictions x_theta.
+// The `dpm-solver++` row of the sampler table.
 // What it is not: no singlestep / 3rd-order variants, no SDE variant.
 
 import { ConfigError, Generator, defaultGenerator } from '../../util/index.ts';
 import { Tensor, add, clamp, div, mul, noGrad, randn, sub } from '../../tensor/index.ts';
-import { fullT } from '../gaussian.ts';
+import { fullT, type GaussianDiffusion } from '../gaussian.ts';
 import { cfgDenoiser } from '../guidance.ts';
-import type { Cond, Denoiser } from '../types.ts';
-import type { SamplerIntermediates, SamplerResult } from './ddim.ts';
+import type { Denoiser } from '../types.ts';
+import { epsParameterization } from './ddim.ts';
+import type { SampleOptions, Sampler, SamplerIntermediates, SamplerResult } from './types.ts';
 
-export interface DpmSolverOptions {
-  /** number of solver steps M (model calls; +1 with denoiseToZero) */
-  steps: number;
-  /** [B, C, H, W] */
-  shape: readonly number[];
-  cond?: Cond;
-  uncond?: Cond;
-  guidanceScale?: number;
-  xT?: Tensor;
-  gen?: Generator;
-  parameterization?: 'eps' | 'x0' | 'v';
+/** DPM-Solver's own settings beyond SampleOptions (the table row uses the defaults). */
+export interface DpmSolverSettings {
   /** 1 (= DDIM in data prediction) or 2 (default) */
   order?: 1 | 2;
   /** time grid: 'logSNR' (default; uniform in lambda, far more accurate on the discrete grid near t = 0) or 'time_uniform' */
@@ -34,10 +27,6 @@ export interface DpmSolverOptions {
   lowerOrderFinal?: boolean;
   /** finish with x = x_theta(x, t_M) (default false) */
   denoiseToZero?: boolean;
-  /** clamp x_theta to [-1, 1] (default false) */
-  clipDenoised?: boolean;
-  logEveryT?: number;
-  callback?: (i: number, img: Tensor, predX0: Tensor) => void;
 }
 
 /** Integer timesteps t_0 > t_1 > ... > t_M on [0, T-1]. */
@@ -83,16 +72,22 @@ export function dpmSolverTimesteps(alphasCumprod: ArrayLike<number>, steps: numb
  *     (first order, D_i = x_theta(x~_{t_{i-1}}), at the last step when lowerOrderFinal and M < 15)
  *  4. optionally x = x_theta(x~_{t_M}, t_M).
  */
-export function dpmSolverSample(denoiser: Denoiser, model: { alphas_cumprod: ArrayLike<number> }, opts: DpmSolverOptions): SamplerResult {
+export const dpmSolver: Sampler = (denoiser, diffusion, opts) => dpmSolverSample(denoiser, diffusion, opts);
+
+/** The `dpm-solver++` row with DPM-Solver's own settings. */
+export function dpmSolverSample(denoiser: Denoiser, diffusion: GaussianDiffusion, opts: SampleOptions & DpmSolverSettings): SamplerResult {
   return noGrad(() => {
-    const ac = model.alphas_cumprod;
+    if (opts.mask || opts.x0) throw new ConfigError('dpm-solver++: inpainting masks are not supported (use ddim or ddpm)');
+    if (opts.tStart !== undefined) throw new ConfigError('dpm-solver++: tStart (img2img) is not supported (use ddim or ddpm)');
+    if (opts.noises) throw new ConfigError('dpm-solver++: draws no noise; leave out noises');
+    const ac = diffusion.alphasCumprod;
     const gen = opts.gen ?? defaultGenerator;
     const order = opts.order ?? 2;
-    const param = opts.parameterization ?? 'eps';
-    const every = opts.logEveryT ?? 1;
-    const guided = cfgDenoiser(denoiser, { uncond: opts.uncond, scale: opts.guidanceScale ?? 1 });
-    const ts = dpmSolverTimesteps(ac, opts.steps, opts.skipType ?? 'logSNR');
-    const M = opts.steps;
+    const param = epsParameterization('dpm-solver++', diffusion);
+    const every = opts.logEvery ?? 1;
+    const guided = cfgDenoiser(denoiser, { uncond: opts.uncond, scale: opts.guidance ?? 1 });
+    const M = opts.steps ?? 50;
+    const ts = dpmSolverTimesteps(ac, M, opts.skipType ?? 'logSNR');
     const alpha = (t: number): number => Math.sqrt(ac[t]!);
     const sigma = (t: number): number => Math.sqrt(1 - ac[t]!);
     const lambda = (t: number): number => Math.log(alpha(t)) - Math.log(sigma(t));
@@ -131,7 +126,7 @@ export function dpmSolverSample(denoiser: Denoiser, model: { alphas_cumprod: Arr
         prevH = h;
         D = dataPred(x, t);
       }
-      opts.callback?.(i - 1, x, predX0);
+      opts.onStep?.({ i: i - 1, total: M, t, x, predX0 });
       if ((M - i) % every === 0 || i === 1) {
         intermediates.x_inter.push(x);
         intermediates.pred_x0.push(predX0);

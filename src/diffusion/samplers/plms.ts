@@ -2,18 +2,14 @@
 // PNDM) as LDM's `PLMSSampler` (ldm/models/diffusion/plms.py): the DDIM schedule with eta = 0
 // (anything else is an error, as in the official), a linear multistep on eps with a history of
 // up to three previous eps, and a pseudo improved-Euler (2nd order) first step that calls the
-// model twice. The transfer step is the DDIM update (ddim.ts). A function of a Denoiser callback.
+// model twice. The transfer step is the DDIM update (ddim.ts). The `plms` row of the sampler table.
 
 import { ConfigError, defaultGenerator } from '../../util/index.ts';
 import { Tensor, add, div, mul, noGrad, randn, sub } from '../../tensor/index.ts';
-import { makeDdimSchedule } from '../schedules.ts';
 import { fullT } from '../gaussian.ts';
 import { cfgDenoiser } from '../guidance.ts';
-import type { Denoiser } from '../types.ts';
-import {
-  ddimEpsAndX0, ddimStepScalars, ddimUpdate, qSampleFromAlphas, stepNoise,
-  type DdimModelSchedule, type DdimSampleOptions, type SamplerIntermediates, type SamplerResult,
-} from './ddim.ts';
+import { ddimEpsAndX0, ddimStepScalars, ddimUpdate, epsParameterization, qSampleFromAlphas, stepNoise } from './ddim.ts';
+import type { Sampler, SamplerIntermediates } from './types.ts';
 
 /**
  * `PLMSSampler.sample` / `plms_sampling` / `p_sample_plms`. For step i (index = S - i - 1,
@@ -28,16 +24,18 @@ import {
  * Every DDIM update draws its noise (sigma is 0), so a Generator advances as torch's would;
  * a given `noises` list is consumed in draw order (two draws in the first step).
  */
-export function plmsSample(denoiser: Denoiser, model: DdimModelSchedule, opts: DdimSampleOptions): SamplerResult {
+export const plms: Sampler = (denoiser, diffusion, opts) => {
   return noGrad(() => {
     const eta = opts.eta ?? 0;
     if (eta !== 0) throw new ConfigError(`plms: ddim_eta must be 0 for PLMS, got ${eta}`);
-    const schedule = makeDdimSchedule(model, { ddimNumSteps: opts.S, ddimDiscretize: opts.discretize ?? 'uniform', ddimEta: 0 });
+    if (opts.tStart !== undefined) throw new ConfigError('plms: tStart (img2img) is not supported; use ddim or ddpm');
+    const schedule = diffusion.ddimSchedule(opts.steps ?? 50, 0, opts.discretize ?? 'uniform');
+    const model = { alphas_cumprod: diffusion.alphasCumprod };
     const gen = opts.gen ?? defaultGenerator;
-    const guided = cfgDenoiser(denoiser, { uncond: opts.uncond, scale: opts.guidanceScale ?? 1 });
-    const param = opts.parameterization ?? 'eps';
+    const guided = cfgDenoiser(denoiser, { uncond: opts.uncond, scale: opts.guidance ?? 1 });
+    const param = epsParameterization('plms', diffusion);
     const clip = opts.clipDenoised ?? false;
-    const every = opts.logEveryT ?? 100;
+    const every = opts.logEvery ?? 100;
     const temperature = opts.temperature ?? 1;
     let img = opts.xT ?? randn(opts.shape, gen);
     const B = img.shape[0]!;
@@ -81,7 +79,7 @@ export function plmsSample(denoiser: Denoiser, model: DdimModelSchedule, opts: D
       img = ddimUpdate(fin.eT, fin.predX0, k, noise(x.shape), temperature);
       oldEps.push(eT);
       if (oldEps.length >= 4) oldEps.shift();
-      opts.callback?.(i, img, fin.predX0);
+      opts.onStep?.({ i, total, t: timeRange[i]!, x: img, predX0: fin.predX0 });
       if (index % every === 0 || index === total - 1) {
         intermediates.x_inter.push(img);
         intermediates.pred_x0.push(fin.predX0);
@@ -89,4 +87,4 @@ export function plmsSample(denoiser: Denoiser, model: DdimModelSchedule, opts: D
     }
     return { samples: img, intermediates };
   });
-}
+};

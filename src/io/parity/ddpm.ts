@@ -18,7 +18,7 @@
 import { LdmError } from '../../util/index.ts';
 import { Tensor, noGrad, stack } from '../../tensor/index.ts';
 import { DDPM, MODEL_TARGETS, type BuildFn, type TargetConfig } from '../../models/index.ts';
-import { ddimSample, makeDdimSchedule, plmsSample, type Cond, type Denoiser } from '../../diffusion/index.ts';
+import { SAMPLERS, type Cond, type Denoiser } from '../../diffusion/index.ts';
 import type { FixtureContext, FixtureHandler, FixtureOutputs } from './types.ts';
 
 const DDPM_CLASS = 'ldm.models.diffusion.ddpm.DDPM';
@@ -76,11 +76,8 @@ function runDdimSchedule(ctx: FixtureContext): FixtureOutputs {
   const S = ms['ddim_num_steps'];
   if (typeof S !== 'number') throw new LdmError(`${ctx.path}: config.make_schedule.ddim_num_steps is missing`);
   // make_schedule only reads the model's float32 buffers (in.alphas_cumprod holds the same values)
-  const schedule = makeDdimSchedule(model.samplerSchedule(), {
-    ddimNumSteps: S,
-    ddimDiscretize: (ms['ddim_discretize'] as 'uniform' | 'quad' | undefined) ?? 'uniform',
-    ddimEta: (ms['ddim_eta'] as number | undefined) ?? 0,
-  });
+  const schedule = model.diffusion.ddimSchedule(S, (ms['ddim_eta'] as number | undefined) ?? 0,
+    (ms['ddim_discretize'] as 'uniform' | 'quad' | undefined) ?? 'uniform');
   const out: FixtureOutputs = new Map();
   for (const key of ctx.outputKeys) {
     const name = key.slice('out.'.length);
@@ -188,19 +185,18 @@ function runDdimSample(ctx: FixtureContext): FixtureOutputs {
     const noises = ctx.has(noiseKey) ? ctx.get(noiseKey) : null;
     const noiseList = noises ? Array.from({ length: noises.shape[0]! }, (_, i) => noises.slice(0, i, i + 1).reshape(...noises.shape.slice(1))) : undefined;
     const opts = {
-      S: vc['S'] as number,
+      steps: vc['S'] as number,
       shape: xT.shape,
       eta: (vc['eta'] as number | undefined) ?? 0,
       xT,
       gen: ctx.generator(),
-      logEveryT: (vc['log_every_t'] as number | undefined) ?? logEveryT,
-      guidanceScale: (vc['unconditional_guidance_scale'] as number | undefined) ?? 1,
-      parameterization: model.parameterization,
+      logEvery: (vc['log_every_t'] as number | undefined) ?? logEveryT,
+      guidance: (vc['unconditional_guidance_scale'] as number | undefined) ?? 1,
       ...(ctx.has('in.c') ? { cond: wrap(ctx.input('c')) } : {}),
       ...(vc['uc'] ? { uncond: wrap(ctx.input('uc')) } : {}),
       ...(noiseList ? { noises: noiseList } : {}),
     };
-    const r = plms ? plmsSample(recording, model.samplerSchedule(), opts) : ddimSample(recording, model.samplerSchedule(), opts);
+    const r = SAMPLERS[plms ? 'plms' : 'ddim'](recording, model.diffusion, opts);
     out.set(`out.${v}.samples`, r.samples);
     out.set(`out.${v}.x_inter`, stack(r.intermediates.x_inter, 0));
     out.set(`out.${v}.pred_x0`, stack(r.intermediates.pred_x0, 0));

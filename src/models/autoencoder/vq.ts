@@ -1,0 +1,262 @@
+// The vector-quantised first stages: `VQModel` and `VQModelInterface` of ldm/models/autoencoder.py
+// (CompVis/latent-diffusion a506df5) and `VQModel` of taming/models/vqgan.py (taming-transformers
+// 3ba01b2), with this family's TargetTable. Children under the official keys, in the official
+// registration order: encoder.*, decoder.*, loss.*, quantize.embedding.weight (+ quantize.used with
+// remap), quant_conv.*, post_quant_conv.*, colorize. Not here: the training loss
+// (VQLPIPSWithDiscriminator, built from `lossconfig` through the registry), the optimisation steps
+// (vq-training.ts), checkpoint reading (`ckpt_path` is refused, as AutoencoderKL does).
+//
+// Official facts kept:
+//  - the quantizer is VectorQuantizer2(n_embed, embed_dim, beta=0.25, remap, sane_index_shape)
+//    with the default legacy=True; quant_conv maps z_channels -> embed_dim (no double_z);
+//  - VQModel.encode -> (quant, emb_loss, info); forward(x, return_pred_indices) -> (dec, diff[, ind]);
+//  - VQModelInterface.encode -> the PRE-quantisation h (quant_conv output); decode(h,
+//    force_not_quantize=False) quantises h first unless force_not_quantize; its inherited
+//    forward() would unpack that tensor as a tuple, so it cannot train (we say so instead);
+//  - ldm's VQModel with use_ema=True, batch_resize_range or scheduler_config runs code that is
+//    not imported in the official file (LitEma, np, LambdaLR: NameError); refused here by name.
+
+import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import * as T from '../../tensor/index.ts';
+import type { Tensor } from '../../tensor/index.ts';
+import { Conv2d, Module, initGenerator } from '../../nn/index.ts';
+import type { BuildFn, TargetConfig, TargetTable } from '../targets.ts';
+import { type DDConfig, Decoder, Encoder } from './encoder.ts';
+import { type QuantizeOptions, type QuantizeResult, VectorQuantizer2, makeVectorQuantizer2 } from './quantize.ts';
+
+export const LDM_VQMODEL_KEYS = [
+  'ddconfig', 'lossconfig', 'n_embed', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor',
+  'batch_resize_range', 'scheduler_config', 'lr_g_factor', 'remap', 'sane_index_shape', 'use_ema',
+] as const;
+
+export const TAMING_VQMODEL_KEYS = [
+  'ddconfig', 'lossconfig', 'n_embed', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor',
+  'remap', 'sane_index_shape',
+] as const;
+
+export interface VQModelOptions {
+  ddconfig: DDConfig;
+  lossconfig: TargetConfig;
+  n_embed: number;
+  embed_dim: number;
+  ckpt_path?: string | null;
+  ignore_keys?: readonly string[];
+  image_key?: string;
+  colorize_nlabels?: number | null;
+  monitor?: string | null;
+  batch_resize_range?: readonly number[] | null;
+  scheduler_config?: TargetConfig | null;
+  lr_g_factor?: number;
+  remap?: readonly number[] | string | null;
+  sane_index_shape?: boolean;
+  use_ema?: boolean;
+}
+
+/** `(quant, emb_loss, (perplexity, min_encodings, indices))` of VQModel.encode. */
+export type VQEncodeResult = [Tensor, Tensor, [null, null, Tensor]];
+
+function isTargetConfig(v: unknown): v is TargetConfig {
+  return typeof v === 'object' && v !== null && typeof (v as { target?: unknown }).target === 'string';
+}
+
+function posInt(owner: string, k: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${owner}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/** What VQModel, VQModelInterface and taming's VQModel share: the modules, encode to the
+ *  pre-quantisation latent, quantise, decode a quantised latent, the Lightning helpers. */
+export abstract class VQModelBase extends Module {
+  readonly owner: string;
+  readonly imageKey: string;
+  readonly embedDim: number;
+  readonly nEmbed: number;
+  readonly ignoreKeys: readonly string[];
+  readonly monitor: string | null;
+  readonly lossconfig: TargetConfig;
+  /** the optimiser of the autoencoder uses lr_g_factor * lr (ldm's VQModel; 1 for taming's) */
+  readonly lrGFactor: number;
+  readonly encoder: Encoder;
+  readonly decoder: Decoder;
+  readonly quantize: VectorQuantizer2;
+  readonly quant_conv: Conv2d;
+  readonly post_quant_conv: Conv2d;
+  #loss: unknown = null;
+  #lossError: Error | null = null;
+
+  protected constructor(owner: string, opts: VQModelOptions, allowed: readonly string[], build?: BuildFn) {
+    super();
+    const O = owner, p = opts as unknown as Readonly<Record<string, unknown>>;
+    this.owner = O;
+    checkKwargs(O, p, allowed);
+    if (p['ckpt_path'] !== undefined && p['ckpt_path'] !== null) {
+      throw new ConfigError(`${O}: ckpt_path '${String(p['ckpt_path'])}' is not loaded by the constructor; build the model without it and load the weights with the checkpoint loader (io/)`);
+    }
+    if (p['use_ema'] === true) throw new ConfigError(`${O}: use_ema=True is not supported: the official VQModel calls LitEma without importing it (NameError), so no official checkpoint has model_ema.*`);
+    if (p['use_ema'] !== undefined && p['use_ema'] !== false) throw new ConfigError(`${O}: 'use_ema' must be a boolean, got ${JSON.stringify(p['use_ema'])}`);
+    if (p['batch_resize_range'] !== undefined && p['batch_resize_range'] !== null) {
+      throw new ConfigError(`${O}: batch_resize_range is not supported (the official get_input draws with np, which autoencoder.py does not import, and resizes bicubically); remove it`);
+    }
+    if (p['scheduler_config'] !== undefined && p['scheduler_config'] !== null) {
+      throw new ConfigError(`${O}: scheduler_config is not supported (the official configure_optimizers calls LambdaLR, which autoencoder.py does not import); remove it`);
+    }
+    const dd = p['ddconfig'];
+    if (typeof dd !== 'object' || dd === null || Array.isArray(dd)) throw new ConfigError(`${O}: 'ddconfig' must be a mapping of Encoder/Decoder parameters`);
+    const lc = p['lossconfig'];
+    if (!isTargetConfig(lc)) throw new ConfigError(`${O}: 'lossconfig' must be a {target, params} mapping, got ${JSON.stringify(lc)}`);
+    const ed = posInt(O, 'embed_dim', p['embed_dim']);
+    const ne = posInt(O, 'n_embed', p['n_embed']);
+    const lrg = p['lr_g_factor'] ?? 1.0;
+    if (typeof lrg !== 'number' || !Number.isFinite(lrg)) throw new ConfigError(`${O}: 'lr_g_factor' must be a number, got ${JSON.stringify(lrg)}`);
+    const ddc = dd as DDConfig;
+    this.imageKey = (p['image_key'] as string | undefined) ?? 'image';
+    this.ignoreKeys = (p['ignore_keys'] as string[] | undefined) ?? [];
+    this.monitor = (p['monitor'] as string | null | undefined) ?? null;
+    this.embedDim = ed;
+    this.nEmbed = ne;
+    this.lrGFactor = lrg;
+    this.lossconfig = lc;
+    this.encoder = this.child('encoder', new Encoder(ddc));
+    this.decoder = this.child('decoder', new Decoder(ddc));
+    if (build) {
+      try {
+        this.#loss = build(lc, `${O}.lossconfig`);
+        if (this.#loss instanceof Module) this.child('loss', this.#loss);
+      } catch (e) {
+        this.#lossError = e instanceof Error ? e : new Error(String(e));
+      }
+    } else {
+      this.#lossError = new ConfigError(`${O}: built without a registry, so lossconfig '${lc.target}' was not instantiated`);
+    }
+    const qp: Record<string, unknown> = { n_e: ne, e_dim: ed, beta: 0.25, sane_index_shape: p['sane_index_shape'] ?? false };
+    if (p['remap'] !== undefined && p['remap'] !== null) qp['remap'] = p['remap'];
+    this.quantize = this.child('quantize', makeVectorQuantizer2(qp));
+    const z = this.encoder.zChannels;
+    this.quant_conv = this.child('quant_conv', new Conv2d(z, ed, 1));
+    this.post_quant_conv = this.child('post_quant_conv', new Conv2d(ed, z, 1));
+    const nl = p['colorize_nlabels'];
+    if (nl !== undefined && nl !== null) {
+      if (typeof nl !== 'number' || !Number.isInteger(nl)) throw new ConfigError(`${O}: colorize_nlabels must be an integer, got ${JSON.stringify(nl)}`);
+      this.buffer('colorize', T.randn([3, nl, 1, 1], initGenerator()));
+    }
+  }
+
+  /** The module built from `lossconfig`; throws the construction error if it could not be built. */
+  get loss(): unknown {
+    if (this.#lossError) throw new ConfigError(`${this.owner}: lossconfig '${this.lossconfig.target}' could not be built: ${this.#lossError.message}`);
+    return this.#loss;
+  }
+
+  get hasLoss(): boolean {
+    return this.#lossError === null;
+  }
+
+  /** `encode_to_prequant`: x [N, C, H, W] -> h [N, embed_dim, H/f, W/f] (quant_conv output). */
+  encodeToPrequant(x: Tensor): Tensor {
+    if (this.encoder.doubleZ) throw new ConfigError(`${this.owner}: ddconfig.double_z is true, so the encoder gives 2*z_channels channels but quant_conv takes z_channels (${this.encoder.zChannels}); set double_z: false`);
+    return this.quant_conv.forward(this.encoder.forward(x));
+  }
+
+  /** `quantize(h)`. */
+  quantizeLatent(h: Tensor, opts: QuantizeOptions = {}): QuantizeResult {
+    return this.quantize.forward(h, opts);
+  }
+
+  /** VQModel.decode: quant [N, embed_dim, h, w] -> post_quant_conv -> decoder -> [N, out_ch, H, W]. */
+  decodeQuant(quant: Tensor): Tensor {
+    if (quant.ndim !== 4 || quant.shape[1] !== this.embedDim) throw new ShapeError(`${this.owner}.decode: latent ${fmtShape(quant.shape)} is not [N, ${this.embedDim}, h, w]`);
+    return this.decoder.forward(this.post_quant_conv.forward(quant));
+  }
+
+  /** encode + quantize + decode: (dec, diff, indices), as VQModel.forward(x, return_pred_indices=True). */
+  reconstruct(x: Tensor, opts: QuantizeOptions = {}): [Tensor, Tensor, Tensor] {
+    const q = this.quantizeLatent(this.encodeToPrequant(x), opts);
+    return [this.decodeQuant(q.zQ), q.loss, q.indices];
+  }
+
+  /** `get_input`: batch[k] channels-last [N, H, W(, C)] -> [N, C, H, W] float. */
+  get_input(batch: Readonly<Record<string, Tensor>>, k: string = this.imageKey): Tensor {
+    const x = batch[k];
+    if (!x) throw new ConfigError(`${this.owner}.get_input: batch has no '${k}' (keys: ${Object.keys(batch).join(', ')})`);
+    const x4 = x.ndim === 3 ? T.unsqueeze(x, 3) : x;
+    return T.permute(T.toFloat(x4), [0, 3, 1, 2]);
+  }
+
+  /** `get_last_layer`: decoder.conv_out.weight (for the adaptive GAN weight). */
+  get_last_layer(): Tensor {
+    return this.decoder.conv_out.weight;
+  }
+
+  /** Parameters of opt_ae: encoder, decoder, quantize, quant_conv, post_quant_conv (in that order). */
+  autoencoderParameters(): Tensor[] {
+    return [...this.encoder.parameters(), ...this.decoder.parameters(), ...this.quantize.parameters(),
+      ...this.quant_conv.parameters(), ...this.post_quant_conv.parameters()];
+  }
+}
+
+/** `ldm.models.autoencoder.VQModel`. */
+export class VQModel extends VQModelBase {
+  constructor(opts: VQModelOptions, build?: BuildFn, owner = 'VQModel', allowed: readonly string[] = LDM_VQMODEL_KEYS) {
+    super(owner, opts, allowed, build);
+  }
+
+  /** `encode(x)` -> (quant, emb_loss, (None, None, indices)). */
+  encode(x: Tensor, opts: QuantizeOptions = {}): VQEncodeResult {
+    const q = this.quantizeLatent(this.encodeToPrequant(x), opts);
+    return [q.zQ, q.loss, [null, null, q.indices]];
+  }
+
+  decode(quant: Tensor): Tensor {
+    return this.decodeQuant(quant);
+  }
+
+  /** `forward(input, return_pred_indices=False)` -> (dec, diff) or (dec, diff, ind). */
+  forward(input: Tensor, returnPredIndices = false, opts: QuantizeOptions = {}): [Tensor, Tensor] | [Tensor, Tensor, Tensor] {
+    const [dec, diff, ind] = this.reconstruct(input, opts);
+    return returnPredIndices ? [dec, diff, ind] : [dec, diff];
+  }
+}
+
+/** `taming.models.vqgan.VQModel`: the same modules and calls, fewer constructor options. */
+export class TamingVQModel extends VQModel {
+  constructor(opts: VQModelOptions, build?: BuildFn) {
+    super(opts, build, 'taming VQModel', TAMING_VQMODEL_KEYS);
+  }
+
+  /** taming's forward(input) -> (dec, diff). */
+  override forward(input: Tensor, _returnPredIndices = false, opts: QuantizeOptions = {}): [Tensor, Tensor] {
+    const [dec, diff] = this.reconstruct(input, opts);
+    return [dec, diff];
+  }
+}
+
+/** `ldm.models.autoencoder.VQModelInterface`: the first stage of VQ latent diffusion models. */
+export class VQModelInterface extends VQModelBase {
+  constructor(opts: VQModelOptions, build?: BuildFn) {
+    super('VQModelInterface', opts, LDM_VQMODEL_KEYS, build);
+  }
+
+  /** `encode(x)` -> h, the pre-quantisation latent [N, embed_dim, h, w]. */
+  encode(x: Tensor): Tensor {
+    return this.encodeToPrequant(x);
+  }
+
+  /** `decode(h, force_not_quantize=False)`: quantise h (unless forced not to), then decode. */
+  decode(h: Tensor, forceNotQuantize = false, opts: QuantizeOptions = {}): Tensor {
+    const quant = forceNotQuantize ? h : this.quantizeLatent(h, opts).zQ;
+    return this.decodeQuant(quant);
+  }
+
+  /** The inherited official forward unpacks encode()'s tensor as (quant, diff, info) and fails. */
+  forward(): never {
+    throw new ConfigError('VQModelInterface.forward: the official class inherits VQModel.forward, which unpacks the pre-quantisation tensor of its encode() as a tuple and fails; train a first stage with ldm.models.autoencoder.VQModel and load its weights into VQModelInterface');
+  }
+}
+
+/** Official class paths of the VQ family -> constructors (merged in models/index.ts). */
+export const vqTargets = {
+  'ldm.models.autoencoder.VQModel': (p, build) => new VQModel(p as unknown as VQModelOptions, build),
+  'ldm.models.autoencoder.VQModelInterface': (p, build) => new VQModelInterface(p as unknown as VQModelOptions, build),
+  'taming.models.vqgan.VQModel': (p, build) => new TamingVQModel(p as unknown as VQModelOptions, build),
+  'taming.modules.vqvae.quantize.VectorQuantizer2': (p) => makeVectorQuantizer2(p),
+} satisfies TargetTable;

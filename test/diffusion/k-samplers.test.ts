@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { Generator } from '../../src/util/index.ts';
 import { Tensor, mul, randn, sub } from '../../src/tensor/index.ts';
 import {
-  DiscreteSigmas, K_SAMPLERS, K_SAMPLER_NAMES, SIGMA_SCHEDULES, asFloat32, kSample, karrasSigmas, lmsCoeff,
+  DiscreteSigmas, GaussianDiffusion, K_SAMPLERS, getSampler, img2imgStart, K_SAMPLER_NAMES, SIGMA_SCHEDULES, asFloat32, kSample, karrasSigmas, lmsCoeff,
   makeBetaSchedule, registerSchedule, sigmaSchedule, type Denoiser, type SigmaDenoiser,
 } from '../../src/diffusion/index.ts';
 
@@ -20,8 +20,8 @@ const gaussD: SigmaDenoiser = (x, s) => mul(x, (SD * SD) / (SD * SD + s * s));
 const ac = asFloat32(registerSchedule(makeBetaSchedule('linear', 1000, 0.00085, 0.012))).alphas_cumprod;
 const sched = new DiscreteSigmas(ac);
 
-const maxAbs = (t: Tensor): number => t.data.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-const std = (t: Tensor): number => Math.sqrt(t.data.reduce((s, v) => s + v * v, 0) / t.size);
+const maxAbs = (t: Tensor): number => { let m = 0; for (const v of t.data) m = Math.max(m, Math.abs(v)); return m; };
+const std = (t: Tensor): number => { let s = 0; for (const v of t.data) s += v * v; return Math.sqrt(s / t.size); };
 
 test('deterministic k-samplers solve the Gaussian probability-flow ODE', () => {
   const sigmas = karrasSigmas(30, 0.03, 20);
@@ -95,10 +95,30 @@ test('kSample: CompVisDenoiser of an eps model, guidance, img2img and inpainting
   kSample(eps, ac, { sampler: 'unipc', steps: 9, shape: [1, 1, 6, 6], gen: new Generator(2) });
   assert.equal(calls, 9, 'unipc: steps model calls');
   const x0 = mul(randn([1, 1, 6, 6], new Generator(8)), 0.3);
-  const half = kSample(eps, ac, { sampler: 'euler', steps: 10, strength: 0.5, x0, shape: [1, 1, 6, 6], gen: new Generator(2) });
-  assert.equal(half.sigmas.length, 6, 'strength 0.5 runs half the steps');
+  const half = kSample(eps, ac, { sampler: 'euler', steps: 10, tStart: 5, xT: x0, shape: [1, 1, 6, 6], gen: new Generator(2) });
+  assert.equal(half.sigmas.length, 6, 'tStart 5 of 10 runs half the steps');
   const mask = new Tensor(Float32Array.from({ length: 36 }, (_, i) => (i < 18 ? 1 : 0)), [1, 1, 6, 6]);
   const inp = kSample(eps, ac, { sampler: 'dpmpp_2m', steps: 10, x0, mask, shape: [1, 1, 6, 6], gen: new Generator(2) });
   for (let i = 0; i < 18; i++) assert.equal(inp.samples.data[i], x0.data[i], 'the kept region equals the input');
-  assert.throws(() => kSample(eps, ac, { sampler: 'euler', steps: 4, strength: 0.5, shape: [1, 1, 6, 6] }), /initial image/);
+  assert.throws(() => kSample(eps, ac, { sampler: 'euler', steps: 4, tStart: 2, shape: [1, 1, 6, 6] }), /needs xT/);
+});
+
+test('the table rows: every k-sampler and img2img start through getSampler', () => {
+  const diffusion = GaussianDiffusion.fromBetas(makeBetaSchedule('linear', 1000, 0.00085, 0.012));
+  const xStar = mul(randn([1, 1, 6, 6], new Generator(5)), 0.5);
+  const acT = diffusion.alphasCumprod;
+  const eps: Denoiser = (x, t) => {
+    const tv = t.data[0]!, lo = Math.floor(tv), w = tv - lo;
+    const a = acT[lo]! * (1 - w) + acT[Math.min(999, lo + 1)]! * w;
+    return mul(sub(x, mul(xStar, Math.sqrt(a))), 1 / Math.sqrt(1 - a));
+  };
+  for (const name of ['ddim', 'ddpm', 'euler', 'dpmpp_2m', 'unipc'] as const) {
+    const st = img2imgStart(name, diffusion, { steps: 10 }, xStar, 0.5, randn([1, 1, 6, 6], new Generator(4)));
+    const steps: number[] = [];
+    const r = getSampler(name)(eps, diffusion, { shape: [1, 1, 6, 6], steps: 10, xT: st.xT, tStart: st.tStart, gen: new Generator(1), clipDenoised: false, onStep: (i) => steps.push(i.i) });
+    assert.ok(maxAbs(sub(r.samples, xStar)) < (name === 'ddim' ? 0.15 : 0.03), `${name} img2img of the point mass stays there (${maxAbs(sub(r.samples, xStar))})`);
+    assert.equal(steps.length, name === 'ddpm' ? 500 : 5, `${name}: steps run`);
+  }
+  assert.throws(() => img2imgStart('plms', diffusion, { steps: 10 }, xStar, 0.5, xStar), /no partial start/);
+  assert.throws(() => getSampler('euler')(eps, diffusion, { shape: [1, 1, 6, 6], eta: 0.5 }), /euler has no eta/);
 });

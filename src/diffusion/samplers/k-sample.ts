@@ -1,13 +1,16 @@
-// The k-diffusion sampler table and the one driver every model samples them through:
+// The k-diffusion samplers as rows of the sampler table (samplers/index.ts), through one driver:
 //  1. sigmas = the named schedule on the model's discrete levels (sigma-schedules.ts), or given;
-//     image-to-image (SDEdit, Meng et al. 2022) keeps the last round(strength * steps) of them;
+//     image-to-image (tStart): the last tStart of them, starting from the VP-noised image xT;
 //  2. D = CompVisDenoiser over the Denoiser (k-denoiser.ts), with guidance and the inpainting mask;
-//  3. x = x_T * sigmas[0] (+ x0 for image-to-image), then the sampler row;
+//  3. x = x_T * sigmas[0] (k-diffusion's start; tStart: xT * sqrt(1 + sigma^2), the VP sample in
+//     sigma space), then the sampler function;
 //  4. inpainting: the kept region is pasted back exactly (mask == 1 keeps x0).
-// Adding a sampler is one function and one row of K_SAMPLERS. What it is not: no model, no files.
+// Adding a k-sampler is one function, one entry of K_SAMPLERS and one row in samplers/index.ts.
+// What it is not: no model, no files.
 
 import { ConfigError, Generator, defaultGenerator } from '../../util/index.ts';
 import { Tensor, add, mul, noGrad, randn, sub } from '../../tensor/index.ts';
+import type { GaussianDiffusion } from '../gaussian.ts';
 import { DiscreteSigmas, compVisDenoiser } from '../k-denoiser.ts';
 import { sigmaSchedule, type SigmaScheduleName } from '../sigma-schedules.ts';
 import type { Cond, Denoiser } from '../types.ts';
@@ -16,6 +19,7 @@ import {
   sampleEulerAncestral, sampleHeun, sampleLms, type KSampler, type KSamplerOptions,
 } from './k-diffusion.ts';
 import { sampleUniPc } from './unipc.ts';
+import type { Sampler, SamplerIntermediates } from './types.ts';
 
 /** name -> sampler; what each reads of eta / s_noise / churn / solver_type / order. */
 export const K_SAMPLERS = {
@@ -71,16 +75,16 @@ export interface KSampleOptions {
   xT?: Tensor;
   /** the sampler's Gaussian draws in order (else drawn from gen) */
   noises?: readonly Tensor[];
-  /** image-to-image / inpainting: the known image in model space. [B, C, H, W] */
+  /** inpainting: the known image in model space. [B, C, H, W] */
   x0?: Tensor;
-  /** image-to-image: fraction of the schedule to run (1 = from pure noise) */
-  strength?: number;
+  /** image-to-image: run the last tStart steps, from xT = the image noised (VP form) to that step */
+  tStart?: number;
   /** inpainting: 1 = keep x0, 0 = generate. [B or 1, 1 or C, H, W] */
   mask?: Tensor;
   /** every model call: the network input and output (parity fixtures) */
   onCall?: (x: Tensor, t: number, out: Tensor) => void;
-  /** after every step: (step, total) */
-  onStep?: (i: number, total: number) => void;
+  /** after every step's model call: (step index, steps, x, sigma, denoised) */
+  onDenoised?: (i: number, total: number, x: Tensor, sigma: number, denoised: Tensor) => void;
 }
 
 export interface KSampleResult {
@@ -104,13 +108,11 @@ export function kSample(denoiser: Denoiser, alphasCumprod: ArrayLike<number>, o:
       ...(o.sigmaMin !== undefined ? { sigmaMin: o.sigmaMin } : {}), ...(o.sigmaMax !== undefined ? { sigmaMax: o.sigmaMax } : {}),
       ...(o.rho !== undefined ? { rho: o.rho } : {}),
     });
-    const strength = o.strength ?? 1;
-    if (!(strength > 0 && strength <= 1)) throw new ConfigError(`--strength must be in (0, 1], got ${strength}`);
-    if (strength < 1) { // 1. SDEdit: the last round(strength * n) steps
-      if (!o.x0) throw new ConfigError('image-to-image (strength < 1) needs the initial image');
-      const n = sigmas.length - 1;
-      const run = Math.max(1, Math.min(n, Math.round(strength * n)));
-      sigmas = sigmas.slice(n - run);
+    const n = sigmas.length - 1;
+    if (o.tStart !== undefined) { // 1. image-to-image: the last tStart steps
+      if (!Number.isInteger(o.tStart) || o.tStart < 1 || o.tStart > n) throw new ConfigError(`${o.sampler}: tStart must be an integer in [1, ${n}], got ${o.tStart}`);
+      if (!o.xT) throw new ConfigError(`${o.sampler}: tStart needs xT (the image noised to that step)`);
+      sigmas = sigmas.slice(n - o.tStart);
     }
     if (o.mask && !o.x0) throw new ConfigError('inpainting: a mask needs the initial image');
     const xT = o.xT ?? randn(o.shape, gen);
@@ -129,13 +131,13 @@ export function kSample(denoiser: Denoiser, alphasCumprod: ArrayLike<number>, o:
       guidanceScale: o.guidanceScale ?? 1, clipDenoised: o.clipDenoised ?? false, mask: o.mask, x0: o.x0, maskNoise,
       ...(o.onCall ? { onCall: o.onCall } : {}),
     });
-    let x = mul(xT, sigmas[0]!); // 3.
-    if (strength < 1 && o.x0) x = add(o.x0, x);
+    const s0 = sigmas[0]!;
+    const x = o.tStart !== undefined ? mul(xT, Math.sqrt(1 + s0 * s0)) : mul(xT, s0); // 3.
     const denoised: Tensor[] = [], xs: Tensor[] = [];
     const total = sigmas.length - 1;
     const opts: KSamplerOptions = {
       noise,
-      callback: (info) => { denoised.push(info.denoised); xs.push(info.x); o.onStep?.(Math.min(info.i + 1, total), total); },
+      callback: (info) => { denoised.push(info.denoised); xs.push(info.x); o.onDenoised?.(Math.min(info.i, total - 1), total, info.x, info.sigma, info.denoised); },
       ...(o.eta !== undefined ? { eta: o.eta } : {}), ...(o.sNoise !== undefined ? { sNoise: o.sNoise } : {}),
       ...(o.sChurn !== undefined ? { sChurn: o.sChurn } : {}), ...(o.sTmin !== undefined ? { sTmin: o.sTmin } : {}),
       ...(o.sTmax !== undefined ? { sTmax: o.sTmax } : {}), ...(o.solverType ? { solverType: o.solverType } : {}),
@@ -145,4 +147,54 @@ export function kSample(denoiser: Denoiser, alphasCumprod: ArrayLike<number>, o:
     if (o.mask && o.x0) samples = add(mul(o.x0, o.mask), mul(sub(1, o.mask), samples)); // 4.
     return { samples, sigmas, denoised, xs };
   });
+}
+
+/** The starting sigma of image-to-image with `tStart` of `steps` steps (to noise the image: sqrt(abar) x0 + sqrt(1 - abar) n, abar = 1 / (1 + sigma^2)). */
+export function kStartSigma(diffusion: GaussianDiffusion, steps: number, tStart: number, o: Pick<KSampleOptions, 'scheduler' | 'sigmaMin' | 'sigmaMax' | 'rho'> = {}): number {
+  const sched = new DiscreteSigmas(diffusion.alphasCumprod);
+  const s = sigmaSchedule(o.scheduler ?? 'karras', steps, sched, defined({ sigmaMin: o.sigmaMin, sigmaMax: o.sigmaMax, rho: o.rho }));
+  if (!Number.isInteger(tStart) || tStart < 1 || tStart > steps) throw new ConfigError(`tStart must be an integer in [1, ${steps}], got ${tStart}`);
+  return s[steps - tStart]!;
+}
+
+function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> };
+}
+
+/**
+ * A row of the sampler table for a k-sampler: the table's options onto kSample; x_inter / pred_x0
+ * hold x and the denoised estimate every `logEvery` steps (default: every step).
+ */
+export function kRow(name: KSamplerName): Sampler {
+  return (denoiser, diffusion, o) => {
+    if (o.discretize !== undefined || o.temperature !== undefined || o.progressive) {
+      throw new ConfigError(`${name}: discretize / temperature / progressive are DDIM / ancestral options; the k-samplers take --scheduler`);
+    }
+    if (o.eta !== undefined && o.eta !== 1 && !K_SAMPLERS_WITH_ETA.includes(name)) throw new ConfigError(`${name} has no eta (samplers with eta: ${K_SAMPLERS_WITH_ETA.join(', ')})`);
+    if (diffusion.parameterization === 'xprev') throw new ConfigError(`${name}: a model predicting x_{t-1} has no denoised estimate; use the ddpm sampler`);
+    const steps = o.steps ?? 50;
+    const sched = new DiscreteSigmas(diffusion.alphasCumprod);
+    const every = Math.max(1, o.logEvery ?? 1);
+    const r = kSample(denoiser, diffusion.alphasCumprod, {
+      sampler: name, steps, shape: o.shape, parameterization: diffusion.parameterization,
+      ...defined({
+        scheduler: o.scheduler, cond: o.cond, uncond: o.uncond, guidanceScale: o.guidance, gen: o.gen, xT: o.xT,
+        noises: o.noises, x0: o.x0, mask: o.mask, tStart: o.tStart, clipDenoised: o.clipDenoised, eta: o.eta,
+        sNoise: o.sNoise, sChurn: o.sChurn, sTmin: o.sTmin, sTmax: o.sTmax, solverType: o.solverType, order: o.lmsOrder,
+        sigmaMin: o.sigmaMin, sigmaMax: o.sigmaMax, rho: o.rho,
+      }),
+      ...(o.onStep ? {
+        onDenoised: (i: number, total: number, x: Tensor, sigma: number, d: Tensor) =>
+          o.onStep!({ i, total, t: Math.round(sched.sigmaToT(sigma)), x, predX0: d }),
+      } : {}),
+    });
+    const intermediates: SamplerIntermediates = { x_inter: [r.xs[0] ?? r.samples], pred_x0: [r.xs[0] ?? r.samples] };
+    for (let i = 0; i < r.denoised.length; i++) {
+      if ((i + 1) % every === 0 || i === r.denoised.length - 1) {
+        intermediates.x_inter.push(r.xs[i + 1] ?? r.samples);
+        intermediates.pred_x0.push(r.denoised[i]!);
+      }
+    }
+    return { samples: r.samples, intermediates };
+  };
 }

@@ -79,7 +79,7 @@ function runSample(ctx: FixtureContext): FixtureOutputs {
   return noGrad(() => {
     const cond = condOf(model, ctx, 'class_label');
     const uncond = scale !== 1 ? condOf(model, ctx, 'uc_class_label') : undefined;
-    const r = kSample(model.denoiser(), model.samplerSchedule().alphas_cumprod, {
+    const r = kSample(model.denoiser(), model.diffusion.alphasCumprod, {
       sampler, scheduler, steps: Number(s['steps']), shape: xT.shape, xT, noises,
       cond, uncond, guidanceScale: scale, parameterization: model.parameterization,
       ...opt('sigmaMin', typeof s['sigma_min'] === 'number' ? s['sigma_min'] : undefined),

@@ -116,24 +116,31 @@ test('timestep_embedding: [cos, sin], exp(-ln(max_period) i / half), odd dim pad
   assert.deepEqual(Array.from(timestepEmbedding(t, 2, 10000, true).f32), [0, 0, 3, 3, 999, 999]);
 });
 
-test('head arithmetic follows the official constructor, legacy quirks included', () => {
+test('head arithmetic follows the official constructor: legacy keeps num_heads, changes dim_head', () => {
   const heads = (m: UNetModel): number[] => m.namedModules().filter(([, x]) => x instanceof AttentionBlock).map(([, x]) => (x as AttentionBlock).numHeads);
-  // legacy (default): num_heads 4 without num_head_channels -> one head on the way down and in the
-  // middle, num_heads_upsample (= 4) on the way up.
-  assert.deepEqual(heads(new UNetModel({ ...BASE, num_heads: 4 })), [1, 1, 4, 4]);
+  // legacy (default): the official `num_heads = 1` is commented out, so num_heads 4 without
+  // num_head_channels gives 4 heads down and in the middle, num_heads_upsample (= 4) on the way up.
+  assert.deepEqual(heads(new UNetModel({ ...BASE, num_heads: 4 })), [4, 4, 4, 4]);
   assert.deepEqual(heads(new UNetModel({ ...BASE, num_heads: 4, legacy: false })), [4, 4, 4, 4]);
   // num_heads_upsample only reaches an AttentionBlock whose num_head_channels is -1, which only
   // legacy produces; otherwise dim_head = ch // num_heads decides the heads on the way up too.
   assert.deepEqual(heads(new UNetModel({ ...BASE, num_heads: 4, num_heads_upsample: 2, legacy: false })), [4, 4, 4, 4]);
-  assert.deepEqual(heads(new UNetModel({ ...BASE, num_heads: 4, num_heads_upsample: 2 })), [1, 1, 2, 2]);
+  assert.deepEqual(heads(new UNetModel({ ...BASE, num_heads: 4, num_heads_upsample: 2 })), [4, 4, 2, 2]);
   // num_head_channels wins over num_heads: 64 channels / 16 per head.
   assert.deepEqual(heads(new UNetModel({ ...BASE, num_heads: -1, num_head_channels: 16 })), [4, 4, 4, 4]);
-  // Spatial transformer: legacy puts every channel in one head; otherwise num_head_channels.
+  assert.deepEqual(heads(new UNetModel({ ...BASE, num_heads: 8, num_head_channels: 16, num_heads_upsample: 1 })), [4, 4, 4, 4]);
+  // Spatial transformer: n_heads = num_heads (ch // num_head_channels when set); legacy d_head =
+  // ch // n_heads, otherwise num_head_channels (the inner width n_heads * d_head may differ from ch).
   const st = (m: UNetModel): [number, number][] => m.namedModules().filter(([, x]) => x instanceof SpatialTransformer)
     .map(([, x]) => { const a = (x as SpatialTransformer).transformer_blocks.at(0).attn1; return [a.heads, a.dimHead]; });
   const stOpts = { ...BASE, num_heads: -1, num_head_channels: 16, use_spatial_transformer: true, context_dim: 8 };
-  assert.deepEqual(st(new UNetModel(stOpts)), [[1, 64], [1, 64], [1, 64], [1, 64]]);
+  assert.deepEqual(st(new UNetModel(stOpts)), [[4, 16], [4, 16], [4, 16], [4, 16]]);
   assert.deepEqual(st(new UNetModel({ ...stOpts, legacy: false })), [[4, 16], [4, 16], [4, 16], [4, 16]]);
+  assert.deepEqual(st(new UNetModel({ ...stOpts, num_head_channels: 20 })), [[3, 21], [3, 21], [3, 21], [3, 21]]);
+  assert.deepEqual(st(new UNetModel({ ...stOpts, num_head_channels: 20, legacy: false })), [[3, 20], [3, 20], [3, 20], [3, 20]]);
+  assert.deepEqual(st(new UNetModel({ ...stOpts, num_heads: 2, num_head_channels: -1, num_heads_upsample: 1 })), [[2, 32], [2, 32], [2, 32], [2, 32]]);
+  // num_head_channels wider than a block: 0 heads, a division by zero in the official code too.
+  assert.throws(() => new UNetModel({ ...stOpts, num_head_channels: 128 }), /divides 64 channels by 0 heads/);
 });
 
 test('forward shapes for every option', () => {

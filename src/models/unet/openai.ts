@@ -80,8 +80,12 @@ function intList(o: Record<string, unknown>, key: string, dflt?: readonly number
   return v as number[];
 }
 
-/** Python floor division (`//`), as the official head arithmetic uses it. */
-const fdiv = (a: number, b: number): number => Math.floor(a / b);
+/** Python floor division (`//`), as the official head arithmetic uses it; like Python it refuses
+ *  a zero divisor (num_head_channels wider than a block gives 0 heads there). */
+const fdiv = (a: number, b: number): number => {
+  if (b === 0) throw new ConfigError(`UNetModel: attention head arithmetic divides ${a} channels by 0 heads (num_head_channels is wider than a block's ${a} channels)`);
+  return Math.floor(a / b);
+};
 
 export class UNetModel extends Module {
   /** Stored only (the official model does not use it). */
@@ -165,14 +169,17 @@ export class UNetModel extends Module {
     this.time_embed = this.child('time_embed', new Sequential(new Linear(mc, timeEmbedDim), new SiLU(), new Linear(timeEmbedDim, timeEmbedDim)));
     this.label_emb = this.optionalChild('label_emb', numClasses !== null ? new Embedding(numClasses, timeEmbedDim) : null);
 
-    // The head arithmetic of the official constructor, including its quirks: `num_heads` is
-    // overwritten as it goes, and legacy=True forces one head with num_head_channels per head
-    // (AttentionBlock) or all channels in one head (SpatialTransformer).
-    const headsFor = (ch: number): number => {
+    // The head arithmetic of the official constructor, block by block. With num_head_channels set,
+    // num_heads is overwritten with ch // num_head_channels before each use. legacy=True keeps
+    // num_heads (the official `num_heads = 1` under `if legacy:` is commented out) and only changes
+    // dim_head: ch // num_heads for SpatialTransformer, num_head_channels (maybe -1) otherwise.
+    // AttentionBlock receives dim_head as its num_head_channels, so it has ch // dim_head heads
+    // whenever dim_head != -1, and num_heads (num_heads_upsample in output blocks) only when -1.
+    const dimHeadFor = (ch: number): number => {
       let dimHead: number;
       if (numHeadChannels === -1) dimHead = fdiv(ch, numHeads);
       else { numHeads = fdiv(ch, numHeadChannels); dimHead = numHeadChannels; }
-      if (legacy) { numHeads = 1; dimHead = useST ? fdiv(ch, numHeads) : numHeadChannels; }
+      if (legacy) dimHead = useST ? fdiv(ch, numHeads) : numHeadChannels;
       return dimHead;
     };
     const attention = (ch: number, dimHead: number, heads: number): TimestepChild => useST
@@ -189,7 +196,7 @@ export class UNetModel extends Module {
         const layers: TimestepChild[] = [resBlock(ch, mult * mc)];
         ch = mult * mc;
         if (attnRes.includes(ds)) {
-          const dimHead = headsFor(ch);
+          const dimHead = dimHeadFor(ch);
           layers.push(attention(ch, dimHead, numHeads));
         }
         input.push(new TimestepEmbedSequential(...layers));
@@ -205,7 +212,7 @@ export class UNetModel extends Module {
     });
     this.input_blocks = this.child('input_blocks', input);
 
-    const midDimHead = headsFor(ch);
+    const midDimHead = dimHeadFor(ch);
     this.middle_block = this.child('middle_block', new TimestepEmbedSequential(
       resBlock(ch, null), attention(ch, midDimHead, numHeads), resBlock(ch, null)));
 
@@ -216,7 +223,7 @@ export class UNetModel extends Module {
         const layers: TimestepChild[] = [resBlock(ch + ich, mc * mult)];
         ch = mc * mult;
         if (attnRes.includes(ds)) {
-          const dimHead = headsFor(ch);
+          const dimHead = dimHeadFor(ch);
           // Upsampling path: AttentionBlock gets num_heads_upsample, SpatialTransformer num_heads.
           layers.push(attention(ch, dimHead, numHeadsUpsample));
         }

@@ -178,7 +178,7 @@ export function kRow(name: KSamplerName): Sampler {
     const r = kSample(denoiser, diffusion.alphasCumprod, {
       sampler: name, steps, shape: o.shape, parameterization: diffusion.parameterization,
       ...defined({
-        scheduler: o.scheduler, cond: o.cond, uncond: o.uncond, guidanceScale: o.guidance, gen: o.gen, xT: o.xT,
+        scheduler: o.scheduler, quantize: o.quantize, cond: o.cond, uncond: o.uncond, guidanceScale: o.guidance, gen: o.gen, xT: o.xT,
         noises: o.noises, x0: o.x0, mask: o.mask, tStart: o.tStart, clipDenoised: o.clipDenoised, eta: o.eta,
         sNoise: o.sNoise, sChurn: o.sChurn, sTmin: o.sTmin, sTmax: o.sTmax, solverType: o.solverType, order: o.lmsOrder,
         sigmaMin: o.sigmaMin, sigmaMax: o.sigmaMax, rho: o.rho,

@@ -70,6 +70,8 @@ export interface SampleOptions {
   // ---- the k-diffusion rows (k-sample.ts); other rows reject them ----
   /** sigma schedule (default 'karras') */
   scheduler?: SigmaScheduleName;
+  /** give the denoiser the nearest integer timestep (models that index tables by t; default false) */
+  quantize?: boolean;
   /** scale of the added noise (ancestral / SDE / churn; default 1) */
   sNoise?: number;
   /** Karras churn of euler / heun / dpm2 (default 0), applied where s_tmin <= sigma <= s_tmax */

@@ -4,3 +4,4 @@ export * from './safetensors.ts';
 export { readTorchCheckpoint, extractStateDict, type TorchReadOptions } from './torch-pickle.ts';
 export { looksLikeLegacyTorch } from './torch-legacy.ts';
 export { FormatError } from './errors.ts';
+export { addPngText, readPngText, crc32 } from './png-text.ts';

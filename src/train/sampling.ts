@@ -9,12 +9,13 @@
 // become the MNIST captions 'a handwritten seven'; the strip's x_t and x0 estimates are decoded.
 // What it is not: no file output (cli/ and trainer.ts write the PNGs through io/).
 
-import { ConfigError, Generator, defined } from '../util/index.ts';
-import { Tensor, cat, clamp, full, noGrad, randn, stack } from '../tensor/index.ts';
-import { fullT, getSampler, type Cond, type SamplerName, type SamplerResult, type StepInfo } from '../diffusion/index.ts';
-import type { DDPM, UNetModel, LatentDiffusion } from '../models/index.ts';
+import { ConfigError, Generator, defined, fmtShape } from '../util/index.ts';
+import { Tensor, cat, clamp, full, noGrad, randn, stack, sub } from '../tensor/index.ts';
+import { fullT, getSampler, type Cond, type SampleOptions, type SamplerName, type SamplerResult, type StepInfo } from '../diffusion/index.ts';
+import { interpolate, type DDPM, type UNetModel, type LatentDiffusion } from '../models/index.ts';
 import { MNIST_CLASSES } from '../io/index.ts';
 import type { TrainSettings } from './settings.ts';
+import { binarizeMask, checkInitShapes, expandBatch, initOptions, pasteKept, type SamplerExtras } from './img2img.ts';
 
 /** Class conditioning of a model: real classes 0..numClasses-1, and the null label (if trained with one). */
 export interface ClassCond {
@@ -80,6 +81,18 @@ export interface SampleRequest {
    *  models, as the ancestral sampler does; the official DDIM / PLMS samplers never clamp) */
   clipDenoised?: boolean;
   onStep?: (i: number, total: number) => void;
+  /** k-diffusion rows: --scheduler and the sampler kwargs (s_noise, s_churn, solver_type, ...) */
+  samplerOptions?: SamplerExtras;
+  /** the unconditional branch of guidance: these classes (negative class) instead of the null class */
+  negativeLabels?: readonly number[] | null;
+  /** text models: the unconditional branch of guidance from these prompts (negative prompt) */
+  negativePrompts?: readonly string[] | null;
+  /** image-to-image / inpainting: the initial image(s) in [-1, 1] at the model's pixel size [1 | n, C, H, W] */
+  init?: Tensor | null;
+  /** SDEdit strength in (0, 1] (default 1 = from pure noise) */
+  strength?: number;
+  /** inpainting: [1 | n, 1, H, W] in [0, 1], white (> 0.5) = regenerate, black = keep */
+  mask?: Tensor | null;
 }
 
 export interface SampleOutput extends SamplerResult {
@@ -99,12 +112,12 @@ export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequ
     if (cls) {
       labels = req.labels ? [...req.labels] : Array.from({ length: req.n }, (_, i) => i % cls.numClasses);
       if (labels.length !== req.n) throw new ConfigError(`sample: ${labels.length} labels for ${req.n} samples`);
-      const bad = labels.find((l) => !Number.isInteger(l) || l < 0 || l >= cls.numClasses);
-      if (bad !== undefined) throw new ConfigError(`sample: class ${bad} is outside 0..${cls.numClasses - 1}`);
+      checkLabels(labels, cls);
       cond = { y: labelsTensor(labels) };
       if (guidance !== 1) {
-        if (cls.nullLabel === null) throw new ConfigError('sample: guidance needs a model trained with a null class (model.params.ucg_training); use --guidance 1');
-        uncond = { y: full([req.n], cls.nullLabel, 'int64') };
+        if (req.negativeLabels) uncond = { y: labelsTensor(negatives(req.negativeLabels, req.n, cls)) };
+        else if (cls.nullLabel === null) throw new ConfigError('sample: guidance needs a model trained with a null class (model.params.ucg_training); use --guidance 1');
+        else uncond = { y: full([req.n], cls.nullLabel, 'int64') };
       }
     } else if (req.labels && req.labels.length > 0) {
       throw new ConfigError('sample: this model is not class-conditional; leave out --class');
@@ -112,15 +125,36 @@ export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequ
     const snaps = Math.max(1, req.snapshots ?? 10);
     const pixelSpace = typeof (model as unknown as { decodeFirstStage?: unknown }).decodeFirstStage !== 'function';
     const ancestral = req.sampler === 'ddpm';
+    checkInitShapes(req.init, req.mask, model.channels, model.imageSize, model.imageSize);
+    const x0 = req.init ? expandBatch(req.init, req.n, '--init') : null;
+    const keep = req.mask ? sub(1, expandBatch(binarizeMask(req.mask), req.n, '--mask')) : null;
+    const extras = req.samplerOptions ?? {};
+    const init = x0 ? initOptions(model.diffusion, req.sampler, { steps: req.steps, eta: req.eta ?? 0, ...extras }, x0, keep, req.strength ?? 1, gen) : {};
     const r = getSampler(req.sampler)(model.denoiser(), model.diffusion, {
-      shape, steps: req.steps, eta: req.eta ?? 0, guidance, gen,
+      shape, steps: req.steps, guidance, gen, ...defined({ eta: req.eta }),
       clipDenoised: req.clipDenoised ?? (model.clipDenoised && pixelSpace),
       logEvery: Math.max(1, Math.floor((ancestral ? model.numTimesteps : req.steps) / snaps)),
+      ...extras, ...init,
       ...defined({ cond, uncond }),
       ...(req.onStep ? { onStep: stepCounter(req.onStep) } : {}),
     });
-    return { ...r, samples: clamp(r.samples, -1, 1), labels };
+    const samples = clamp(r.samples, -1, 1);
+    return { ...r, samples: x0 && keep ? pasteKept(samples, x0, keep) : samples, labels };
   });
+}
+
+/** Labels of real classes, or the null class (unconditional sampling, `--class none`). */
+function checkLabels(labels: readonly number[], cls: ClassCond): void {
+  const bad = labels.find((l) => !Number.isInteger(l) || l < 0 || (l >= cls.numClasses && l !== cls.nullLabel));
+  if (bad !== undefined) throw new ConfigError(`sample: class ${bad} is outside 0..${cls.numClasses - 1}${cls.nullLabel !== null ? ` (null class ${cls.nullLabel})` : ''}`);
+}
+
+/** The negative classes cycled over n samples. */
+function negatives(neg: readonly number[], n: number, cls: ClassCond): number[] {
+  if (neg.length === 0) throw new ConfigError('sample: empty list of negative classes');
+  const out = Array.from({ length: n }, (_, i) => neg[i % neg.length]!);
+  checkLabels(out, cls);
+  return out;
 }
 
 /** sampleImages for a LatentDiffusion: cond from labels or prompts, uc = the null input, decoded. */
@@ -136,24 +170,55 @@ function sampleLatentImages(ldm: LatentDiffusion, cls: ClassCond | null, req: Sa
     } else if (cls) {
       labels = req.labels ? [...req.labels] : Array.from({ length: req.n }, (_, i) => i % cls.numClasses);
       if (labels.length !== req.n) throw new ConfigError(`sample: ${labels.length} labels for ${req.n} samples`);
-      const bad = labels.find((l) => !Number.isInteger(l) || l < 0 || l >= cls.numClasses);
-      if (bad !== undefined) throw new ConfigError(`sample: class ${bad} is outside 0..${cls.numClasses - 1}`);
-      cond = cls.prompt ? ldm.conditionFromPrompts(labels.map(cls.prompt)) : ldm.conditionFromLabels(labels);
+      checkLabels(labels, cls);
+      cond = cls.prompt ? ldm.conditionFromPrompts(labels.map((l) => (l === cls.nullLabel ? '' : cls.prompt!(l)))) : ldm.conditionFromLabels(labels);
+    } else if (ldm.model.conditioningKey === 'concat' && req.mask && req.init) {
+      cond = null; // the inpainting recipe below builds it
     } else if (ldm.model.conditioningKey !== null) {
       throw new ConfigError('sample: this latent diffusion model is conditional: give --class or --prompt');
     }
-    const uc = guidance !== 1 ? ldm.unconditionalConditioning(req.n) : null;
+    let uc: Tensor | null = null;
+    if (guidance !== 1) {
+      if (req.negativePrompts && req.negativePrompts.length > 0) uc = ldm.conditionFromPrompts(Array.from({ length: req.n }, (_, i) => req.negativePrompts![i % req.negativePrompts!.length]!));
+      else if (req.negativeLabels && cls) uc = ldm.conditionFromLabels(negatives(req.negativeLabels, req.n, cls));
+      else uc = ldm.unconditionalConditioning(req.n);
+    }
     const snaps = Math.max(1, req.snapshots ?? 10);
+    if (req.init) checkInitShapes(req.init, req.mask, req.init.shape[1]!, req.init.shape[2]!, req.init.shape[3]!);
+    const image = req.init ? expandBatch(req.init, req.n, '--init') : null;
+    const hole = req.mask ? expandBatch(binarizeMask(req.mask), req.n, '--mask') : null; // 1 = regenerate
+    const extras = req.samplerOptions ?? {};
+    let init: Partial<SampleOptions> = {};
+    if (image && hole && ldm.model.conditioningKey === 'concat') {
+      // scripts/inpaint.py: c = cat([encode((1 - mask) image), nearest(mask)]); sample; paste in pixels
+      cond = ldm.inpaintingConditioning(image, hole);
+    } else if (image) {
+      const z0 = encodeToLatent(ldm, image);
+      const keep = hole ? sub(1, interpolate(hole, { size: [z0.shape[2]!, z0.shape[3]!], mode: 'nearest' })) : null;
+      init = initOptions(ldm.diffusion, req.sampler, { steps: req.steps, eta: req.eta ?? 0, ...extras }, z0, keep, req.strength ?? 1, gen);
+    }
     const r = ldm.sampleLatent({
-      n: req.n, cond, uc, guidance, sampler: req.sampler, steps: req.steps, eta: req.eta ?? 0, gen,
+      n: req.n, cond, uc, guidance, sampler: req.sampler, steps: req.steps, gen, ...defined({ eta: req.eta }),
       logEveryT: req.sampler === 'ddpm' ? Math.max(1, Math.floor(ldm.numTimesteps / snaps)) : Math.max(1, Math.floor(req.steps / snaps)),
+      samplerOptions: { ...extras, ...init },
       ...(req.onStep ? { onStep: stepCounter(req.onStep) } : {}),
     });
     // the trajectory strip shows decoded latents
     const dec = (xs: Tensor[]): Tensor[] => xs.map((x) => ldm.decodeFirstStage(x));
     const intermediates = { ...r.intermediates, x_inter: dec(r.intermediates.x_inter), pred_x0: dec(r.intermediates.pred_x0) };
-    return { samples: r.images!, intermediates, labels };
+    const samples = image && hole ? pasteKept(r.images!, image, sub(1, hole)) : r.images!;
+    return { samples, intermediates, labels };
   });
+}
+
+/** x [n, C, H, W] in [-1, 1] -> the scaled latent z0 (posterior mode), checked against the model's latent shape. */
+function encodeToLatent(ldm: LatentDiffusion, x: Tensor): Tensor {
+  const post = ldm.encodeFirstStage(x) as { mode?: () => Tensor };
+  const z0 = ldm.getFirstStageEncoding(typeof post.mode === 'function' ? post.mode() : (post as unknown as Tensor));
+  if (z0.shape[1] !== ldm.channels || z0.shape[2] !== ldm.imageSize || z0.shape[3] !== ldm.imageSize) {
+    throw new ConfigError(`--init: the image encodes to a ${fmtShape(z0.shape)} latent; the model samples [N, ${ldm.channels}, ${ldm.imageSize}, ${ldm.imageSize}] (resize the image to the model's size)`);
+  }
+  return z0;
 }
 
 /** The strip of a LatentDiffusion: x0 -> z0 (posterior mode, scaled), q_sample, x0 estimate, all decoded. */

@@ -1,5 +1,4 @@
 // backend/ (rank 1): the Kernels contract, the reference backend, and the native loader.
 export type { Kernels, PartialKernels, Conv2dGeom, UnaryOp, BinaryOp } from './types.ts';
 export { reference, erf } from './reference/index.ts';
-export { loadNative, nativeInfo } from './native/index.ts';
-export { benchKernels, type KernelBenchRecord } from './native/bench-kernels.ts';
+export { loadNative, nativeInfo, nativeLoadError } from './native/index.ts';

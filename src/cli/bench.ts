@@ -10,11 +10,11 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { benchKernels, nativeInfo } from '../backend/index.ts';
+import { nativeInfo } from '../backend/index.ts';
+import { BenchUNet, benchKernels } from '../dev/index.ts';
 import * as T from '../tensor/index.ts';
 import { Generator } from '../util/index.ts';
 import { Adam, mseLoss } from '../nn/index.ts';
-import { BenchUNet } from '../models/index.ts';
 
 interface Row {
   workload: string;

@@ -14,6 +14,7 @@ import { sampleCommand } from './sample.ts';
 import { CLASSIFIER_FILE, evalCommand, trainClassifierCommand } from './eval.ts';
 import { benchMain } from './bench.ts';
 import { parityMain } from './parity.ts';
+import { convertCommand } from './convert.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -134,6 +135,14 @@ export function buildProgram(): Command {
       const w = Math.min(72, Math.max(...r.entries.map((e) => e.name.length), 4));
       for (const e of r.entries) console.log(`  ${e.name.padEnd(w)} ${e.dtype.padEnd(5)} ${fmtShape(e.shape)}`);
     });
+
+  program.command('convert')
+    .description('convert weights: official .ckpt/.pth (zip or legacy) <-> .safetensors (official keys) <-> our model files and run folders; the format follows OUT\'s extension')
+    .argument('<in>', 'official .ckpt/.pth/.pt, .safetensors, or a run folder (its last training checkpoint: raw and EMA weights)')
+    .argument('<out>', 'OUT.ckpt / .pth / .pt (a torch.save zip the official code loads) or OUT.safetensors')
+    .option('--config <yaml>', "the model's YAML: stored in a .safetensors output, and every key and shape checked against the model it builds")
+    .option('--ema', 'write the EMA weights (model_ema.*) as the model weights')
+    .action((input: string, output: string, o: { config?: string; ema?: boolean }) => { convertCommand(input, output, o); });
 
   program.command('demo')
     .description('sample the shipped MNIST model (or, with --train, train a small one from scratch first, ~15 min)')

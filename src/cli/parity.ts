@@ -5,7 +5,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { listFixtures, runParity } from '../io/index.ts';
+import { listFixtures, runParity } from '../dev/index.ts';
 
 export function parityMain(argv: readonly string[]): number {
   const args = [...argv];

@@ -1,9 +1,10 @@
 // DDIM discretisations (Song et al. 2021) as the official codes compute them: LDM
-// `make_ddim_timesteps` / `make_ddim_sampling_parameters` / `DDIMSampler.make_schedule` (float32
+// `make_ddim_timesteps` / `make_ddim_sampling_parameters` / `DDIMSampler.make_schedule`, and
+// lucidrains `ddim_sample` (its times and per-step scalars) in the same DdimPlan form (float32
 // steps emulated with Math.fround). Pure numbers; the sampler itself is samplers/ddim.ts.
 
 import { ConfigError } from '../util/index.ts';
-import { checkT, f32, mapN, numpyLinspace } from './float-emulation.ts';
+import { checkT, f32, mapN, numpyLinspace, torchLinspace } from './float-emulation.ts';
 
 // ---- DDIM (Song et al. 2021), LDM util.py / ddim.py ---------------------------------------------
 
@@ -129,4 +130,57 @@ export function makeDdimSchedule(
     return f32(etaF * f32(Math.sqrt(f32(q * w))));
   });
   return { ddim_timesteps, ...p, ddim_sqrt_one_minus_alphas, ddim_sigmas_for_original_num_steps };
+}
+
+/** The DDIM steps a sampler walks: LDM's schedule, plus how the last step ends. */
+export interface DdimPlan extends DdimSchedule {
+  /** The last step returns the x0 estimate itself and draws no noise (lucidrains `ddim_sample`,
+   *  whose final `time_next` is -1); LDM steps to alphas_cumprod[0] instead (absent = false). */
+  finalToX0?: boolean;
+}
+
+// ---- lucidrains denoising-diffusion-pytorch `ddim_sample` ----------------------------------------
+
+/**
+ * lucidrains `ddim_sample` times: `reversed(torch.linspace(-1, T-1, S+1).int())` -- a FLOAT32
+ * linspace truncated toward zero (T=1000, S=3: [999, 665, 332, -1]). Pairs (time, time_next) are
+ * consecutive entries; time_next = -1 ends the chain (the step returns x_start).
+ */
+export function lucidrainsDdimTimes(T: number, S: number): Int32Array {
+  checkT('lucidrainsDdimTimes', T);
+  if (!Number.isInteger(S) || S < 1 || S > T) {
+    throw new ConfigError(`lucidrainsDdimTimes: sampling_timesteps must be an integer in [1, ${T}], got ${S}`);
+  }
+  const l = torchLinspace(-1, T - 1, S + 1, 'float32');
+  const out = new Int32Array(S + 1);
+  for (let i = 0; i <= S; i++) out[i] = Math.trunc(l[S - i]!);
+  return out;
+}
+
+/**
+ * lucidrains `ddim_sample` as a DdimPlan over the FLOAT32 alphas_cumprod buffer. Pair i of
+ * lucidrainsDdimTimes, (time, time_next), is plan index S-1-i:
+ *  a = alphas_cumprod[time], a_next = alphas_cumprod[time_next] (1 at time_next = -1);
+ *  sigma = eta sqrt((1 - a/a_next)(1 - a_next)/(1 - a)) in float32 0-d tensor arithmetic;
+ *  the last pair returns x_start (finalToX0).
+ */
+export function lucidrainsDdimPlan(alphasCumprod: ArrayLike<number>, S: number, eta: number): DdimPlan {
+  const times = lucidrainsDdimTimes(alphasCumprod.length, S);
+  const ac = (t: number): number => f32(alphasCumprod[t]!);
+  const ddim_timesteps = new Int32Array(S);
+  const ddim_alphas = new Float64Array(S), ddim_alphas_prev = new Float64Array(S), ddim_sigmas = new Float64Array(S);
+  for (let i = 0; i < S; i++) {
+    const time = times[i]!, next = times[i + 1]!, index = S - 1 - i;
+    const a = ac(time), an = next < 0 ? 1 : ac(next);
+    ddim_timesteps[index] = time;
+    ddim_alphas[index] = a;
+    ddim_alphas_prev[index] = an;
+    ddim_sigmas[index] = next < 0 ? 0 : f32(eta * f32(Math.sqrt(f32(f32(f32(1 - f32(a / an)) * f32(1 - an)) / f32(1 - a)))));
+  }
+  return {
+    ddim_timesteps, ddim_alphas, ddim_alphas_prev, ddim_sigmas,
+    ddim_sqrt_one_minus_alphas: ddim_alphas.map((a) => f32(Math.sqrt(f32(1 - a)))),
+    ddim_sigmas_for_original_num_steps: new Float64Array(0), // an LDM attribute; lucidrains has none
+    finalToX0: true,
+  };
 }

@@ -15,7 +15,7 @@ import {
   Tensor, add, clamp, div, exp, indexSelect, mul, noGrad, randn, split, sub, tensor, toInt64,
 } from '../tensor/index.ts';
 import {
-  DIFFUSION_BUFFER_KEYS, makeDdimSchedule, registerSchedule, type DdimDiscretize, type DdimSchedule, type DiffusionBuffers,
+  DIFFUSION_BUFFER_KEYS, makeDdimSchedule, registerSchedule, type DdimDiscretize, type DdimPlan, type DiffusionBuffers,
 } from './schedules.ts';
 import type { Cond, Denoiser, Parameterization, VarianceType } from './types.ts';
 
@@ -34,13 +34,6 @@ export interface GaussianDiffusionOptions {
   /** A code base's own DDIM discretisation (alphas_cumprod float32, S, eta) -> schedule; default
    *  LDM `DDIMSampler.make_schedule` (makeDdimSchedule) with the given discretize. */
   ddimSchedule?: DdimScheduleFn;
-}
-
-/** The DDIM steps a sampler walks: LDM's schedule, plus how the last step ends. */
-export interface DdimPlan extends DdimSchedule {
-  /** The last step returns the x0 estimate itself and draws no noise (lucidrains `ddim_sample`,
-   *  whose final `time_next` is -1); LDM steps to alphas_cumprod[0] instead (absent = false). */
-  finalToX0?: boolean;
 }
 
 /** How a code base turns its alphas_cumprod into the DDIM steps (see GaussianDiffusionOptions). */

@@ -407,22 +407,6 @@ export function lucidrainsBuffers(betas: ArrayLike<number>, opts: LucidrainsOpti
   return { ...buf, loss_weight };
 }
 
-/**
- * lucidrains `ddim_sample` times: `reversed(torch.linspace(-1, T-1, S+1).int())` -- a FLOAT32
- * linspace truncated toward zero (T=1000, S=3: [999, 665, 332, -1]). Pairs (time, time_next) are
- * consecutive entries; time_next = -1 ends the chain (the step returns x_start).
- */
-export function lucidrainsDdimTimes(T: number, S: number): Int32Array {
-  checkT('lucidrainsDdimTimes', T);
-  if (!Number.isInteger(S) || S < 1 || S > T) {
-    throw new ConfigError(`lucidrainsDdimTimes: sampling_timesteps must be an integer in [1, ${T}], got ${S}`);
-  }
-  const l = torchLinspace(-1, T - 1, S + 1, 'float32');
-  const out = new Int32Array(S + 1);
-  for (let i = 0; i <= S; i++) out[i] = Math.trunc(l[S - i]!);
-  return out;
-}
-
 // ---- pytorch-ddpm (w86763777) GaussianDiffusionTrainer / GaussianDiffusionSampler ---------------
 
 export interface PddpmTrainerBuffers {
@@ -505,6 +489,33 @@ export function pddpmModelLogVar(buffers: PddpmSamplerBuffers, varType: 'fixedla
         `pddpmModelLogVar: var_type '${String(varType)}' unknown (expected fixedlarge or fixedsmall)`,
       );
   }
+}
+
+
+/**
+ * The twelve DiffusionBuffers of a pytorch-ddpm trainer or sampler, so its math runs in
+ * GaussianDiffusion: its own float64 arrays under the LDM names where it has them
+ * (sqrt_alphas_bar -> sqrt_alphas_cumprod, posterior_var -> posterior_variance,
+ * posterior_log_var_clipped (index 0 borrowing 1) -> posterior_log_variance_clipped, ...), the
+ * standard formulas of `registerSchedule(betas)` for the rest.
+ */
+export function pddpmDiffusionBuffers(b: { betas: Float64Array } & Partial<PddpmSamplerBuffers & PddpmTrainerBuffers>): DiffusionBuffers {
+  const base = registerSchedule(b.betas);
+  const pick = (own: Float64Array | undefined, dflt: Float64Array): Float64Array => own ?? dflt;
+  return {
+    betas: b.betas,
+    alphas_cumprod: base.alphas_cumprod,
+    alphas_cumprod_prev: base.alphas_cumprod_prev,
+    sqrt_alphas_cumprod: pick(b.sqrt_alphas_bar, base.sqrt_alphas_cumprod),
+    sqrt_one_minus_alphas_cumprod: pick(b.sqrt_one_minus_alphas_bar, base.sqrt_one_minus_alphas_cumprod),
+    log_one_minus_alphas_cumprod: base.log_one_minus_alphas_cumprod,
+    sqrt_recip_alphas_cumprod: pick(b.sqrt_recip_alphas_bar, base.sqrt_recip_alphas_cumprod),
+    sqrt_recipm1_alphas_cumprod: pick(b.sqrt_recipm1_alphas_bar, base.sqrt_recipm1_alphas_cumprod),
+    posterior_variance: pick(b.posterior_var, base.posterior_variance),
+    posterior_log_variance_clipped: pick(b.posterior_log_var_clipped, base.posterior_log_variance_clipped),
+    posterior_mean_coef1: pick(b.posterior_mean_coef1, base.posterior_mean_coef1),
+    posterior_mean_coef2: pick(b.posterior_mean_coef2, base.posterior_mean_coef2),
+  };
 }
 
 

@@ -8,7 +8,12 @@
 // ints as numbers (bigint beyond 2^53), floats, strings, booleans, null, bytes as Uint8Array.
 // It is not a pickler, does not know PyTorch (torch-pickle.ts supplies the torch allow-list),
 // and rejects INST / OBJ / EXT* / out-of-band buffers.
+// Cost is bounded by the input: every container item and every byte an allow-listed function
+// allocates is charged against a budget (UnpickleOptions.byteBudget, default a fixed multiple of
+// the pickle's size), so a few hundred bytes cannot ask for gigabytes (memo reuse, repeated
+// OrderedDict / set calls, strided tensor gathers); text integers are capped at 4096 digits.
 
+import { clip, describe } from '../util/index.ts';
 import { FormatError } from './errors.ts';
 
 export type UnknownGlobals = 'error' | 'stub';
@@ -27,7 +32,14 @@ export interface PickleCtx {
   fail: (msg: string) => never;
   /** Call an allow-listed global value (as found in the pickle) with arguments. */
   call: (fn: unknown, args: unknown[]) => unknown;
+  /** Count `bytes` against the allocation budget; fails (naming `what`) when it is spent. */
+  charge: (bytes: number, what: string) => void;
 }
+
+/** Bytes charged per container item (a JS slot plus its share of the container). */
+export const ITEM_COST = 16;
+/** The default allocation budget of a pickle of n bytes. */
+export const defaultPickleBudget = (n: number): number => 1024 * 1024 + 64 * n;
 
 /** An allow-listed global: `value` is pushed as is; otherwise a reference, callable with `call`. */
 export type GlobalDef =
@@ -41,6 +53,8 @@ export interface UnpickleOptions {
   persistentLoad?: (pid: unknown, ctx: PickleCtx) => unknown;
   /** Default 'error'. */
   unknownGlobals?: UnknownGlobals;
+  /** Most bytes the VM and the allow-listed functions may allocate (default defaultPickleBudget). */
+  byteBudget?: number;
 }
 
 // Objects the VM made, by kind (identity sets: the output itself stays plain).
@@ -68,7 +82,10 @@ function keyString(k: unknown, ctx: PickleCtx): string {
   if (typeof k === 'number' || typeof k === 'bigint') return String(k);
   if (typeof k === 'boolean') return k ? 'True' : 'False';
   if (k === null) return 'None';
-  if (Array.isArray(k) && k.every((x) => typeof x !== 'object' || x === null)) return JSON.stringify(k);
+  if (Array.isArray(k) && k.every((x) => typeof x !== 'object' || x === null)) {
+    // a tuple key, printed JSON-style; never JSON.stringify (BigInts throw there)
+    return `[${k.map((x) => (typeof x === 'string' ? JSON.stringify(x) : typeof x === 'bigint' ? x.toString() : String(x))).join(',')}]`;
+  }
   return ctx.fail('dict key of an unsupported type');
 }
 
@@ -115,7 +132,16 @@ export function unpickleAt(data: Uint8Array, start: number, source = '<pickle>',
     if (typeof r === 'object' && r !== null) madeByCall.add(r);
     return r;
   };
-  const ctx: PickleCtx = { source, fail, call };
+  let budget = opts.byteBudget ?? defaultPickleBudget(data.byteLength);
+  const charge = (bytes: number, what: string): void => {
+    budget -= bytes;
+    if (!(budget >= 0)) {
+      fail(`${what} would take the allocations of this pickle past ${opts.byteBudget ?? defaultPickleBudget(data.byteLength)} bytes, ` +
+        'more than the file can honestly describe');
+    }
+  };
+  const ctx: PickleCtx = { source, fail, call, charge };
+  const items = (n: number, what: string): void => charge(n * ITEM_COST, what);
 
   const need = (n: number): number => {
     if (n < 0 || pc + n > data.byteLength) fail(`truncated pickle: needs ${n} bytes at offset ${pc}`);
@@ -237,21 +263,23 @@ export function unpickleAt(data: Uint8Array, start: number, source = '<pickle>',
       case 0x47: stack.push(dv.getFloat64(need(8), false)); break; // BINFLOAT (big-endian)
       case 0x49: { // INT (text; I00 / I01 are False / True)
         const s = line();
+        if (s.length > 4096) fail(`INT of ${s.length} digits is too long (at most 4096)`);
         if (s === '00' || s === '01') stack.push(s === '01');
         else if (/^-?\d+$/.test(s)) stack.push(intValue(BigInt(s)));
-        else fail(`bad INT ${JSON.stringify(s)}`);
+        else fail(`bad INT ${describe(s)}`);
         break;
       }
       case 0x4c: { // LONG (text)
         const s = line().replace(/L$/, '');
-        if (!/^-?\d+$/.test(s)) fail(`bad LONG ${JSON.stringify(s)}`);
+        if (s.length > 4096) fail(`LONG of ${s.length} digits is too long (at most 4096)`);
+        if (!/^-?\d+$/.test(s)) fail(`bad LONG ${describe(s)}`);
         stack.push(intValue(BigInt(s)));
         break;
       }
       case 0x46: { // FLOAT (text)
         const s = line();
         const v = Number(s);
-        if (s.trim() === '' || Number.isNaN(v) && !/nan/i.test(s)) fail(`bad FLOAT ${JSON.stringify(s)}`);
+        if (s.trim() === '' || Number.isNaN(v) && !/nan/i.test(s)) fail(`bad FLOAT ${describe(s)}`);
         stack.push(v);
         break;
       }
@@ -297,6 +325,7 @@ export function unpickleAt(data: Uint8Array, start: number, source = '<pickle>',
         const items = popMark();
         if (items.length % 2 !== 0) fail('DICT with an odd number of items');
         const d = newDict();
+        charge(items.length * ITEM_COST, 'DICT');
         for (let i = 0; i < items.length; i += 2) setDictItem(d, items[i], items[i + 1], ctx);
         stack.push(d);
         break;
@@ -305,34 +334,39 @@ export function unpickleAt(data: Uint8Array, start: number, source = '<pickle>',
         const v = pop();
         const l = top();
         if (!Array.isArray(l)) fail('APPEND on a value that is not a list');
+        items(1, 'APPEND');
         (l as unknown[]).push(v);
         break;
       }
       case 0x65: { // APPENDS
-        const items = popMark();
+        const items_ = popMark();
         const l = top();
         if (!Array.isArray(l)) fail('APPENDS on a value that is not a list');
-        for (const v of items) (l as unknown[]).push(v);
+        items(items_.length, 'APPENDS');
+        for (const v of items_) (l as unknown[]).push(v);
         break;
       }
       case 0x90: { // ADDITEMS
-        const items = popMark();
+        const add = popMark();
         const s = top();
         if (typeof s !== 'object' || s === null || !setObjects.has(s)) fail('ADDITEMS on a value that is not a set');
-        for (const v of items) (s as unknown[]).push(v);
+        items(add.length, 'ADDITEMS');
+        for (const v of add) (s as unknown[]).push(v);
         break;
       }
       case 0x73: { // SETITEM
         const v = pop();
         const k = pop();
+        items(2, 'SETITEM');
         setDictItem(dictTarget(top()), k, v, ctx);
         break;
       }
       case 0x75: { // SETITEMS
-        const items = popMark();
-        if (items.length % 2 !== 0) fail('SETITEMS with an odd number of items');
+        const kv = popMark();
+        if (kv.length % 2 !== 0) fail('SETITEMS with an odd number of items');
         const d = dictTarget(top());
-        for (let i = 0; i < items.length; i += 2) setDictItem(d, items[i], items[i + 1], ctx);
+        items(kv.length, 'SETITEMS');
+        for (let i = 0; i < kv.length; i += 2) setDictItem(d, kv[i], kv[i + 1], ctx);
         break;
       }
       // -- memo

@@ -6,6 +6,7 @@
 // Parsed tensors are views into the given bytes when their offset is aligned to the item size
 // (no copy), and aligned copies otherwise; do not mutate the input while the result is in use.
 
+import { clip, describe } from '../util/index.ts';
 import { FormatError } from './errors.ts';
 
 export type StDtype = 'F32' | 'F64' | 'I64' | 'I32' | 'F16' | 'BF16' | 'U8' | 'I8' | 'BOOL';
@@ -95,6 +96,12 @@ export function parseSafetensors(bytes: Uint8Array, source = '<bytes>'): Safeten
   };
   if (bytes.byteLength < 8) fail(`file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
   const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  // a safetensors file opens with the header length then '{': anything else (text, a zip, a
+  // PNG renamed .safetensors) is named as such rather than as an absurd header length
+  if ((n64 < 2n || n64 > BigInt(bytes.byteLength - 8)) && bytes[8] !== 0x7b) {
+    fail(`not a safetensors file (it should open with an 8-byte header length and a JSON header '{...}'; ` +
+      `it opens with ${describe(new TextDecoder('latin1').decode(bytes.subarray(0, 16)), 60)})`);
+  }
   if (n64 > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n64} exceeds the limit of ${MAX_HEADER_BYTES} bytes`);
   const n = Number(n64);
   if (n > bytes.byteLength - 8) {
@@ -110,7 +117,7 @@ export function parseSafetensors(bytes: Uint8Array, source = '<bytes>'): Safeten
   try {
     header = JSON.parse(text);
   } catch (e) {
-    return fail(`header is not valid JSON (${(e as Error).message})`);
+    return fail(`header is not valid JSON (${clip((e as Error).message, 120)})`);
   }
   if (!isPlainObject(header)) return fail('header JSON is not an object');
 
@@ -123,25 +130,25 @@ export function parseSafetensors(bytes: Uint8Array, source = '<bytes>'): Safeten
     if (name === '__metadata__') {
       if (!isPlainObject(info)) fail('__metadata__ must be an object of strings');
       for (const [k, v] of Object.entries(info as Record<string, unknown>)) {
-        if (typeof v !== 'string') fail(`__metadata__["${k}"] must be a string, got ${v === null ? 'null' : typeof v}`);
+        if (typeof v !== 'string') fail(`__metadata__[${describe(k, 80)}] must be a string, got ${v === null ? 'null' : `${typeof v} ${describe(v, 60)}`}`);
         Object.defineProperty(metadata, k, { value: v, enumerable: true, writable: true, configurable: true });
       }
       continue;
     }
-    const at = `tensor "${name}"`;
+    const at = `tensor ${describe(name, 100)}`;
     if (!isPlainObject(info)) return fail(`${at}: entry must be an object with dtype, shape, data_offsets`);
     const { dtype, shape, data_offsets: offs } = info;
     if (!isStDtype(dtype)) {
-      return fail(`${at}: unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(ST_DTYPES).join(', ')})`);
+      return fail(`${at}: unknown dtype ${describe(dtype, 40)} (known: ${Object.keys(ST_DTYPES).join(', ')})`);
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      return fail(`${at}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+      return fail(`${at}: shape must be an array of non-negative integers, got ${describe(shape, 100)}`);
     }
     if (
       !Array.isArray(offs) || offs.length !== 2 ||
       !offs.every((o) => Number.isSafeInteger(o) && o >= 0) || offs[0] > offs[1]
     ) {
-      return fail(`${at}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${JSON.stringify(offs)}`);
+      return fail(`${at}: data_offsets must be [begin, end] with 0 <= begin <= end, got ${describe(offs, 100)}`);
     }
     const [begin, end] = offs as [number, number];
     if (end > dataLen) {
@@ -151,7 +158,7 @@ export function parseSafetensors(bytes: Uint8Array, source = '<bytes>'): Safeten
     const want = numel * ST_DTYPES[dtype].size;
     if (!Number.isSafeInteger(want) || end - begin !== want) {
       fail(`${at}: data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but shape ` +
-        `[${(shape as number[]).join(', ')}] of ${dtype} needs ${want}`);
+        `${describe(shape, 100)} of ${dtype} needs ${Number.isSafeInteger(want) ? want : 'more than 2^53'}`);
     }
     entries.push({ name, dtype, shape: (shape as number[]).slice(), begin, end });
   }
@@ -162,7 +169,7 @@ export function parseSafetensors(bytes: Uint8Array, source = '<bytes>'): Safeten
   for (const e of entries) {
     if (e.begin === e.end) continue;
     if (prev !== undefined && e.begin < prev.end) {
-      fail(`tensor "${e.name}" data_offsets [${e.begin}, ${e.end}] overlap tensor "${prev.name}" [${prev.begin}, ${prev.end}]`);
+      fail(`tensor ${describe(e.name, 80)} data_offsets [${e.begin}, ${e.end}] overlap tensor ${describe(prev.name, 80)} [${prev.begin}, ${prev.end}]`);
     }
     prev = e;
   }
@@ -176,16 +183,18 @@ export function parseSafetensors(bytes: Uint8Array, source = '<bytes>'): Safeten
 }
 
 /**
- * Serialize tensors (written in sorted-name order) and string metadata. The JSON header is
- * space-padded so that the data section starts at a multiple of 8.
+ * Serialize tensors (written in sorted-name order, or in the given order with `keepOrder`: the
+ * reader returns tensors in file order, so a checkpoint's key order survives a round trip) and
+ * string metadata. The JSON header is space-padded so that the data section starts at a multiple of 8.
  */
 export function serializeSafetensors(
   tensors: Map<string, RawTensor> | Record<string, RawTensor>,
   metadata?: Record<string, string>,
+  keepOrder = false,
 ): Uint8Array {
   assertLittleEndianHost();
   const src = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
-  const names = [...src.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  const names = keepOrder ? [...src.keys()] : [...src.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const parts: string[] = [];
   if (metadata !== undefined) {
     const meta: string[] = [];
@@ -303,8 +312,8 @@ export function toFloat64(t: RawTensor, name: string): Float64Array {
 }
 
 /**
- * Integer values of a tensor as exact doubles. Throws when a value is not an integer (float
- * dtypes) or its magnitude exceeds 2^53 - 1 (I64).
+ * Integer values of a tensor as exact doubles. Throws FormatError (with `name` as the source)
+ * when a value is not an integer (float dtypes) or its magnitude exceeds 2^53 - 1 (I64).
  */
 export function toInt(t: RawTensor, name: string): Float64Array {
   if (t.dtype === 'I64') {
@@ -314,7 +323,7 @@ export function toInt(t: RawTensor, name: string): Float64Array {
     for (let i = 0; i < d.length; i++) {
       const v = d[i] as bigint;
       if (v > lim || v < -lim) {
-        throw new RangeError(`toInt: tensor "${name}" element ${i} = ${v} is beyond 2^53 and cannot be held exactly`);
+        throw new FormatError(name, `I64 element ${i} = ${v} is beyond 2^53 and cannot be held exactly`);
       }
       out[i] = Number(v);
     }
@@ -325,7 +334,7 @@ export function toInt(t: RawTensor, name: string): Float64Array {
     const copy = t.dtype === 'F64' ? Float64Array.from(out) : out;
     for (let i = 0; i < copy.length; i++) {
       if (!Number.isSafeInteger(copy[i])) {
-        throw new RangeError(`toInt: tensor "${name}" (${t.dtype}) element ${i} = ${copy[i]} is not an integer within 2^53`);
+        throw new FormatError(name, `${t.dtype} element ${i} = ${copy[i]} is not an integer within 2^53`);
       }
     }
     return copy;

@@ -6,6 +6,7 @@
 // other than stored (0) and deflate (8). It does no file I/O: it reads bytes held in memory.
 
 import * as zlib from 'node:zlib';
+import { clip } from '../util/index.ts';
 import { FormatError } from './errors.ts';
 
 export interface ZipEntry {
@@ -117,11 +118,19 @@ export function readZipDirectory(bytes: Uint8Array, source = '<bytes>'): Map<str
       x += 4 + sz;
     }
     if (flags & 1) fail(`entry "${name}" is encrypted`);
-    if (entries.has(name)) fail(`entry "${name}" appears twice`);
+    if (entries.has(name)) fail(`entry "${clip(name, 100)}" appears twice`);
     entries.set(name, { name, method, compressedSize, size, crc32, localHeaderOffset });
     p = end;
   }
   return entries;
+}
+
+/** Deflate emits at most 258 bytes per 2 bits of input: about 1032 bytes out per byte in. */
+const DEFLATE_MAX_RATIO = 1032;
+
+/** The most bytes an entry can honestly inflate to (its size for stored entries). */
+export function maxInflatedSize(e: ZipEntry): number {
+  return e.method === 8 ? e.compressedSize * DEFLATE_MAX_RATIO + 64 : e.compressedSize;
 }
 
 let crcTable: Int32Array | undefined;
@@ -152,7 +161,7 @@ export function crc32Js(bytes: Uint8Array): number {
  */
 export function readZipEntry(bytes: Uint8Array, entry: ZipEntry, source = '<bytes>'): Uint8Array {
   const fail = (msg: string): never => {
-    throw new FormatError(source, `zip: entry "${entry.name}": ${msg}`);
+    throw new FormatError(source, `zip: entry "${clip(entry.name, 100)}": ${msg}`);
   };
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const h = entry.localHeaderOffset;
@@ -170,6 +179,10 @@ export function readZipEntry(bytes: Uint8Array, entry: ZipEntry, source = '<byte
     if (entry.compressedSize !== entry.size) fail(`stored entry sizes differ (${entry.compressedSize} vs ${entry.size})`);
     out = raw;
   } else if (entry.method === 8) {
+    // a size that deflate cannot reach from these bytes is refused before inflating anything
+    if (entry.size > maxInflatedSize(entry)) {
+      fail(`claims ${entry.size} bytes from ${entry.compressedSize} deflated bytes, more than deflate can produce (corrupt or hostile archive)`);
+    }
     try {
       const b = zlib.inflateRawSync(raw, { maxOutputLength: Math.max(1, entry.size) });
       out = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);

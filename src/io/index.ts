@@ -1,10 +1,10 @@
-// io/ (rank 6): files in and out: tensor files and checkpoints, images, datasets, configs, parity.
+// io/ (rank 6): files in and out: tensor files and checkpoints, images, datasets, configs.
 export * from './tensors.ts';
-export { runParity, runFixture, listFixtures, findHandler, type ParityReport, type OutputLine } from './parity/runner.ts';
-export { FixtureContext, type FixtureHandler, type FixtureOutputs } from './parity/types.ts';
 export * from './datasets/index.ts';
 export * from './images.ts';
 export * from './config.ts';
 export * from './checkpoint.ts';
 export * from './metrics.ts';
 export * from './pretrained.ts';
+export * from './convert.ts';
+export * from './load-model.ts';

@@ -46,7 +46,7 @@ export const classicTargets = {
 
 export { PddpmUNet, TimeEmbedding as PddpmTimeEmbedding, pddpmTimeTable, type PddpmUNetOptions } from './unet/ddpm.ts';
 export {
-  GaussianDiffusionTrainer, GaussianDiffusionSampler, extract64 as pddpmExtract, noiseFromGenerator as classicNoiseFromGenerator,
+  GaussianDiffusionTrainer, GaussianDiffusionSampler, noiseFromGenerator as classicNoiseFromGenerator,
   type NoiseFn as ClassicNoiseFn, type PddpmModel, type PddpmMeanType, type PddpmVarType,
 } from './pddpm.ts';
 export {

@@ -4,7 +4,6 @@
 import type { TargetTable } from './targets.ts';
 
 export type { TargetTable, TargetConfig, TargetFactory, BuildFn } from './targets.ts';
-export { BenchUNet } from './bench-unet.ts';
 
 import { autoencoderTargets } from './autoencoder/kl.ts';
 export { AutoencoderKL, IdentityFirstStage, DiagonalGaussianDistribution, autoencoderTargets, type AutoencoderKLOptions } from './autoencoder/kl.ts';

@@ -4,9 +4,12 @@
 // q_sample, model_predictions (clip_x_start, rederive_pred_noise), p_mean_variance, p_sample,
 // p_sample_loop and ddim_sample (Song et al. 2021; times from a float32 linspace truncated by
 // `.int()`), and the training loss p_losses (offset noise and self-conditioning included).
-// Numerics as the official: every buffer is computed in float64 (diffusion/schedules.ts) and
-// stored FLOAT32; `extract` reads the float32 buffer; DDIM's per-step scalars are float32 0-d
-// tensor arithmetic (emulated with Math.fround). Output mapping quirks: `ddim_sample` /
+// The Gaussian math and the sampling loops are diffusion/'s: this class holds a diffusion
+// GaussianDiffusion over its buffers with lucidrains' quirks as data (objective -> parameterization,
+// x_start always clipped, no noise draw at t = 0, `lucidrainsDdimPlan` for DDIM) and samples
+// through the sampler table. Numerics as the official: every buffer is computed in float64
+// (diffusion/schedules.ts) and stored FLOAT32; DDIM's per-step scalars are float32 0-d tensor
+// arithmetic (emulated with Math.fround). Output mapping quirks: `ddim_sample` /
 // `p_sample_loop` return unnormalize(...) ([0, 1]); `p_sample` returns the raw [-1, 1] image.
 // Random draws (torch.randn / randn_like / randint / python random) come from a NoiseFn or a
 // Generator, in the official order.
@@ -17,12 +20,11 @@ import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module, mseLoss } from '../nn/index.ts';
 import {
-  LUCIDRAINS_BUFFER_KEYS, lucidrainsBetaSchedule, lucidrainsBuffers, lucidrainsDdimTimes,
-  type LucidrainsBetaScheduleKind, type LucidrainsObjective,
+  DIFFUSION_BUFFER_KEYS, GaussianDiffusion as Diffusion, SAMPLERS, lucidrainsBetaSchedule, lucidrainsBuffers, lucidrainsDdimPlan,
+  type Denoiser, type LucidrainsBetaScheduleKind, type LucidrainsObjective, type SampleOptions, type SamplerResult,
 } from '../diffusion/index.ts';
 import { noiseFromGenerator, type NoiseFn } from './pddpm.ts';
 
-const f32 = Math.fround;
 
 /** The network GaussianDiffusion drives (lucidrains Unet or anything with the same attributes). */
 export interface LucidrainsModel extends Module {
@@ -67,6 +69,10 @@ export interface LossTerms {
   target: Tensor;
 }
 
+const PARAMETERIZATION = { pred_noise: 'eps', pred_x0: 'x0', pred_v: 'v' } as const satisfies Record<LucidrainsObjective, string>;
+
+type BufferName = (typeof DIFFUSION_BUFFER_KEYS)[number] | 'loss_weight';
+
 /** lucidrains `GaussianDiffusion(model, *, image_size, timesteps=1000, ...)`. */
 export class GaussianDiffusion extends Module {
   readonly model: LucidrainsModel;
@@ -80,6 +86,8 @@ export class GaussianDiffusion extends Module {
   ddim_sampling_eta: number;
   readonly auto_normalize: boolean;
   offset_noise_strength: number;
+  /** The Gaussian math over this module's buffers (the same tensors: loading a state dict updates both). */
+  readonly diffusion: Diffusion;
 
   constructor(params: Record<string, unknown>) {
     super();
@@ -129,7 +137,12 @@ export class GaussianDiffusion extends Module {
       minSnrLossWeight: Boolean(params['min_snr_loss_weight'] ?? false),
       minSnrGamma: (params['min_snr_gamma'] ?? 5) as number,
     });
-    for (const k of LUCIDRAINS_BUFFER_KEYS) this.buffer(k, new Tensor(Float32Array.from(bufs[k]), [bufs[k].length]));
+    this.diffusion = new Diffusion(bufs, {
+      parameterization: PARAMETERIZATION[objective], varianceType: 'fixedsmall', clipDenoised: true,
+      noiseAtLastStep: false, ddimSchedule: lucidrainsDdimPlan,
+    });
+    for (const k of DIFFUSION_BUFFER_KEYS) this.buffer(k, this.diffusion.buffers[k]);
+    this.buffer('loss_weight', new Tensor(Float32Array.from(bufs.loss_weight), [bufs.loss_weight.length]));
 
     if (params['immiscible']) throw new ConfigError(`${owner}: immiscible=True (noise assignment by scipy linear_sum_assignment) is not supported`);
     this.offset_noise_strength = (params['offset_noise_strength'] ?? 0) as number;
@@ -137,14 +150,14 @@ export class GaussianDiffusion extends Module {
   }
 
   /** A float32 buffer value at index i (alphas_cumprod[time] etc.). */
-  bufferAt(name: (typeof LUCIDRAINS_BUFFER_KEYS)[number], i: number): number {
+  bufferAt(name: BufferName, i: number): number {
     const b = this.getBuffer(name).f32;
     if (!Number.isInteger(i) || i < 0 || i >= b.length) throw new ShapeError(`GaussianDiffusion.${name}: index ${i} outside [0, ${b.length})`);
     return b[i]!;
   }
 
   /** `extract(a, t, x_shape)`: float32 buffer values at t, shape [B, 1, ..., 1]. */
-  extract(name: (typeof LUCIDRAINS_BUFFER_KEYS)[number], t: Tensor, ndim: number): Tensor {
+  extract(name: BufferName, t: Tensor, ndim: number): Tensor {
     const out = new Float32Array(t.size);
     for (let i = 0; i < t.size; i++) out[i] = this.bufferAt(name, t.data[i]!);
     return new Tensor(out, [t.size, ...new Array<number>(ndim - 1).fill(1)]);
@@ -159,32 +172,26 @@ export class GaussianDiffusion extends Module {
   }
 
   predictStartFromNoise(xt: Tensor, t: Tensor, noise: Tensor): Tensor {
-    const n = xt.ndim;
-    return T.sub(T.mul(this.extract('sqrt_recip_alphas_cumprod', t, n), xt), T.mul(this.extract('sqrt_recipm1_alphas_cumprod', t, n), noise));
+    return this.diffusion.predictStartFromNoise(xt, t, noise);
   }
 
   predictNoiseFromStart(xt: Tensor, t: Tensor, x0: Tensor): Tensor {
-    const n = xt.ndim;
-    return T.div(T.sub(T.mul(this.extract('sqrt_recip_alphas_cumprod', t, n), xt), x0), this.extract('sqrt_recipm1_alphas_cumprod', t, n));
+    return this.diffusion.predictEpsFromStart(xt, t, x0);
   }
 
   /** v = sqrt(abar) eps - sqrt(1 - abar) x_0. */
   predictV(x0: Tensor, t: Tensor, noise: Tensor): Tensor {
-    const n = x0.ndim;
-    return T.sub(T.mul(this.extract('sqrt_alphas_cumprod', t, n), noise), T.mul(this.extract('sqrt_one_minus_alphas_cumprod', t, n), x0));
+    return this.diffusion.getV(x0, noise, t);
   }
 
   /** x_0 = sqrt(abar) x_t - sqrt(1 - abar) v. */
   predictStartFromV(xt: Tensor, t: Tensor, v: Tensor): Tensor {
-    const n = xt.ndim;
-    return T.sub(T.mul(this.extract('sqrt_alphas_cumprod', t, n), xt), T.mul(this.extract('sqrt_one_minus_alphas_cumprod', t, n), v));
+    return this.diffusion.predictStartFromV(xt, t, v);
   }
 
   /** q(x_{t-1} | x_t, x_0): mean, variance, clipped log variance. */
   qPosterior(x0: Tensor, xt: Tensor, t: Tensor): { mean: Tensor; variance: Tensor; logVariance: Tensor } {
-    const n = xt.ndim;
-    const mean = T.add(T.mul(this.extract('posterior_mean_coef1', t, n), x0), T.mul(this.extract('posterior_mean_coef2', t, n), xt));
-    return { mean, variance: this.extract('posterior_variance', t, n), logVariance: this.extract('posterior_log_variance_clipped', t, n) };
+    return this.diffusion.qPosterior(x0, xt, t);
   }
 
   modelPredictions(x: Tensor, t: Tensor, xSelfCond: Tensor | null = null, clipXStart = false, rederivePredNoise = false): ModelPrediction {
@@ -216,64 +223,54 @@ export class GaussianDiffusion extends Module {
     return { ...this.qPosterior(xStart, x, t), xStart };
   }
 
-  /** One ancestral step at integer time t: [pred_img (NOT unnormalized), x_start]. */
-  pSample(x: Tensor, t: number, opts: { selfCond?: Tensor | null; noise?: NoiseFn; generator?: Generator } = {}): { pred_img: Tensor; x_start: Tensor } {
-    const bt = T.full([x.dim(0)], t, 'int64');
-    const { mean, logVariance, xStart } = this.pMeanVariance(x, bt, opts.selfCond ?? null, true);
-    if (t <= 0) return { pred_img: mean, x_start: xStart }; // no noise if t == 0 (mean + exp(.) * 0.)
-    const noise = this.noiseFn(opts)(x.shape);
-    return { pred_img: T.add(mean, T.mul(T.exp(T.mul(logVariance, 0.5)), noise)), x_start: xStart };
+  /**
+   * The network as a Denoiser for the sampler table. With self-conditioning it feeds each call
+   * the previous call's clipped x_start (what p_sample_loop / ddim_sample pass on), so use a
+   * fresh one per sampling run.
+   */
+  denoiser(): Denoiser {
+    let selfCond: Tensor | null = null;
+    return (x, t) => {
+      const out = this.model.forward(x, t, selfCond);
+      if (this.self_condition) selfCond = T.clamp(this.diffusion.predictXstart(out, x, t), -1, 1);
+      return out;
+    };
   }
 
-  /** The full ancestral chain T-1 .. 0 from img = torch.randn(shape); returns unnormalize(img or stack). */
+  /** One ancestral step at integer time t: [pred_img (NOT unnormalized), x_start]. */
+  pSample(x: Tensor, t: number, opts: { selfCond?: Tensor | null; noise?: NoiseFn; generator?: Generator } = {}): { pred_img: Tensor; x_start: Tensor } {
+    const sc = opts.selfCond ?? null;
+    const r = this.diffusion.pSample((xx, tt) => this.model.forward(xx, tt, sc), x, T.full([x.dim(0)], t, 'int64'), {
+      clipDenoised: true, ...(t > 0 ? { noise: this.noiseFn(opts)(x.shape) } : {}),
+    });
+    return { pred_img: r.sample, x_start: r.predXstart };
+  }
+
+  /** The full ancestral chain T-1 .. 0 (the table's `ddpm` row) from img = torch.randn(shape); returns unnormalize(img or stack). */
   pSampleLoop(shape: readonly number[], returnAllTimesteps = false, opts: { noise?: NoiseFn; generator?: Generator } = {}): Tensor {
-    const noise = this.noiseFn(opts);
-    let img = noise(shape);
-    const imgs = [img];
-    let xStart: Tensor | null = null;
-    for (let t = this.num_timesteps - 1; t >= 0; t--) {
-      const r = this.pSample(img, t, { selfCond: this.self_condition ? xStart : null, noise });
-      img = r.pred_img;
-      xStart = r.x_start;
-      imgs.push(img);
-    }
-    return this.unnormalize(returnAllTimesteps ? T.stack(imgs, 1) : img);
+    return this.run('ddpm', shape, this.num_timesteps - 1, returnAllTimesteps, opts);
   }
 
   /**
-   * DDIM (Song et al. 2021, eq. 12), `ddim_sample`:
-   *  1. times = reversed(linspace(-1, T-1, S+1).int()), pairs (time, time_next);
-   *  2. img = torch.randn(shape);
-   *  3. per pair: model_predictions(clip_x_start=True, rederive_pred_noise=True); time_next < 0 -> img = x_start;
-   *     else sigma = eta sqrt((1 - a/a_next)(1 - a_next)/(1 - a)), c = sqrt(1 - a_next - sigma^2),
-   *     img = x_start sqrt(a_next) + c pred_noise + sigma randn_like(img)   (float32 scalars);
-   *  4. return unnormalize(img) or unnormalize(stack of every img) [B, S+1, C, H, W].
+   * DDIM (Song et al. 2021, eq. 12), `ddim_sample`, through the table's `ddim` row with
+   * `lucidrainsDdimPlan`: times = reversed(linspace(-1, T-1, S+1).int()); x_start clipped and
+   * pred_noise re-derived; the last pair (time_next = -1) returns x_start. Returns
+   * unnormalize(img) or unnormalize(stack of every img) [B, S+1, C, H, W].
    */
   ddimSample(shape: readonly number[], returnAllTimesteps = false, opts: { noise?: NoiseFn; generator?: Generator; eta?: number } = {}): Tensor {
-    const noise = this.noiseFn(opts);
-    const eta = opts.eta ?? this.ddim_sampling_eta;
-    const times = lucidrainsDdimTimes(this.num_timesteps, this.sampling_timesteps);
-    let img = noise(shape);
-    const imgs = [img];
-    let xStart: Tensor | null = null;
-    for (let i = 0; i + 1 < times.length; i++) {
-      const time = times[i]!, next = times[i + 1]!;
-      const tc = T.full([shape[0]!], time, 'int64');
-      const pred = this.modelPredictions(img, tc, this.self_condition ? xStart : null, true, true);
-      xStart = pred.pred_x_start;
-      if (next < 0) {
-        img = xStart;
-        imgs.push(img);
-        continue;
-      }
-      const a = this.bufferAt('alphas_cumprod', time), an = this.bufferAt('alphas_cumprod', next);
-      const sigma = f32(eta * f32(Math.sqrt(f32(f32(f32(1 - f32(a / an)) * f32(1 - an)) / f32(1 - a)))));
-      const c = f32(Math.sqrt(f32(f32(1 - an) - f32(sigma * sigma))));
-      const eps = noise(img.shape);
-      img = T.add(T.add(T.mul(xStart, f32(Math.sqrt(an))), T.mul(pred.pred_noise, c)), T.mul(eps, sigma));
-      imgs.push(img);
-    }
-    return this.unnormalize(returnAllTimesteps ? T.stack(imgs, 1) : img);
+    return this.run('ddim', shape, this.sampling_timesteps - 1, returnAllTimesteps, opts);
+  }
+
+  private run(sampler: 'ddpm' | 'ddim', shape: readonly number[], draws: number, returnAll: boolean,
+    opts: { noise?: NoiseFn; generator?: Generator; eta?: number }): Tensor {
+    // a NoiseFn replays the official draws in order: x_T, then one per step that draws
+    const src: Pick<SampleOptions, 'xT' | 'noises' | 'gen'> = opts.noise
+      ? { xT: opts.noise(shape), noises: Array.from({ length: draws }, () => opts.noise!(shape)) }
+      : { gen: opts.generator ?? missing('noise or generator') };
+    const r: SamplerResult = T.noGrad(() => SAMPLERS[sampler](this.denoiser(), this.diffusion, {
+      ...src, shape, steps: this.sampling_timesteps, eta: opts.eta ?? this.ddim_sampling_eta, clipDenoised: true, logEvery: 1,
+    }));
+    return this.unnormalize(returnAll ? T.stack(r.intermediates.x_inter, 1) : r.samples);
   }
 
   /** `sample(batch_size)`: DDIM when sampling_timesteps < timesteps, else the ancestral loop. */
@@ -284,8 +281,7 @@ export class GaussianDiffusion extends Module {
 
   /** q(x_t | x_0) = sqrt(abar) x_0 + sqrt(1 - abar) noise. */
   qSample(x0: Tensor, t: Tensor, noise: Tensor): Tensor {
-    const n = x0.ndim;
-    return T.add(T.mul(this.extract('sqrt_alphas_cumprod', t, n), x0), T.mul(this.extract('sqrt_one_minus_alphas_cumprod', t, n), noise));
+    return this.diffusion.qSample(x0, t, noise);
   }
 
   /** `p_losses(x_start, t, noise, offset_noise_strength, loss_reduction)` with its intermediate values. */

@@ -8,6 +8,10 @@
 //    images runs in float32;
 //  - p_mean_variance: the model mean uses the UNclipped x_0 (the official clip result is unused);
 //    the log variance at t = 0 borrows index 1; the final x_0 of the chain is clipped to [-1, 1].
+// The Gaussian math and the chain are diffusion/'s: each wrapper holds a GaussianDiffusion over
+// `pddpmDiffusionBuffers` (its float64 arrays, cast to float32 as `extract` does) with the quirks
+// as data (mean_type -> parameterization, var_type, no clipping, no noise draw at t = 0) and
+// samples through the sampler table's `ddpm` row.
 // Our Tensor has no float64 dtype: the state-dict buffers hold the float32 casts, and the float64
 // values live beside them (`buffers64`; `setFloat64Buffers` loads the stored F64 values).
 // What it is not: the UNet (models/unet/ddpm.ts) or the schedule arithmetic (diffusion/).
@@ -17,8 +21,8 @@ import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module, mseLoss } from '../nn/index.ts';
 import {
-  pddpmBetas, pddpmModelLogVar, pddpmSamplerBuffers, pddpmTrainerBuffers,
-  type PddpmSamplerBuffers, type PddpmTrainerBuffers,
+  GaussianDiffusion, SAMPLERS, pddpmBetas, pddpmDiffusionBuffers, pddpmSamplerBuffers, pddpmTrainerBuffers,
+  type Denoiser, type PddpmSamplerBuffers, type PddpmTrainerBuffers,
 } from '../diffusion/index.ts';
 
 /** The network a pytorch-ddpm wrapper drives: model(x_t, t) with int64 timesteps. */
@@ -30,17 +34,6 @@ export interface PddpmModel extends Module {
 export type NoiseFn = (shape: readonly number[]) => Tensor;
 
 export const noiseFromGenerator = (gen: Generator): NoiseFn => (shape) => T.randn(shape, gen);
-
-/** `extract(v, t, x_shape)`: gather float64 values at t, cast to float32, shape [B, 1, ..., 1]. */
-export function extract64(v: Float64Array, t: Tensor, ndim: number, what = 'extract'): Tensor {
-  const out = new Float32Array(t.size);
-  for (let i = 0; i < t.size; i++) {
-    const idx = t.data[i]!;
-    if (!Number.isInteger(idx) || idx < 0 || idx >= v.length) throw new ShapeError(`${what}: timestep ${idx} outside [0, ${v.length})`);
-    out[i] = v[idx]!;
-  }
-  return new Tensor(out, [t.size, ...new Array<number>(ndim - 1).fill(1)]);
-}
 
 function asModel(owner: string, v: unknown): PddpmModel {
   if (v instanceof Module && typeof (v as unknown as Partial<PddpmModel>).forward === 'function') return v as PddpmModel;
@@ -95,6 +88,8 @@ export class GaussianDiffusionTrainer extends Module {
   readonly model: PddpmModel;
   readonly T: number;
   readonly buffers64: PddpmTrainerBuffers;
+  /** q_sample over buffers64 (rebuilt by setFloat64Buffers) */
+  diffusion: GaussianDiffusion;
 
   constructor(params: Record<string, unknown>) {
     super();
@@ -104,18 +99,19 @@ export class GaussianDiffusionTrainer extends Module {
     this.T = steps(owner, params);
     this.buffers64 = pddpmTrainerBuffers(pddpmBetas(num(owner, params, 'beta_1'), num(owner, params, 'beta_T'), this.T));
     registerBuffers(this, this.buffers64, TRAINER_BUFFERS);
+    this.diffusion = new GaussianDiffusion(pddpmDiffusionBuffers(this.buffers64));
   }
 
   /** Use stored float64 buffers (an official state dict's F64 values); returns the keys taken. */
   setFloat64Buffers(stored: ReadonlyMap<string, Float64Array>, prefix = ''): string[] {
-    return loadBuffers64(this, this.buffers64 as unknown as Record<string, Float64Array>, TRAINER_BUFFERS, stored, prefix);
+    const used = loadBuffers64(this, this.buffers64, TRAINER_BUFFERS, stored, prefix);
+    this.diffusion = new GaussianDiffusion(pddpmDiffusionBuffers(this.buffers64));
+    return used;
   }
 
   /** q(x_t | x_0) = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps (Ho et al. eq. 4). */
   qSample(x0: Tensor, t: Tensor, noise: Tensor): Tensor {
-    const n = x0.ndim;
-    return T.add(T.mul(extract64(this.buffers64.sqrt_alphas_bar, t, n), x0),
-      T.mul(extract64(this.buffers64.sqrt_one_minus_alphas_bar, t, n), noise));
+    return this.diffusion.qSample(x0, t, noise);
   }
 
   /** Algorithm 1: t ~ U{0..T-1}, eps ~ N(0, I), loss = (eps_theta(x_t, t) - eps)^2, reduction 'none'. */
@@ -137,6 +133,7 @@ function missing(what: string): never {
 }
 
 export type PddpmMeanType = 'epsilon' | 'xstart' | 'xprev';
+const PARAMETERIZATION = { epsilon: 'eps', xstart: 'x0', xprev: 'xprev' } as const satisfies Record<PddpmMeanType, string>;
 export type PddpmVarType = 'fixedlarge' | 'fixedsmall';
 
 const SAMPLER_KEYS = ['model', 'beta_1', 'beta_T', 'T', 'img_size', 'mean_type', 'var_type'] as const;
@@ -166,6 +163,8 @@ export class GaussianDiffusionSampler extends Module {
   readonly mean_type: PddpmMeanType;
   readonly var_type: PddpmVarType;
   readonly buffers64: PddpmSamplerBuffers;
+  /** p_mean_variance and the chain over buffers64 (rebuilt by setFloat64Buffers) */
+  diffusion: GaussianDiffusion;
 
   constructor(params: Record<string, unknown>) {
     super();
@@ -183,54 +182,37 @@ export class GaussianDiffusionSampler extends Module {
     this.img_size = num(owner, params, 'img_size', 32);
     this.buffers64 = pddpmSamplerBuffers(pddpmBetas(num(owner, params, 'beta_1'), num(owner, params, 'beta_T'), this.T));
     registerBuffers(this, this.buffers64, SAMPLER_BUFFERS);
+    this.diffusion = this.makeDiffusion();
+  }
+
+  private makeDiffusion(): GaussianDiffusion {
+    return new GaussianDiffusion(pddpmDiffusionBuffers(this.buffers64), {
+      parameterization: PARAMETERIZATION[this.mean_type], varianceType: this.var_type, clipDenoised: false, noiseAtLastStep: false,
+    });
   }
 
   setFloat64Buffers(stored: ReadonlyMap<string, Float64Array>, prefix = ''): string[] {
-    return loadBuffers64(this, this.buffers64 as unknown as Record<string, Float64Array>, SAMPLER_BUFFERS, stored, prefix);
+    const used = loadBuffers64(this, this.buffers64, SAMPLER_BUFFERS, stored, prefix);
+    this.diffusion = this.makeDiffusion();
+    return used;
+  }
+
+  /** The network as a Denoiser for the sampler table. */
+  denoiser(): Denoiser {
+    return (x, t) => this.model.forward(x, t);
   }
 
   /** q(x_{t-1} | x_t, x_0) mean and clipped log variance (Ho et al. eq. 7). */
   qMeanVariance(x0: Tensor, xt: Tensor, t: Tensor): { mean: Tensor; logVar: Tensor } {
-    const b = this.buffers64, n = xt.ndim;
-    const mean = T.add(T.mul(extract64(b.posterior_mean_coef1, t, n), x0), T.mul(extract64(b.posterior_mean_coef2, t, n), xt));
-    return { mean, logVar: extract64(b.posterior_log_var_clipped, t, n) };
-  }
-
-  /** x_0 = sqrt(1/abar) x_t - sqrt(1/abar - 1) eps. */
-  predictXstartFromEps(xt: Tensor, t: Tensor, eps: Tensor): Tensor {
-    const b = this.buffers64, n = xt.ndim;
-    return T.sub(T.mul(extract64(b.sqrt_recip_alphas_bar, t, n), xt), T.mul(extract64(b.sqrt_recipm1_alphas_bar, t, n), eps));
-  }
-
-  /** x_0 = (x_prev - coef2 x_t) / coef1, as (1/coef1) x_prev - (coef2/coef1) x_t in float64 coefficients. */
-  predictXstartFromXprev(xt: Tensor, t: Tensor, xprev: Tensor): Tensor {
-    const b = this.buffers64, n = xt.ndim;
-    const inv = b.posterior_mean_coef1.map((c) => 1 / c);
-    const ratio = b.posterior_mean_coef2.map((c, i) => c / b.posterior_mean_coef1[i]!);
-    return T.sub(T.mul(extract64(inv, t, n), xprev), T.mul(extract64(ratio, t, n), xt));
+    const q = this.diffusion.qPosterior(x0, xt, t);
+    return { mean: q.mean, logVar: q.logVariance };
   }
 
   /** p(x_{t-1} | x_t): { mean, logVar [B, 1, 1, 1] }; the mean uses the unclipped x_0 (official). */
   pMeanVariance(xt: Tensor, t: Tensor): { mean: Tensor; logVar: Tensor; x0: Tensor } {
-    const logVar = extract64(pddpmModelLogVar(this.buffers64, this.var_type), t, xt.ndim);
-    const out = this.model.forward(xt, t);
-    let mean: Tensor, x0: Tensor;
-    switch (this.mean_type) {
-      case 'xprev':
-        x0 = this.predictXstartFromXprev(xt, t, out);
-        mean = out;
-        break;
-      case 'xstart':
-        x0 = out;
-        mean = this.qMeanVariance(x0, xt, t).mean;
-        break;
-      case 'epsilon':
-        x0 = this.predictXstartFromEps(xt, t, out);
-        mean = this.qMeanVariance(x0, xt, t).mean;
-        break;
-    }
     // The official computes torch.clip(x_0, -1, 1) here and discards it.
-    return { mean, logVar, x0 };
+    const p = this.diffusion.pMeanVariance(this.model.forward(xt, t), xt, t, { clipDenoised: false });
+    return { mean: p.mean, logVar: p.logVariance, x0: p.predXstart };
   }
 
   /** One step: mean + exp(0.5 log_var) * noise (no noise at time_step 0). */
@@ -241,13 +223,15 @@ export class GaussianDiffusionSampler extends Module {
     return T.add(mean, T.mul(T.exp(T.mul(logVar, 0.5)), noise(xt.shape)));
   }
 
-  /** Algorithm 2: x_T -> x_0 over time_step = steps-1 .. 0, result clipped to [-1, 1]. */
+  /** Algorithm 2 (the table's `ddpm` row): x_T -> x_0 over time_step = steps-1 .. 0, result clipped to [-1, 1]. */
   forward(xT: Tensor, opts: SampleOptions = {}): Tensor {
     const n = opts.steps ?? this.T;
     if (!Number.isInteger(n) || n < 1 || n > this.T) throw new ConfigError(`GaussianDiffusionSampler: steps must be an integer in [1, ${this.T}], got ${n}`);
-    const noise = opts.noise ?? (opts.generator ? noiseFromGenerator(opts.generator) : missing('noise'));
-    let x = xT;
-    for (let ts = n - 1; ts >= 0; ts--) x = this.step(x, ts, noise);
-    return T.clamp(x, -1, 1);
+    // a NoiseFn replays the official draws in order: one per step with time_step > 0
+    const noise = opts.noise;
+    const src = noise ? { noises: Array.from({ length: n - 1 }, () => noise(xT.shape)) }
+      : { gen: opts.generator ?? missing('noise') };
+    const r = T.noGrad(() => SAMPLERS.ddpm(this.denoiser(), this.diffusion, { ...src, shape: xT.shape, xT, tStart: n, logEvery: n }));
+    return T.clamp(r.samples, -1, 1);
   }
 }

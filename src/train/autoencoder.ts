@@ -1,10 +1,13 @@
-// Training an `ldm.models.autoencoder.AutoencoderKL` config (the first stage of an LDM), as the
-// official main.py + Lightning run it: per batch, optimizer_idx 0 (encoder/decoder/quant convs:
-// reconstruction + KL + the adaptive-weighted GAN term from `disc_start` on) then optimizer_idx 1
-// (the discriminator), both Adam(lr, betas (0.5, 0.9)) at base_learning_rate (times batch size
-// when scale_lr), one global step per batch (models/autoencoder/training.ts does the step).
+// Training an `ldm.models.autoencoder.AutoencoderKL` config (the first stage of an LDM), or a VQ
+// first stage (`ldm.models.autoencoder.VQModel`, `taming.models.vqgan.VQModel` with
+// VQLPIPSWithDiscriminator), as the official main.py + Lightning run it: per batch,
+// optimizer_idx 0 (encoder/decoder/quant convs (+ codebook): reconstruction + KL or codebook loss +
+// the adaptive-weighted GAN term from `disc_start` on) then optimizer_idx 1 (the discriminator),
+// both Adam(lr, betas (0.5, 0.9)) at base_learning_rate (times batch size when scale_lr; the VQ
+// autoencoder optimiser times lr_g_factor), one global step per batch (models/autoencoder/
+// training.ts and vq-training.ts do the step).
 // Logged: a JSONL metrics row per step, reconstruction grids (input row above its reconstruction
-// row, posterior mode, held-out images), reconstruction error on held-out test images (L1, MSE and
+// row, posterior mode or quantised latent, held-out images), reconstruction error on held-out test images (L1, MSE and
 // PSNR on the [0, 1] scale) every val_check_interval and at the end, the loss curve. Checkpoints
 // and RUN/model.safetensors hold the whole state dict under the official keys (encoder.*,
 // decoder.*, quant_conv.*, post_quant_conv.*, loss.*). No resume (a run is minutes long).
@@ -13,8 +16,10 @@ import { join } from 'node:path';
 import { ConfigError, Generator } from '../util/index.ts';
 import { cat, noGrad, permute } from '../tensor/index.ts';
 import { setInitSeed } from '../nn/index.ts';
+import type { Tensor } from '../tensor/index.ts';
 import {
-  AutoencoderKL, autoencoderOptimizationStep, configureAutoencoderOptimizers, type LPIPSWithDiscriminator,
+  AutoencoderKL, LPIPSWithDiscriminator, VQLPIPSWithDiscriminator, VQModel, autoencoderOptimizationStep, configureAutoencoderOptimizers,
+  configureVQOptimizers, vqOptimizationStep,
 } from '../models/index.ts';
 import {
   DataLoader, MetricsLog, buildDataFromConfig, buildModelFromConfig, drawCurve, dumpConfig, makeBatch, saveImageGrid,
@@ -24,7 +29,16 @@ import { resolveSettings } from './settings.ts';
 import type { TrainEvent, TrainOptions } from './trainer.ts';
 
 export const AUTOENCODER_TARGET = 'ldm.models.autoencoder.AutoencoderKL';
+/** The model targets trained by trainAutoencoder. */
+export const AUTOENCODER_TARGETS: readonly string[] = [AUTOENCODER_TARGET, 'ldm.models.autoencoder.VQModel', 'taming.models.vqgan.VQModel'];
 
+/** A first stage this trainer handles. */
+export type TrainableFirstStage = AutoencoderKL | VQModel;
+
+/** The reconstruction used for metrics and grids: posterior mode (KL) or the quantised latent (VQ). */
+function reconstruct(ae: TrainableFirstStage, x: Tensor): Tensor {
+  return ae instanceof AutoencoderKL ? ae.forward(x, false)[0] : ae.forward(x)[0];
+}
 export interface ReconstructionReport {
   l1: number;
   mse: number;
@@ -36,7 +50,7 @@ export interface ReconstructionReport {
 export interface AutoencoderTrainResult {
   step: number;
   reason: 'finished' | 'stopped' | 'killed';
-  model: AutoencoderKL;
+  model: TrainableFirstStage;
   losses: number[];
   modelPath: string | null;
   imgPerSec: number;
@@ -46,14 +60,14 @@ export interface AutoencoderTrainResult {
 const stepTag = (s: number): string => `step-${String(s).padStart(6, '0')}`;
 
 /** Reconstruction error of the posterior mode on the first n examples of ds. */
-export function reconstructionError(ae: AutoencoderKL, ds: ImageDataset, n = 512, bs = 128): ReconstructionReport {
+export function reconstructionError(ae: TrainableFirstStage, ds: ImageDataset, n = 512, bs = 128): ReconstructionReport {
   const m = Math.min(n, ds.length);
   let l1 = 0, se = 0, count = 0;
   noGrad(() => {
     for (let s = 0; s < m; s += bs) {
       const idx = Array.from({ length: Math.min(bs, m - s) }, (_, i) => s + i);
       const x = permute(makeBatch(ds, idx).image, [0, 3, 1, 2]); // [B, C, H, W]
-      const [rec] = ae.forward(x, false);
+      const rec = reconstruct(ae, x);
       const a = x.f32, b = rec.f32;
       for (let i = 0; i < a.length; i++) {
         const d = Math.min(1, Math.max(-1, b[i]!)) - a[i]!;
@@ -69,10 +83,10 @@ export function reconstructionError(ae: AutoencoderKL, ds: ImageDataset, n = 512
 }
 
 /** Input row above reconstruction row, k images per row. */
-async function reconstructionGrid(ae: AutoencoderKL, ds: ImageDataset, path: string, k = 16): Promise<void> {
+async function reconstructionGrid(ae: TrainableFirstStage, ds: ImageDataset, path: string, k = 16): Promise<void> {
   const idx = Array.from({ length: Math.min(k, ds.length) }, (_, i) => i);
   const x = permute(makeBatch(ds, idx).image, [0, 3, 1, 2]);
-  const rec = noGrad(() => ae.forward(x, false)[0]);
+  const rec = noGrad(() => reconstruct(ae, x));
   await saveImageGrid(path, cat([x, rec], 0), { nrow: idx.length });
 }
 
@@ -85,24 +99,38 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   const s = resolveSettings(config);
   setInitSeed(s.seed);
   const built = buildModelFromConfig(config);
-  if (!(built instanceof AutoencoderKL)) throw new ConfigError(`train: model.target ${AUTOENCODER_TARGET} did not build an AutoencoderKL`);
-  const ae = built;
-  const loss = ae.loss as LPIPSWithDiscriminator;
-  if (!loss || typeof (loss as { forward?: unknown }).forward !== 'function' || !(loss as { discriminator?: unknown }).discriminator) {
-    throw new ConfigError('train: the autoencoder needs lossconfig ldm.modules.losses.LPIPSWithDiscriminator to train');
+  if (!(built instanceof AutoencoderKL) && !(built instanceof VQModel)) throw new ConfigError(`train: model.target ${String(getPathSafe(config))} did not build an AutoencoderKL or a VQModel`);
+  const ae: TrainableFirstStage = built;
+  const lossModule = ae.loss;
+  let stepFn: (batch: Readonly<Record<string, Tensor>>, step: number) => { aeloss: Tensor; discloss: Tensor; log: Record<string, Tensor> };
+  let loss: LPIPSWithDiscriminator | VQLPIPSWithDiscriminator;
+  let nParams: number;
+  if (ae instanceof AutoencoderKL) {
+    if (!(lossModule instanceof LPIPSWithDiscriminator)) throw new ConfigError('train: an AutoencoderKL needs lossconfig ldm.modules.losses.LPIPSWithDiscriminator to train');
+    const l = lossModule;
+    const optimizers = configureAutoencoderOptimizers(ae, l, s.learningRate);
+    const trainGen = new Generator(BigInt(s.seed) + 1n);
+    stepFn = (batch, step) => autoencoderOptimizationStep(ae, l, optimizers, batch, step, { noise0: trainGen, noise1: trainGen });
+    loss = l;
+    nParams = [...ae.encoder.parameters(), ...ae.decoder.parameters(), ...ae.quant_conv.parameters(), ...ae.post_quant_conv.parameters()]
+      .reduce((a, p) => a + p.size, 0);
+  } else {
+    if (!(lossModule instanceof VQLPIPSWithDiscriminator)) throw new ConfigError('train: a VQModel needs lossconfig taming.modules.losses.vqperceptual.VQLPIPSWithDiscriminator (or ldm.modules.losses.vqperceptual.VQLPIPSWithDiscriminator) to train');
+    const l = lossModule;
+    const optimizers = configureVQOptimizers(ae, l, s.learningRate);
+    const remapGen = new Generator(BigInt(s.seed) + 1n);
+    stepFn = (batch, step) => vqOptimizationStep(ae, l, optimizers, batch, step, { unknownDraw: remapGen });
+    loss = l;
+    nParams = ae.autoencoderParameters().reduce((a, p) => a + p.size, 0);
   }
   ae.train();
   const data = opts.data ?? await buildDataFromConfig(config, { onWarning: (m) => emit({ type: 'warn', message: m }) });
   if (!data.train) throw new ConfigError("config: 'data.params.train' is required for training");
   const heldOut = data.validation ?? data.test ?? data.train;
   const loader = new DataLoader(data.train, { batchSize: s.batchSize, seed: s.seed });
-  const optimizers = configureAutoencoderOptimizers(ae, loss, s.learningRate);
-  const trainGen = new Generator(BigInt(s.seed) + 1n);
   const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
   metrics.truncate(0);
   writeTextFile(join(out, 'config.yaml'), dumpConfig(config));
-  const nParams = [...ae.encoder.parameters(), ...ae.decoder.parameters(), ...ae.quant_conv.parameters(), ...ae.post_quant_conv.parameters()]
-    .reduce((a, p) => a + p.size, 0);
   emit({
     type: 'start', step: 0, maxSteps: s.maxSteps, parameters: nParams, learningRate: s.learningRate, dataset: data.train.name,
     examples: data.train.length, outDir: out, resumed: false, batchSize: s.batchSize,
@@ -141,7 +169,7 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   while (step < s.maxSteps) {
     const ts = performance.now();
     const batch = loader.next();
-    const r = autoencoderOptimizationStep(ae, loss, optimizers, { image: batch.image }, step, { noise0: trainGen, noise1: trainGen });
+    const r = stepFn({ [ae.imageKey]: batch.image }, step);
     const l = r.aeloss.item();
     if (s.nanGuard && !Number.isFinite(l)) throw new ConfigError(`training stopped at step ${step + 1}: the autoencoder loss is ${l}; lower base_learning_rate`);
     step += 1;
@@ -187,6 +215,11 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
 async function writeCurve(metrics: MetricsLog, out: string): Promise<void> {
   const rows = metrics.read().filter((r) => typeof r['loss'] === 'number');
   if (rows.length < 2) return;
-  await writePng(join(out, 'loss.png'), drawCurve(rows.map((r) => r.step), rows.map((r) => Math.max(1e-6, r['loss'] as number)), { logScale: true, title: 'autoencoder loss (rec + KL + GAN)' }));
+  await writePng(join(out, 'loss.png'), drawCurve(rows.map((r) => r.step), rows.map((r) => Math.max(1e-6, r['loss'] as number)), { logScale: true, title: 'autoencoder loss (reconstruction + KL or codebook + GAN)' }));
 }
 
+
+function getPathSafe(config: ConfigTree): unknown {
+  const m = config['model'];
+  return m && typeof m === 'object' ? (m as Record<string, unknown>)['target'] : undefined;
+}

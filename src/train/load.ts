@@ -4,13 +4,10 @@
 // them, are swapped in (the official `ema_scope` default for sampling) unless asked otherwise.
 
 import { ConfigError } from '../util/index.ts';
-import { DDPM } from '../models/index.ts';
-import {
-  buildModelFromConfig, loadWeightsInto, readConfigFile, readWeights, resolveModel, validateConfig, type ConfigTree,
-} from '../io/index.ts';
+import type { DDPM } from '../models/index.ts';
+import { loadDiffusionModel, resolveModel, type ConfigTree } from '../io/index.ts';
 import { conditioningSettings } from './settings.ts';
 import { classConditioning, type ClassCond } from './sampling.ts';
-import { stripFirstStageCkpt } from './latent.ts';
 
 export interface LoadedModel {
   model: DDPM;
@@ -49,27 +46,8 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
     path = e.checkpointPath;
     configPath ??= e.configPath ?? undefined;
   }
-  const w = readWeights(path);
-  const config: ConfigTree | null = configPath ? readConfigFile(configPath) : (w.config as ConfigTree | null);
-  if (!config) throw new ConfigError(`${path} carries no config: pass --config CONFIG.yaml (the model's YAML)`);
-  validateConfig(config);
-  // an LDM's first_stage ckpt_path is not read here: the model file carries first_stage_model.*
-  const built = buildModelFromConfig(stripFirstStageCkpt(config));
-  if (!(built instanceof DDPM)) throw new ConfigError(`${path}: model.target must be a DDPM-family model`);
-  const model = built;
-  const r = loadWeightsInto(model, w.tensors, w.path, false);
-  const hasEma = model.model_ema !== null && [...w.tensors.keys()].some((k) => k.startsWith('model_ema.'));
-  let weights: 'ema' | 'raw' = 'raw';
-  if (hasEma && !opts.noEma) {
-    model.model_ema!.copyTo();
-    weights = 'ema';
-  } else if (w.metadata['ema'] === 'true') {
-    weights = 'ema'; // an exported model file: the EMA weights are the model weights
-  }
-  const ignorable = (k: string): boolean => k.startsWith('model_ema.') || k === 'logvar';
-  model.eval();
-  return {
-    model, config, cls: classConditioning(model, conditioningSettings(config)), path: w.path, weights,
-    missing: r.missing.filter((k) => !ignorable(k)), unexpected: r.unexpected,
-  };
+  // the model of the weights, as io/ builds it for every consumer (an LDM's first_stage ckpt_path
+  // is not read: the model file carries first_stage_model.*)
+  const m = loadDiffusionModel({ checkpoint: path, config: configPath, noEma: opts.noEma });
+  return { ...m, cls: classConditioning(m.model, conditioningSettings(m.config)) };
 }

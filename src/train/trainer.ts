@@ -27,7 +27,7 @@ import {
 import { buildScheduler, type LrSchedule } from './lr.ts';
 import { resolveSettings, type TrainSettings } from './settings.ts';
 import { classConditioning, denoisingStrip, sampleImages, type ClassCond } from './sampling.ts';
-import { AUTOENCODER_TARGET, trainAutoencoder } from './autoencoder.ts';
+import { AUTOENCODER_TARGETS, trainAutoencoder } from './autoencoder.ts';
 import { isLatentConfig, loadFirstStage, prepareLatentConfig } from './latent.ts';
 
 export class TrainingStopped extends LdmError {}
@@ -133,7 +133,7 @@ const stepTag = (s: number): string => `step-${String(s).padStart(6, '0')}`;
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   // AutoencoderKL configs (the LDM first stage): two optimizers, reconstruction metrics (autoencoder.ts)
-  if (getPath(opts.config, 'model.target') === AUTOENCODER_TARGET) return await trainAutoencoder(opts) as unknown as TrainResult;
+  if (AUTOENCODER_TARGETS.includes(String(getPath(opts.config, 'model.target')))) return await trainAutoencoder(opts) as unknown as TrainResult;
   const t0 = Date.now();
   const emit = (e: TrainEvent): void => opts.onEvent?.(e);
   let config = opts.config;

@@ -4,3 +4,4 @@ export * from './shape.ts';
 export * from './env.ts';
 export * from './rng.ts';
 export * from './kwargs.ts';
+export * from './describe.ts';

@@ -147,8 +147,8 @@ test('conversions: F16, BF16, I64, I32, BOOL to float; toInt exactness', () => {
   assert.equal(toFloat32(f32, 'b'), f32.data); // no copy
   assert.deepEqual(Array.from(toInt({ dtype: 'I64', shape: [2], data: new BigInt64Array([-(2n ** 53n) + 1n, 5n]) }, 't')), [-(2 ** 53) + 1, 5]);
   assert.deepEqual(Array.from(toInt({ dtype: 'F32', shape: [2], data: new Float32Array([3, -4]) }, 't')), [3, -4]);
-  assert.throws(() => toInt(ALL['i64'] as RawTensor, 'big'), /tensor "big" element 0 .* beyond 2\^53/);
-  assert.throws(() => toInt({ dtype: 'F64', shape: [2], data: new Float64Array([1, 1.5]) }, 'frac'), /tensor "frac" \(F64\) element 1 = 1.5 is not an integer/);
+  assert.throws(() => toInt(ALL['i64'] as RawTensor, 'big'), /big: I64 element 0 .* beyond 2\^53/);
+  assert.throws(() => toInt({ dtype: 'F64', shape: [2], data: new Float64Array([1, 1.5]) }, 'frac'), /frac: F64 element 1 = 1.5 is not an integer/);
 });
 
 test('writer validation: metadata strings only, matching data arrays, reserved name', () => {
@@ -169,6 +169,7 @@ test('malformed files raise a FormatError naming the file and the tensor', () =>
   rejects(good.subarray(0, 20), 'header length', 'truncated file');
   const huge = new Uint8Array(16);
   new DataView(huge.buffer).setBigUint64(0, 2n ** 40n, true);
+  huge[8] = 0x7b;
   rejects(huge, 'exceeds the limit of 100000000 bytes');
   rejects(good.subarray(0, good.byteLength - 1), 'tensor "w"', 'run past the data section', 'truncated');
   rejects(rawFile(null, d8, '{"w": {"dtype": "F32",'), 'not valid JSON');

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.ts';
 import { unpickleAt } from '../../src/formats/pickle.ts';
 import { parseSafetensors, type RawTensor } from '../../src/formats/safetensors.ts';
-import { extractStateDict, readTorchCheckpoint } from '../../src/formats/torch-pickle.ts';
+import { extractStateDict } from '../../src/formats/torch-pickle.ts';
+import { readTorchCheckpoint } from '../../src/formats/torch-checkpoint.ts';
 import { looksLikeLegacyTorch } from '../../src/formats/torch-legacy.ts';
 import { concat } from './builders.ts';
 

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { FormatError } from '../../src/formats/errors.ts';
 import { unpickle } from '../../src/formats/pickle.ts';
 import { parseSafetensors, type RawTensor } from '../../src/formats/safetensors.ts';
-import { extractStateDict, readTorchCheckpoint, resolveTorchGlobal } from '../../src/formats/torch-pickle.ts';
+import { extractStateDict, resolveTorchGlobal } from '../../src/formats/torch-pickle.ts';
+import { readTorchCheckpoint } from '../../src/formats/torch-checkpoint.ts';
 import { crc32, crc32Js, readZipDirectory, readZipEntry, type ZipEntry } from '../../src/formats/zip.ts';
 import { G, J, K, makeZip, NEWFALSE, PROTO2, pk, S, storageRef, torchZip, TUPLE1 } from './builders.ts';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { listFixtures, runFixture } from '../../src/io/index.ts';
+import { listFixtures, runFixture } from '../../src/dev/index.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const dirs = [resolve(root, 'test/fixtures/parity'), resolve(root, '../shared/fixtures')].filter((d) => existsSync(d));

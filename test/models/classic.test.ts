@@ -3,7 +3,7 @@
 // lucidrains/denoising-diffusion-pytorch v2.3.1): state-dict key sets and shapes against the
 // parity fixtures' official keys, output shapes, the interleaved pytorch-ddpm time table,
 // seeded (deterministic) training losses, the registry entries and configuration errors.
-// The full numerical parity runs through `npm run parity` (src/io/parity/{pddpm,lucidrains}.ts).
+// The full numerical parity runs through `npm run parity` (src/dev/parity/{pddpm,lucidrains}.ts).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

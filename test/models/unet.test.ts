@@ -20,7 +20,8 @@ import {
 } from '../../src/models/unet/openai.ts';
 import { CrossAttention, LinAttnBlock, SpatialTransformer } from '../../src/models/attention.ts';
 import { MODEL_TARGETS } from '../../src/models/index.ts';
-import { FixtureContext, readTensorFile, runFixture } from '../../src/io/index.ts';
+import { readTensorFile } from '../../src/io/index.ts';
+import { FixtureContext, runFixture } from '../../src/dev/index.ts';
 import { assertClose, gradcheck, rnd } from '../helpers/check.ts';
 
 const BASE: UNetOptions = {

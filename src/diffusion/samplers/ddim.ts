@@ -8,8 +8,8 @@
 
 import { ConfigError, Generator, defaultGenerator } from '../../util/index.ts';
 import { Tensor, add, clamp, div, mul, noGrad, randn, sub } from '../../tensor/index.ts';
-import type { DdimSchedule } from '../schedules.ts';
-import { fullT, type DdimPlan, type GaussianDiffusion } from '../gaussian.ts';
+import type { DdimPlan, DdimSchedule } from '../schedules.ts';
+import { fullT, type GaussianDiffusion } from '../gaussian.ts';
 import { cfgDenoiser } from '../guidance.ts';
 import type { Denoiser } from '../types.ts';
 import type { SampleOptions, Sampler, SamplerIntermediates, SamplerResult } from './types.ts';

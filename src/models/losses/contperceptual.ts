@@ -86,6 +86,21 @@ function norm(x: Tensor): Tensor {
   return T.sqrt(T.sum(T.square(x)));
 }
 
+/** `calculate_adaptive_weight` of VQGAN (shared by LPIPSWithDiscriminator and
+ *  VQLPIPSWithDiscriminator): ||d nll/d last|| / (||d g/d last|| + 1e-4), clamped to [0, 1e4],
+ *  detached, times disc_weight. null when the graph does not reach `lastLayer` (torch raises
+ *  RuntimeError there, e.g. under no_grad). */
+export function adaptiveGanWeight(nllLoss: Tensor, gLoss: Tensor, lastLayer: Tensor, discWeight: number): Tensor | null {
+  if (!nllLoss.requiresGrad || !gLoss.requiresGrad) return null;
+  const [nllGrads] = T.grad(nllLoss, [lastLayer]);
+  const [gGrads] = T.grad(gLoss, [lastLayer]);
+  if (!nllGrads || !gGrads) return null;
+  return T.noGrad(() => {
+    const d = T.div(norm(nllGrads), T.add(norm(gGrads), 1e-4));
+    return T.mul(T.clamp(d, 0.0, 1e4), discWeight).detach();
+  });
+}
+
 export class LPIPSWithDiscriminator extends Module {
   readonly klWeight: number;
   readonly pixelWeight: number;
@@ -131,14 +146,7 @@ export class LPIPSWithDiscriminator extends Module {
    *  detached, times disc_weight. Returns null when the graph does not reach `lastLayer` (torch
    *  raises RuntimeError there, e.g. under no_grad). */
   calculateAdaptiveWeight(nllLoss: Tensor, gLoss: Tensor, lastLayer: Tensor): Tensor | null {
-    if (!nllLoss.requiresGrad || !gLoss.requiresGrad) return null;
-    const [nllGrads] = T.grad(nllLoss, [lastLayer]);
-    const [gGrads] = T.grad(gLoss, [lastLayer]);
-    if (!nllGrads || !gGrads) return null;
-    return T.noGrad(() => {
-      const d = T.div(norm(nllGrads), T.add(norm(gGrads), 1e-4));
-      return T.mul(T.clamp(d, 0.0, 1e4), this.discriminatorWeight).detach();
-    });
+    return adaptiveGanWeight(nllLoss, gLoss, lastLayer, this.discriminatorWeight);
   }
 
   private disc(x: Tensor, cond: Tensor | null | undefined): Tensor {

@@ -13,7 +13,8 @@
 //  3. shared_step(batch) with posterior noise in.posterior_noise, t := in.t, noise := in.noise ->
 //     out.<v>.loss, out.<v>.loss_dict.<key without the train/ or val/ prefix>, and the
 //     DiffusionWrapper input / output out.<v>.x_noisy / out.<v>.model_output;
-//  4. out.<v>.decode_first_stage = decode_first_stage(z).
+//  4. out.<v>.decode_first_stage = decode_first_stage(z), and (VQ first stages)
+//     out.<v>.decode_first_stage_force_not_quantize = decode_first_stage(z, force_not_quantize=True).
 // Outputs are produced for the names the fixture lists, so other configurations of the same call
 // (other first / cond stages, conditioning keys, loss settings) need no new code.
 
@@ -87,6 +88,7 @@ function run(ctx: FixtureContext): FixtureOutputs {
       }
       // 4. decode_first_stage
       if (wants('decode_first_stage')) out.set(key('decode_first_stage'), m.decodeFirstStage(z));
+      if (wants('decode_first_stage_force_not_quantize')) out.set(key('decode_first_stage_force_not_quantize'), m.decodeFirstStage(z, { forceNotQuantize: true }));
     }
   });
   return out;

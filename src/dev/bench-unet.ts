@@ -1,7 +1,7 @@
 // The benchmark network W4: exactly the small DDPM UNet of shared/bench/unet_torch.py (base 64,
 // mults (1,2,2), 2 ResBlocks per level, GroupNorm(32)+SiLU, one 4-head self-attention block at
 // 16x16, input 3x32x32; 6.14 M parameters), so our training step and sampling forward pass can be
-// timed against PyTorch's on the same work. Not a model of the seeds: those are in unet/.
+// timed against PyTorch's on the same work. Dev tooling (dev/), not a model of the library: those are in models/.
 
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';

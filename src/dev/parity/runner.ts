@@ -6,7 +6,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LdmError } from '../../util/index.ts';
 import { Tensor } from '../../tensor/index.ts';
-import { readTensorFile, writeTensorFile } from '../tensors.ts';
+import { readTensorFile, writeTensorFile } from '../../io/index.ts';
 import { compareArrays, parseCheck } from './compare.ts';
 import { FixtureContext, type FixtureHandler, type FixtureOutputs } from './types.ts';
 import { HANDLERS } from './handlers.ts';
@@ -78,22 +78,26 @@ export function runFixture(path: string, onLine?: (l: OutputLine) => void, write
   }
   const checks = (() => { try { return JSON.parse(ctx.metadata['checks'] ?? '{}') as Record<string, unknown>; } catch { return {}; } })();
   for (const key of ctx.outputKeys) {
-    const short = key.slice('out.'.length);
-    const ours = outs.get(key);
-    if (ours === undefined) {
+    // `out.x` is compared as produced, and so is every `out.x@<label>` (one run per companion checkpoint)
+    const produced = [...outs.keys()].filter((k) => k === key || k.startsWith(`${key}@`));
+    if (produced.length === 0) {
       emit({ fixture: ctx.name, output: key, ok: false, error: Infinity, detail: 'not produced by our implementation' });
       continue;
     }
-    const refT = ctx.get(key);
-    const ref64 = ctx.float64.get(key);
-    const oursArr = toArray(ours);
-    if (typeof ours !== 'number' && !(ours instanceof Float64Array) && ours.size !== refT.size) {
-      emit({ fixture: ctx.name, output: key, ok: false, error: Infinity, detail: `shape [${ours.shape}] vs reference [${refT.shape}]` });
-      continue;
+    for (const name of produced) {
+      const short = key.slice('out.'.length);
+      const ours = outs.get(name)!;
+      const refT = ctx.get(key);
+      const ref64 = ctx.float64.get(key);
+      const oursArr = toArray(ours);
+      if (typeof ours !== 'number' && !(ours instanceof Float64Array) && ours.size !== refT.size) {
+        emit({ fixture: ctx.name, output: name, ok: false, error: Infinity, detail: `shape [${ours.shape}] vs reference [${refT.shape}]` });
+        continue;
+      }
+      const check = parseCheck(checks[short] ?? checks[key], refT.dtype === 'int64');
+      const r = compareArrays(oursArr, ref64 ?? refT.data, check);
+      emit({ fixture: ctx.name, output: name, ok: r.ok, error: r.error, detail: r.detail });
     }
-    const check = parseCheck(checks[short] ?? checks[key], refT.dtype === 'int64');
-    const r = compareArrays(oursArr, ref64 ?? refT.data, check);
-    emit({ fixture: ctx.name, output: key, ok: r.ok, error: r.error, detail: r.detail });
   }
   if (writeOut) {
     const m = new Map<string, Tensor>();

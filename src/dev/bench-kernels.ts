@@ -1,11 +1,11 @@
 // Kernel-level benchmark workloads W1-W3 (the same shapes as shared/bench/bench_torch.py), run
 // through a backend's kernels (the native one by default). Each returns records
 // {workload, times (seconds per call), flop}; the caller computes best / median and prints.
-// Not a CLI: no printing, no argv. W4 (a UNet training step) lives above the tensor layer.
+// Not a CLI: no printing, no argv. Dev tooling (dev/), outside the library; W4 (a UNet training
+// step) is bench-unet.ts.
 
 import { performance } from 'node:perf_hooks';
-import type { Conv2dGeom, PartialKernels } from '../types.ts';
-import { loadNative, nativeLoadError } from './index.ts';
+import { loadNative, nativeLoadError, type Conv2dGeom, type PartialKernels } from '../backend/index.ts';
 
 export interface KernelBenchRecord {
   readonly workload: 'W1_conv_fwd' | 'W1_conv_bwd_input' | 'W1_conv_bwd_weight' | 'W2_sgemm' | 'W3_attention';

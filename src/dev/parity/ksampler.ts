@@ -2,7 +2,7 @@
 // scripts/fixtures/make-k-sampler-fixtures.py with crowsonkb/k-diffusion and wl-zhao/UniPC):
 // the fixture holds no weights; `config.companion_files` names an official checkpoint (`ckpt`) and
 // its YAML (`yaml`) in the fixture's folder, loaded as `ldm sample CKPT --config YAML` loads them
-// (YAML -> model through the target registry, then the checkpoint's state_dict), and
+// (companions.ts: YAML -> model, then each checkpoint companion; outputs `out.<name>@<label>`), and
 // `config.sample` names the run:
 //   c = get_learned_conditioning({key: in.class_label}), uc likewise with in.uc_class_label;
 //   sigmas = `scheduler` over the model's CompVisDenoiser levels (sigma_min, sigma_max, rho);
@@ -11,43 +11,15 @@
 // Outputs: out.sigmas, out.samples, out.denoised [steps, B, C, H, W]. New samplers, schedules,
 // kwargs and models need no new code here.
 
-import { dirname, join } from 'node:path';
 import { LdmError } from '../../util/index.ts';
 import { Tensor, noGrad, stack } from '../../tensor/index.ts';
 import { DDPM, LatentDiffusion } from '../../models/index.ts';
 import { isKSampler, kSample, SIGMA_SCHEDULES, type Cond, type KSampleOptions, type SigmaScheduleName } from '../../diffusion/index.ts';
-import { buildModelFromConfig, readConfigFile } from '../config.ts';
-import { loadWeightsInto, readWeights } from '../checkpoint.ts';
+import { companionModels } from './companions.ts';
 import type { FixtureContext, FixtureHandler, FixtureOutputs } from './types.ts';
 
 type Obj = Record<string, unknown>;
 const obj = (v: unknown): Obj => (v && typeof v === 'object' ? (v as Obj) : {});
-
-const cache = new Map<string, DDPM>();
-
-/** The model of a fixture's companion files (built and loaded once per ckpt + yaml pair). */
-export function companionModel(ctx: FixtureContext): DDPM {
-  const files = obj(ctx.config['companion_files']);
-  const ckpt = files['ckpt'], yaml = files['yaml'];
-  if (typeof ckpt !== 'string' || typeof yaml !== 'string') {
-    throw new LdmError(`${ctx.path}: config.companion_files must name 'ckpt' and 'yaml'`);
-  }
-  const dir = dirname(ctx.path);
-  const key = `${join(dir, ckpt)}|${join(dir, yaml)}`;
-  let m = cache.get(key);
-  if (!m) {
-    const built = buildModelFromConfig(readConfigFile(join(dir, yaml)));
-    if (!(built instanceof DDPM)) throw new LdmError(`${ctx.path}: ${yaml} does not build a DDPM-family model`);
-    const w = readWeights(join(dir, ckpt));
-    const r = loadWeightsInto(built, w.tensors, w.path, false);
-    const missing = r.missing.filter((k) => !k.startsWith('model_ema.') && k !== 'logvar');
-    if (missing.length > 0) throw new LdmError(`${ctx.path}: ${ckpt} lacks ${missing.length} model tensors (first: ${missing[0]})`);
-    built.eval();
-    m = built;
-    cache.set(key, m);
-  }
-  return m;
-}
 
 const labels = (t: Tensor): number[] => Array.from(t.data, Number);
 
@@ -67,7 +39,6 @@ function runSample(ctx: FixtureContext): FixtureOutputs {
   if (!isKSampler(sampler)) throw new LdmError(`${ctx.path}: config.sample.sampler '${sampler}' is not a k-sampler`);
   const scheduler = String(s['scheduler'] ?? 'karras') as SigmaScheduleName;
   if (!SIGMA_SCHEDULES.includes(scheduler)) throw new LdmError(`${ctx.path}: config.sample.scheduler '${scheduler}' is unknown`);
-  const model = companionModel(ctx);
   const xT = ctx.input('x_T');
   const noiseT = ctx.input('noise'); // [K, B, C, H, W]
   const K = noiseT.shape[0]!;
@@ -76,7 +47,9 @@ function runSample(ctx: FixtureContext): FixtureOutputs {
   const num = (k: string): number | undefined => (typeof kw[k] === 'number' ? kw[k] : undefined);
   const scale = typeof s['unconditional_guidance_scale'] === 'number' ? s['unconditional_guidance_scale'] : 1;
   const opt = <K extends keyof KSampleOptions>(k: K, v: KSampleOptions[K] | undefined): Partial<KSampleOptions> => (v === undefined ? {} : { [k]: v });
-  return noGrad(() => {
+  const out: FixtureOutputs = new Map();
+  for (const { label, loaded } of companionModels(ctx)) noGrad(() => {
+    const model = loaded.model;
     const cond = condOf(model, ctx, 'class_label');
     const uncond = scale !== 1 ? condOf(model, ctx, 'uc_class_label') : undefined;
     const r = kSample(model.denoiser(), model.diffusion.alphasCumprod, {
@@ -89,12 +62,11 @@ function runSample(ctx: FixtureContext): FixtureOutputs {
       ...opt('sTmin', num('s_tmin')), ...opt('sTmax', num('s_tmax')), ...opt('order', num('order')),
       ...(kw['solver_type'] === 'heun' || kw['solver_type'] === 'midpoint' ? { solverType: kw['solver_type'] } : {}),
     });
-    const out: FixtureOutputs = new Map();
-    out.set('out.sigmas', r.sigmas);
-    out.set('out.samples', r.samples);
-    out.set('out.denoised', stack(r.denoised, 0));
-    return out;
+    out.set(`out.sigmas@${label}`, r.sigmas);
+    out.set(`out.samples@${label}`, r.samples);
+    out.set(`out.denoised@${label}`, stack(r.denoised, 0));
   });
+  return out;
 }
 
 export const ksamplerHandler: FixtureHandler = {

@@ -8,6 +8,7 @@ import { unetHandler } from './unet.ts';
 import { pddpmHandler } from './pddpm.ts';
 import { lucidrainsHandler } from './lucidrains.ts';
 import { ddpmHandler } from './ddpm.ts';
+import { vqHandler } from './vq.ts';
 export const HANDLERS: readonly FixtureHandler[] = [
   ddpmHandler,
   pddpmHandler, lucidrainsHandler,
@@ -15,8 +16,11 @@ export const HANDLERS: readonly FixtureHandler[] = [
   autoencoderHandler,
   lossesHandler,
   latentHandler,
+  vqHandler,
+  checkpointSampleHandler,
   ksamplerHandler,
 ] satisfies readonly FixtureHandler[];
 import { latentHandler } from './latent.ts';
 import { lossesHandler } from './losses.ts';
+import { checkpointSampleHandler } from './checkpoint-sample.ts';
 import { ksamplerHandler } from './ksampler.ts';

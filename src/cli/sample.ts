@@ -230,7 +230,7 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
     const stripPath = `${gridPath.slice(0, gridPath.length - extname(gridPath).length)}-strip${ext}`;
     const k = Math.min(4, o.n);
     const st = trajectoryStrip(parts[0]!, k);
-    const rowNames = Array.from({ length: k }, (_, b) => [`#${b} x_t`, `#${b} x0`]).flat();
+    const rowNames = Array.from({ length: k }, (_, b) => [`${b} x_t`, `${b} x0`]).flat();
     const grid = makeGrid(st.images, { nrow: st.nrow, upscale: o.upscale });
     await writePng(stripPath, labelRows(grid, rowNames, 2 * k), { parameters: parametersText(params) });
     written.push(stripPath);

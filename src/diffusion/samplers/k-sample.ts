@@ -188,10 +188,15 @@ export function kRow(name: KSamplerName): Sampler {
           o.onStep!({ i, total, t: Math.round(sched.sigmaToT(sigma)), x, predX0: d }),
       } : {}),
     });
-    const intermediates: SamplerIntermediates = { x_inter: [r.xs[0] ?? r.samples], pred_x0: [r.xs[0] ?? r.samples] };
+    // x_t in the VP form the other rows log (x_sigma / sqrt(1 + sigma^2)), every `every` steps
+    const vp = (i: number): Tensor => {
+      const x = r.xs[i], s = r.sigmas[i]!;
+      return x && i < r.sigmas.length - 1 ? mul(x, 1 / Math.sqrt(1 + s * s)) : r.samples;
+    };
+    const intermediates: SamplerIntermediates = { x_inter: [vp(0)], pred_x0: [vp(0)] };
     for (let i = 0; i < r.denoised.length; i++) {
       if ((i + 1) % every === 0 || i === r.denoised.length - 1) {
-        intermediates.x_inter.push(r.xs[i + 1] ?? r.samples);
+        intermediates.x_inter.push(vp(i + 1));
         intermediates.pred_x0.push(r.denoised[i]!);
       }
     }

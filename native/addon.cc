@@ -4,6 +4,7 @@
 // It is not a kernel file: the math lives in conv.cc, conv_direct.cc, matmul.cc, attention.cc, norm.cc,
 // elementwise.cc and movement.cc.
 #include <immintrin.h>
+#include <malloc.h>
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
@@ -102,6 +103,19 @@ int64_t Args::dim(size_t i, const char* name, int64_t minV) const {
   return v;
 }
 
+int64_t Args::dimField(size_t i, const char* field, int64_t minV) const {
+  if (i >= argc) fail(std::string("missing argument geometry (for ") + field + ")");
+  napi_valuetype t;
+  if (napi_typeof(env, argv[i], &t) != napi_ok || t != napi_object) fail("geometry must be an object");
+  napi_value v;
+  double d = 0;
+  if (napi_get_named_property(env, argv[i], field, &v) != napi_ok || napi_get_value_double(env, v, &d) != napi_ok)
+    fail(std::string("geometry.") + field + " must be a number");
+  if (!std::isfinite(d) || d != std::floor(d) || d < double(minV) || d > double(int64_t(1) << 40))
+    fail(std::string("geometry.") + field + " must be an integer >= " + std::to_string(minV) + ", got " + std::to_string(d));
+  return static_cast<int64_t>(d);
+}
+
 bool Args::boolean(size_t i, const char* name) const {
   if (i >= argc) fail(std::string("missing argument ") + name);
   bool v = false;
@@ -183,6 +197,21 @@ float* scratch(int slot, size_t nFloats) {
 }
 
 int numThreads() { return omp_get_max_threads(); }
+
+// ---- precision ---------------------------------------------------------------------------
+
+namespace {
+bool gBf16 = false;
+}  // namespace
+
+const char* bf16Isa() {
+  const unsigned isa = unsigned(dnnl_get_effective_cpu_isa());
+  if ((isa & unsigned(dnnl_cpu_isa_avx512_core_amx)) == unsigned(dnnl_cpu_isa_avx512_core_amx)) return "amx";
+  if ((isa & unsigned(dnnl_cpu_isa_avx512_core_bf16)) == unsigned(dnnl_cpu_isa_avx512_core_bf16)) return "avx512_bf16";
+  return "";
+}
+
+bool precisionBf16() { return gBf16; }
 
 // ---- info --------------------------------------------------------------------------------
 
@@ -269,7 +298,22 @@ napi_value infoImpl(Args& a) {
   const char* isa = hasAvx512() ? "avx512" : "avx2";
   napi_create_string_utf8(a.env, isa, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(a.env, obj, "isa", v);
+  napi_create_string_utf8(a.env, bf16Isa(), NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(a.env, obj, "bf16", v);
   return obj;
+}
+
+// precision(mode): "fp32" or "bf16" sets the convolutions' precision, "" only reads; returns the
+// precision in effect: "bf16" only where bf16Isa() is not empty (else it stays "fp32").
+napi_value precisionImpl(Args& a) {
+  const std::string m = a.str(0, "mode");
+  if (m == "bf16") gBf16 = bf16Isa()[0] != 0;
+  else if (m == "fp32") gBf16 = false;
+  else if (!m.empty()) a.fail("mode must be 'fp32', 'bf16' or '' (read), got '" + m + "'");
+  napi_value v;
+  const char* r = gBf16 ? "bf16" : "fp32";
+  napi_create_string_utf8(a.env, r, NAPI_AUTO_LENGTH, &v);
+  return v;
 }
 
 napi_value peakImpl(Args& a) {
@@ -308,12 +352,32 @@ napi_value dispatch(napi_env env, napi_callback_info info) {
 
 }  // namespace ldm
 
+/** Keeps freed tensor buffers in glibc's heap for reuse instead of returning them to the kernel:
+ *  Node allocates every Float32Array with calloc, and above glibc's default 128 KiB threshold
+ *  each one is a fresh mmap whose pages fault in on first touch (0.2-0.8 ms per large buffer)
+ *  and are unmapped again on free. With the threshold at glibc's maximum (32 MiB on 64-bit)
+ *  and no trimming, a training step reuses the previous step's memory (the peak RSS stays
+ *  mapped). The same setting as the tuned PyTorch anchor (MALLOC_MMAP_THRESHOLD_ /
+ *  MALLOC_TRIM_THRESHOLD_); LDM_MALLOC_TUNE=0 leaves glibc's defaults. */
+static void tuneMalloc() {
+  const char* e = std::getenv("LDM_MALLOC_TUNE");
+  if (e && std::strcmp(e, "0") == 0) return;
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   using namespace ldm;
+  static bool tuned = false;
+  if (!tuned) {
+    tuneMalloc();
+    tuned = true;
+  }
   std::vector<KernelDef>& r = registry();
   if (r.empty()) {
     r.push_back({"info", nullptr, infoImpl});
     r.push_back({"peakGflops", nullptr, peakImpl});
+    r.push_back({"precision", nullptr, precisionImpl});
     registerConv(r);
     registerMatmul(r);
     registerAttention(r);

@@ -47,6 +47,8 @@ class Args {
   int64_t dim(size_t i, const char* name, int64_t minV = 0) const;
   /** A signed integer. */
   int64_t integer(size_t i, const char* name) const;
+  /** A non-negative integer field of the object argument i (e.g. Conv2dGeom.cin), >= minV. */
+  int64_t dimField(size_t i, const char* field, int64_t minV = 0) const;
   bool boolean(size_t i, const char* name) const;
   std::string str(size_t i, const char* name) const;
   /** An array of integers (strides, shapes); may be null -> empty + *isNull = true. */
@@ -91,6 +93,12 @@ bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, i
 int convDirectMode();
 void setConvDirect(int mode);
 bool convDirectWanted(int64_t cin, int64_t cout);
+
+/** Mixed precision: true when convolutions multiply in bf16 (f32 in and out, like
+ *  torch.autocast); only ever true on a CPU whose oneDNN ISA has native bf16 (avx512_bf16). */
+bool precisionBf16();
+/** "amx" / "avx512_bf16" when oneDNN runs bf16 natively here, "" when it does not. */
+const char* bf16Isa();
 
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();

@@ -1,4 +1,4 @@
-// Normalisation kernels: groupNorm / layerNorm (+ gradients) and row softmax / log-softmax
+// Normalisation kernels: groupNorm (also fused with a following SiLU) / layerNorm (+ gradients) and row softmax / log-softmax
 // (+ gradient), as OpenMP loops over independent groups or rows. Statistics accumulate in
 // double (two passes: mean, then centred variance; biased variance as in PyTorch), so results
 // match the float64-accumulating reference closely. Gradients for gamma/beta are overwritten.
@@ -37,8 +37,19 @@ inline void scaleShift(const float* x, float* y, int64_t n, float a, float b) {
   for (int64_t i = 0; i < n; i++) y[i] = x[i] * a + b;
 }
 
-// groupNorm(x, n, c, hw, groups, eps, gamma|null, beta|null, out, mean, rstd)
-void groupNorm(Args& a) {
+/** y = silu(x * a + b) over one row, 8 lanes at a time (the fused GroupNorm + SiLU output). */
+inline void scaleShiftSilu(const float* x, float* y, int64_t n, float a, float b) {
+  const __m256 va = vset(a), vb = vset(b);
+  vmap1(x, y, 0, n, [&](__m256 v) {
+    __m256 z = _mm256_fmadd_ps(v, va, vb);
+    return _mm256_mul_ps(z, vsigmoid(z));
+  });
+}
+
+// groupNorm(x, n, c, hw, groups, eps, gamma|null, beta|null, out, mean, rstd), and
+// groupNormSilu with the same arguments (out = silu(groupNorm(x)) in the same pass).
+template <bool kSilu>
+void groupNormImpl(Args& a) {
   int64_t n = a.dim(1, "n"), c = a.dim(2, "c"), hw = a.dim(3, "hw"), groups = a.dim(4, "groups", 1);
   double eps = a.num(5, "eps");
   if (c % groups != 0) a.fail("c=" + std::to_string(c) + " is not divisible by groups=" + std::to_string(groups));
@@ -64,39 +75,22 @@ void groupNorm(Args& a) {
       int64_t ch = g * cpg + cc;
       double ga = gamma.p ? gamma.p[ch] : 1.0, be = beta.p ? beta.p[ch] : 0.0;
       double sc = rs * ga;
-      scaleShift(xp + cc * hw, yp + cc * hw, hw, float(sc), float(be - mu * sc));
+      if (kSilu) scaleShiftSilu(xp + cc * hw, yp + cc * hw, hw, float(sc), float(be - mu * sc));
+      else scaleShift(xp + cc * hw, yp + cc * hw, hw, float(sc), float(be - mu * sc));
     }
   }
 }
 
-// groupNormGrad(gy, x, n, c, hw, groups, gamma|null, mean, rstd, gx, ggamma|null, gbeta|null)
-void groupNormGrad(Args& a) {
-  int64_t n = a.dim(2, "n"), c = a.dim(3, "c"), hw = a.dim(4, "hw"), groups = a.dim(5, "groups", 1);
-  if (c % groups != 0) a.fail("c=" + std::to_string(c) + " is not divisible by groups=" + std::to_string(groups));
-  int64_t total = checkedProd(a, {n, c, hw});
-  F32 gy = a.f32Len(0, "gy", total, "n*c*hw");
-  F32 x = a.f32Len(1, "x", total, "n*c*hw");
-  F32 gamma = a.f32LenOrNull(6, "gamma", c, "c");
-  F32 mean = a.f32Len(7, "mean", n * groups, "n*groups");
-  F32 rstd = a.f32Len(8, "rstd", n * groups, "n*groups");
-  F32 gx = a.f32Len(9, "gx", total, "n*c*hw");
-  F32 gg = a.f32LenOrNull(10, "ggamma", c, "c");
-  F32 gb = a.f32LenOrNull(11, "gbeta", c, "c");
-  int64_t cpg = c / groups, m = cpg * hw, nc = n * c;
-  std::vector<double> sgy(static_cast<size_t>(nc)), sgyx(static_cast<size_t>(nc));  // per (n, c): sum gy, sum gy*x
-#pragma omp parallel for schedule(static) if (total > kParallelMin)
-  for (int64_t i = 0; i < nc; i++) {
-    const float* g = gy.p + i * hw;
-    const float* xp = x.p + i * hw;
-    double s = 0, sx = 0;
-#pragma omp simd reduction(+ : s, sx)
-    for (int64_t j = 0; j < hw; j++) {
-      s += double(g[j]);
-      sx += double(g[j]) * double(xp[j]);
-    }
-    sgy[i] = s;
-    sgyx[i] = sx;
-  }
+void groupNorm(Args& a) { groupNormImpl<false>(a); }
+void groupNormSilu(Args& a) { groupNormImpl<true>(a); }
+
+/** The second half of the GroupNorm backward pass, from per-(n, c) sums of gy and gy*x: gx
+ *  (which may alias gy) and the gamma / beta gradients. */
+void groupNormGradFinish(const float* gyp, const float* xp0, int64_t n, int64_t c, int64_t hw, int64_t groups,
+                         F32 gamma, F32 mean, F32 rstd, float* gxp, F32 gg, F32 gb, const std::vector<double>& sgy,
+                         const std::vector<double>& sgyx) {
+  int64_t cpg = c / groups, m = cpg * hw, total = n * c * hw;
+  F32 gy{const_cast<float*>(gyp), size_t(total)}, x{const_cast<float*>(xp0), size_t(total)}, gx{gxp, size_t(total)};
   int64_t items = n * groups;
 #pragma omp parallel for schedule(dynamic, 1) if (total > kParallelMin && items > 1)
   for (int64_t it = 0; it < items; it++) {
@@ -133,6 +127,83 @@ void groupNormGrad(Args& a) {
     if (gb.p) gb.p[ch] = float(sg);
     if (gg.p) gg.p[ch] = float(sgg);
   }
+}
+
+// groupNormGrad(gy, x, n, c, hw, groups, gamma|null, mean, rstd, gx, ggamma|null, gbeta|null)
+void groupNormGrad(Args& a) {
+  int64_t n = a.dim(2, "n"), c = a.dim(3, "c"), hw = a.dim(4, "hw"), groups = a.dim(5, "groups", 1);
+  if (c % groups != 0) a.fail("c=" + std::to_string(c) + " is not divisible by groups=" + std::to_string(groups));
+  int64_t total = checkedProd(a, {n, c, hw});
+  F32 gy = a.f32Len(0, "gy", total, "n*c*hw");
+  F32 x = a.f32Len(1, "x", total, "n*c*hw");
+  F32 gamma = a.f32LenOrNull(6, "gamma", c, "c");
+  F32 mean = a.f32Len(7, "mean", n * groups, "n*groups");
+  F32 rstd = a.f32Len(8, "rstd", n * groups, "n*groups");
+  F32 gx = a.f32Len(9, "gx", total, "n*c*hw");
+  F32 gg = a.f32LenOrNull(10, "ggamma", c, "c");
+  F32 gb = a.f32LenOrNull(11, "gbeta", c, "c");
+  int64_t nc = n * c;
+  std::vector<double> sgy(static_cast<size_t>(nc)), sgyx(static_cast<size_t>(nc));  // per (n, c): sum gy, sum gy*x
+#pragma omp parallel for schedule(static) if (total > kParallelMin)
+  for (int64_t i = 0; i < nc; i++) {
+    const float* g = gy.p + i * hw;
+    const float* xp = x.p + i * hw;
+    double s = 0, sx = 0;
+#pragma omp simd reduction(+ : s, sx)
+    for (int64_t j = 0; j < hw; j++) {
+      s += double(g[j]);
+      sx += double(g[j]) * double(xp[j]);
+    }
+    sgy[i] = s;
+    sgyx[i] = sx;
+  }
+  groupNormGradFinish(gy.p, x.p, n, c, hw, groups, gamma, mean, rstd, gx.p, gg, gb, sgy, sgyx);
+}
+
+// groupNormSiluGrad(gy, x, n, c, hw, groups, gamma|null, beta|null, mean, rstd, gx, ggamma|null, gbeta|null)
+// Pass 1 recomputes z = groupNorm(x) per row, writes gz = gy * silu'(z) into gx and sums gz and
+// gz*x per (n, c); pass 2 is the GroupNorm backward over gz, in place in gx.
+void groupNormSiluGrad(Args& a) {
+  int64_t n = a.dim(2, "n"), c = a.dim(3, "c"), hw = a.dim(4, "hw"), groups = a.dim(5, "groups", 1);
+  if (c % groups != 0) a.fail("c=" + std::to_string(c) + " is not divisible by groups=" + std::to_string(groups));
+  int64_t total = checkedProd(a, {n, c, hw});
+  F32 gy = a.f32Len(0, "gy", total, "n*c*hw");
+  F32 x = a.f32Len(1, "x", total, "n*c*hw");
+  F32 gamma = a.f32LenOrNull(6, "gamma", c, "c");
+  F32 beta = a.f32LenOrNull(7, "beta", c, "c");
+  F32 mean = a.f32Len(8, "mean", n * groups, "n*groups");
+  F32 rstd = a.f32Len(9, "rstd", n * groups, "n*groups");
+  F32 gx = a.f32Len(10, "gx", total, "n*c*hw");
+  F32 gg = a.f32LenOrNull(11, "ggamma", c, "c");
+  F32 gb = a.f32LenOrNull(12, "gbeta", c, "c");
+  int64_t cpg = c / groups, nc = n * c;
+  std::vector<double> sgy(static_cast<size_t>(nc)), sgyx(static_cast<size_t>(nc));
+#pragma omp parallel for schedule(static) if (total > kParallelMin)
+  for (int64_t i = 0; i < nc; i++) {
+    const int64_t ch = i % c, st = (i / c) * groups + ch / cpg;
+    const float rs = rstd.p[st], mu = mean.p[st];
+    const float ga = gamma.p ? gamma.p[ch] : 1.f, be = beta.p ? beta.p[ch] : 0.f;
+    // z = (x - mu) * rs * ga + be, as the forward computed it (in float)
+    const float sc = float(double(rs) * ga), sh = float(double(be) - double(mu) * double(rs) * ga);
+    const float* g = gy.p + i * hw;
+    const float* xp = x.p + i * hw;
+    float* op = gx.p + i * hw;
+    const __m256 vsc = vset(sc), vsh = vset(sh), one = vset(1.f);
+    vmap3(g, xp, xp, op, 0, hw, [&](__m256 gv, __m256 xv, __m256) {
+      __m256 z = _mm256_fmadd_ps(xv, vsc, vsh), sg = vsigmoid(z);
+      // silu'(z) = s (1 + z (1 - s))
+      return _mm256_mul_ps(gv, _mm256_mul_ps(sg, _mm256_fmadd_ps(z, _mm256_sub_ps(one, sg), one)));
+    });
+    double s = 0, sx = 0;
+#pragma omp simd reduction(+ : s, sx)
+    for (int64_t j = 0; j < hw; j++) {
+      s += double(op[j]);
+      sx += double(op[j]) * double(xp[j]);
+    }
+    sgy[i] = s;
+    sgyx[i] = sx;
+  }
+  groupNormGradFinish(gx.p, x.p, n, c, hw, groups, gamma, mean, rstd, gx.p, gg, gb, sgy, sgyx);
 }
 
 // layerNorm(x, rows, d, eps, gamma|null, beta|null, out, mean, rstd)
@@ -277,6 +348,8 @@ void softmaxGrad(Args& a) {
 void registerNorm(std::vector<KernelDef>& r) {
   r.push_back({"groupNorm", groupNorm, nullptr});
   r.push_back({"groupNormGrad", groupNormGrad, nullptr});
+  r.push_back({"groupNormSilu", groupNormSilu, nullptr});
+  r.push_back({"groupNormSiluGrad", groupNormSiluGrad, nullptr});
   r.push_back({"layerNorm", layerNorm, nullptr});
   r.push_back({"layerNormGrad", layerNormGrad, nullptr});
   r.push_back({"softmax", softmax, nullptr});

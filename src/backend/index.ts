@@ -1,4 +1,5 @@
 // backend/ (rank 1): the Kernels contract, the reference backend, and the native loader.
 export type { Kernels, PartialKernels, Conv2dGeom, UnaryOp, BinaryOp } from './types.ts';
 export { reference, erf } from './reference/index.ts';
-export { loadNative, nativeInfo, nativeLoadError } from './native/index.ts';
+export { loadNative, nativeInfo, nativeLoadError, setNativePrecision } from './native/index.ts';
+export { profileKernels, type KernelCall } from './profile.ts';

@@ -95,6 +95,16 @@ export interface Kernels {
   groupNormGrad(gy: Float32Array, x: Float32Array, n: number, c: number, hw: number, groups: number,
     gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, gx: Float32Array,
     ggamma: Float32Array | null, gbeta: Float32Array | null): void;
+  /** out = silu(groupNorm(x)) in one pass (the GroupNorm32 + SiLU pair of every UNet block);
+   *  mean and rstd as groupNorm writes them. */
+  groupNormSilu(x: Float32Array, n: number, c: number, hw: number, groups: number, eps: number,
+    gamma: Float32Array | null, beta: Float32Array | null, out: Float32Array,
+    mean: Float32Array, rstd: Float32Array): void;
+  /** Gradient of groupNormSilu; the pre-activation is recomputed from x, the statistics, gamma
+   *  and beta (nothing else is kept from the forward pass). */
+  groupNormSiluGrad(gy: Float32Array, x: Float32Array, n: number, c: number, hw: number, groups: number,
+    gamma: Float32Array | null, beta: Float32Array | null, mean: Float32Array, rstd: Float32Array,
+    gx: Float32Array, ggamma: Float32Array | null, gbeta: Float32Array | null): void;
   /** LayerNorm over the last `d` elements of x [rows, d]. */
   layerNorm(x: Float32Array, rows: number, d: number, eps: number, gamma: Float32Array | null,
     beta: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array): void;

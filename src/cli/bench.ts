@@ -1,12 +1,19 @@
-// `npm run bench [-- --json] [--torch] [--reps N]`: the performance benchmark (not a test).
+// `npm run bench [-- --json] [--torch] [--reps N] [--w4-only] [--profile] [--jobs] [--precision fp32|bf16]`:
+// the performance benchmark (not a test).
 // W1 conv 3x3 fwd / bwd-input / bwd-weight, W2 sgemm 1024^3, W3 attention, and W4: a training
 // step and a sampling forward pass of exactly the network of shared/bench/unet_torch.py at
 // batch 16. Prints best / median seconds, GFLOP/s and percent of the FP32 peak measured by the
-// addon's FMA loop, W4 peak RSS; `--torch` runs the PyTorch anchor in the same run and prints
-// ratios. `--json` prints one object per line.
+// addon's FMA loop, W4 peak RSS; `--torch` runs the PyTorch anchor (shared/bench/bench_torch.py for
+// W1-W3, scripts/bench/torch_anchor.py for W4 and the jobs, in the same precision) and the
+// onnxruntime-node anchor when that package is installed, in the same run, and prints ratios.
+// `--precision bf16` runs W4 and the jobs in mixed precision (fp32 with a note where the CPU has
+// no native bf16); `--jobs` adds the user's main jobs (bench-jobs.ts); `--profile` prints the
+// per-kernel breakdown instead (bench-profile.ts). `--json` prints one object per line.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
@@ -15,6 +22,8 @@ import { BenchUNet, benchKernels } from '../dev/index.ts';
 import * as T from '../tensor/index.ts';
 import { Generator } from '../util/index.ts';
 import { Adam, mseLoss } from '../nn/index.ts';
+import { formatProfile } from './bench-profile.ts';
+import { timeSampleJob, timeTrainJob } from './bench-jobs.ts';
 
 interface Row {
   workload: string;
@@ -64,14 +73,14 @@ function benchUnetFlops(b: number): number {
   return flop;
 }
 
-function benchW4(reps: number): Row[] {
+/** W4 at batch 16: a seeded model, its optimiser, one training step and one sampling forward. */
+function w4Setup(): { step: () => void; sample: () => void; flop: number } {
   const gen = new Generator(0);
   const B = 16;
   const model = new BenchUNet();
   const x0 = T.randn([B, 3, 32, 32], gen);
   const opt = new Adam(model.parameters(), { lr: 2e-4 });
   const ab = new Float32Array(1000).map((_, i) => 0.9999 + (0.0001 - 0.9999) * i / 999);
-  const ff = benchUnetFlops(B);
   const step = (): void => {
     const tt = T.randint(0, 1000, [B], gen);
     const n = T.randn([B, 3, 32, 32], gen);
@@ -82,82 +91,173 @@ function benchW4(reps: number): Row[] {
     T.backward(loss);
     opt.step();
   };
-  const time = (fn: () => void, n: number, warm: number): number[] => {
-    for (let i = 0; i < warm; i++) fn();
-    const ts: number[] = [];
-    for (let i = 0; i < n; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
-    return ts;
-  };
-  const trainTimes = time(step, reps, 2);
-  const rssTrain = process.memoryUsage().rss / 2 ** 20;
   const t = T.randint(0, 1000, [B], gen);
-  const sampleTimes = time(() => { T.noGrad(() => model.forward(x0, t)); }, reps * 2, 2);
+  const sample = (): void => { T.noGrad(() => model.forward(x0, t)); };
+  return { step, sample, flop: benchUnetFlops(B) };
+}
+
+function timeRuns(fn: () => void, n: number, warm: number): number[] {
+  for (let i = 0; i < warm; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < n; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
+  return ts;
+}
+
+function benchW4(reps: number): Row[] {
+  const { step, sample, flop: ff } = w4Setup();
+  const trainTimes = timeRuns(step, reps, 2);
+  const rssTrain = process.memoryUsage().rss / 2 ** 20;
+  const sampleTimes = timeRuns(sample, reps * 2, 2);
   const rss = Math.max(rssTrain, process.memoryUsage().rss / 2 ** 20);
   return [row('W4_train_step', trainTimes, 3 * ff, rss), row('W4_sample_fwd', sampleTimes, ff, rss)];
 }
 
-interface TorchRow { workload: string; times: number[]; flop?: number; peak_rss_mb?: number }
-
-function runTorch(benchDir: string): TorchRow[] {
-  const env: NodeJS.ProcessEnv = { ...process.env, OPENBLAS_NUM_THREADS: '1', MALLOC_MMAP_THRESHOLD_: '1000000000', MALLOC_TRIM_THRESHOLD_: '1000000000', TORCH_THREADS: '2' };
-  delete env['OPENBLAS_CORETYPE'];
-  const rows: TorchRow[] = [];
-  for (const script of ['bench_torch.py', 'unet_torch.py']) {
-    // Peak RSS of the anchor process via GNU time's %M when available.
-    const r = spawnSync('/usr/bin/python3', ['-c', `import resource,runpy,sys,json; sys.argv=['${script}']; runpy.run_path('${script}', run_name='__main__'); print(json.dumps({'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))`], { cwd: benchDir, env, encoding: 'utf8', maxBuffer: 1 << 24 });
-    if (r.status !== 0) throw new Error(`PyTorch anchor ${script} failed: ${r.stderr.slice(-800)}`);
-    let rss: number | undefined;
-    for (const line of r.stdout.split('\n')) {
-      if (!line.trim().startsWith('{')) continue;
-      const o = JSON.parse(line) as TorchRow & { peak_rss_mb?: number };
-      if (o.workload) rows.push({ ...o, workload: o.workload.replace(/_1attn$/, '') });
-      else if (o.peak_rss_mb) rss = o.peak_rss_mb;
-    }
-    if (script === 'unet_torch.py' && rss) for (const o of rows) if (o.workload.startsWith('W4')) o.peak_rss_mb = rss;
+/** `--profile`: per-kernel breakdown of W4's training step and sampling forward pass. */
+function profileW4(reps: number, peak: number): string[] {
+  const { step, sample } = w4Setup();
+  const lines: string[] = [];
+  for (const [name, fn] of [['W4 training step (batch 16)', step], ['W4 sampling forward (batch 16)', sample]] as const) {
+    for (let i = 0; i < 2; i++) fn();
+    const calls = T.startProfile();
+    const t0 = performance.now(), c0 = process.cpuUsage();
+    for (let i = 0; i < reps; i++) fn();
+    const wall = (performance.now() - t0) / 1000, cpu = process.cpuUsage(c0);
+    T.stopProfile();
+    lines.push(...formatProfile(name, calls, reps, wall, peak),
+      `  CPU time per run: user ${(cpu.user / 1e6 / reps).toFixed(3)} s, system ${(cpu.system / 1e6 / reps).toFixed(3)} s ` +
+      '(system time is mostly page faults of fresh buffers; wall time on a shared machine includes waiting for a core)', '');
   }
+  return lines;
+}
+
+interface TorchRow { workload: string; times: number[]; flop?: number; peak_rss_mb?: number; engine?: string }
+
+/** The tuned PyTorch setting of shared/bench/README.md; OMP_WAIT_POLICY as ours (passive: on
+ *  2 shared cores spinning threads cost 2-3x, to both engines). */
+function torchEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, OPENBLAS_NUM_THREADS: '1', MALLOC_MMAP_THRESHOLD_: '1000000000', MALLOC_TRIM_THRESHOLD_: '1000000000',
+    TORCH_THREADS: '2', OMP_WAIT_POLICY: process.env['OMP_WAIT_POLICY'] ?? 'passive', ...extra,
+  };
+  delete env['OPENBLAS_CORETYPE'];
+  return env;
+}
+
+/** Runs one anchor script (python or node) and parses its JSON lines, with the peak RSS of the
+ *  process on every row. */
+function runAnchor(cmd: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv, what: string): TorchRow[] {
+  const py = cmd.endsWith('python3');
+  const argv = py ? ['-c', `import resource,runpy,sys,json; sys.argv=${JSON.stringify(args)}; runpy.run_path(sys.argv[0], run_name='__main__'); print(json.dumps({'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024}))`] : [...args];
+  const r = spawnSync(cmd, argv, { cwd, env, encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) throw new Error(`${what} failed: ${(r.stderr || String(r.error ?? '')).slice(-800)}`);
+  const rows: TorchRow[] = [];
+  let rss: number | undefined;
+  for (const line of r.stdout.split('\n')) {
+    if (!line.trim().startsWith('{')) continue;
+    const o = JSON.parse(line) as TorchRow;
+    if (o.workload) rows.push({ ...o, workload: o.workload.replace(/_1attn$/, '') });
+    else if (o.peak_rss_mb) rss = o.peak_rss_mb;
+  }
+  if (rss) for (const o of rows) o.peak_rss_mb = rss;
   return rows;
 }
 
-export function benchMain(argv: readonly string[]): number {
+/** onnxruntime-node for W4's sampling pass (shared/bench/export_onnx.py + ort_bench.mjs), when the
+ *  package resolves from this repo (npm i --no-save onnxruntime-node@1.17.0 --ignore-scripts: 1.17
+ *  ships its binaries; later versions download them at install). Null with a reason otherwise. */
+function runOrt(root: string, benchDir: string, reps: number): { rows: TorchRow[]; note: string | null } {
+  let ortMain: string;
+  try { ortMain = createRequire(join(root, 'package.json')).resolve('onnxruntime-node'); } catch {
+    return { rows: [], note: 'onnxruntime-node is not installed (npm i --no-save onnxruntime-node@1.17.0 --ignore-scripts)' };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ldm-bench-ort-'));
+  try {
+    const ex = spawnSync('/usr/bin/python3', [join(benchDir, 'export_onnx.py'), dir], { env: torchEnv({}), encoding: 'utf8' });
+    if (ex.status !== 0) return { rows: [], note: `export_onnx.py failed: ${ex.stderr.trim().split('\n').pop() ?? ''}` };
+    // ort_bench.mjs imports 'onnxruntime-node': run a copy next to this repo's node_modules.
+    const script = join(root, 'node_modules', `.ldm-ort-bench-${process.pid}.mjs`);
+    writeFileSync(script, readFileSync(join(benchDir, 'ort_bench.mjs'), 'utf8').replace(/i < 12/, `i < ${Math.max(12, 2 * reps + 2)}`));
+    try {
+      const rows = runAnchor(process.execPath, [script, dir], root, torchEnv({}), 'onnxruntime-node anchor');
+      return { rows: rows.map((r) => ({ ...r, times: r.times.slice(0, -2) })), note: `onnxruntime-node at ${dirname(ortMain)}` };
+    } finally { rmSync(script, { force: true }); }
+  } catch (e) {
+    return { rows: [], note: (e as Error).message };
+  } finally { rmSync(dir, { recursive: true, force: true }); }
+}
+
+const flag = (argv: readonly string[], name: string, def: string): string => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : def;
+};
+
+export async function benchMain(argv: readonly string[]): Promise<number> {
   const json = argv.includes('--json');
   const torch = argv.includes('--torch');
-  const ri = argv.indexOf('--reps');
-  const reps = ri >= 0 ? Number(argv[ri + 1]) : 5;
+  const reps = Number(flag(argv, '--reps', '5'));
   const only = argv.includes('--w4-only');
+  const profile = argv.includes('--profile');
+  const jobs = argv.includes('--jobs');
+  const wanted = flag(argv, '--precision', 'fp32');
+  if (wanted !== 'fp32' && wanted !== 'bf16') { console.error(`bench: --precision must be fp32 or bf16, got '${wanted}'`); return 2; }
   const info = nativeInfo();
   const peak = info.available ? info.peakGflops() : Number.NaN;
   const print = (s: string): void => { if (!json) console.log(s); };
-  print(`backend: ${T.backendName()}${info.available ? ` (oneDNN ${info.onednnVersion}, ${info.threads} threads, ${info.isa})` : ` (${info.reason})`}`);
+  const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+  print(`backend: ${T.backendName()}${info.available ? ` (oneDNN ${info.onednnVersion}, ${info.threads} threads, ${info.isa}${info.bf16 ? `, bf16 on ${info.bf16}` : ', no native bf16'})` : ` (${info.reason})`}`);
   print(`measured FP32 peak: ${Number.isFinite(peak) ? peak.toFixed(0) : 'n/a'} GFLOP/s`);
   const rows: Row[] = [];
-  if (!only) {
+  // W1-W3 are kernel rows, always fp32 (the PyTorch kernel anchor is fp32).
+  if (!only && !profile) {
     if (info.available) for (const r of benchKernels(undefined, { reps: 7 })) rows.push(row(r.workload, r.times, r.flop));
     else print('W1-W3 need the native backend; skipped');
   }
+  const precision = T.setPrecision(wanted);
+  print(`precision: ${precision}${T.precisionFallback() ? ` (asked for ${wanted}: ${T.precisionFallback()})` : ''}${precision === 'bf16' ? ' (W4 and the jobs; W1-W3 fp32)' : ''}`);
+  if (profile) {
+    for (const l of profileW4(Math.max(1, Math.min(reps, 3)), peak)) print(l);
+    return 0;
+  }
   // W4 peak RSS is this process's; run first-class rows before it so RSS reflects W4's working set.
   rows.push(...benchW4(reps));
+  if (jobs) {
+    rows.push(row('job_train_100_steps', [await timeTrainJob(root)], null));
+    rows.push(row('job_sample_100_ddim50_cfg', [timeSampleJob()], null));
+  }
   let torchRows: TorchRow[] = [];
+  let ortRows: TorchRow[] = [];
   if (torch) {
-    const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
     const benchDir = [join(root, '../shared/bench'), join(root, 'shared/bench')].find((d) => existsSync(join(d, 'unet_torch.py')));
     if (!benchDir) { console.error('bench --torch: shared/bench (the PyTorch anchor) not found beside the repo'); return 2; }
-    try { torchRows = runTorch(benchDir); } catch (e) { console.error(`bench --torch: ${(e as Error).message}`); return 2; }
+    const anchor = join(root, 'scripts/bench/torch_anchor.py');
+    const env = torchEnv({ LDM_SHARED_BENCH: benchDir, PRECISION: precision, REPS: String(reps) });
+    try {
+      if (!only) torchRows.push(...runAnchor('/usr/bin/python3', ['bench_torch.py'], benchDir, env, 'PyTorch anchor bench_torch.py'));
+      torchRows.push(...runAnchor('/usr/bin/python3', [anchor, 'w4'], root, env, 'PyTorch anchor torch_anchor.py w4'));
+      if (jobs) torchRows.push(...runAnchor('/usr/bin/python3', [anchor, 'jobs'], root, env, 'PyTorch anchor torch_anchor.py jobs'));
+    } catch (e) { console.error(`bench --torch: ${(e as Error).message}`); return 2; }
+    if (precision === 'fp32') {
+      const o = runOrt(root, benchDir, reps);
+      ortRows = o.rows;
+      if (o.note) print(`onnxruntime anchor: ${o.note}`);
+    } else print('onnxruntime anchor: fp32 only (skipped with --precision bf16)');
   }
   for (const r of rows) {
     const tr = torchRows.find((t) => t.workload === r.workload);
+    const orr = ortRows.find((t) => t.workload === r.workload);
     if (json) {
-      console.log(JSON.stringify({ ...r, engine: 'ldm.ts' }));
-      if (tr) {
-        const t = row(tr.workload, tr.times, tr.flop ?? null, tr.peak_rss_mb ?? null);
-        console.log(JSON.stringify({ ...t, engine: 'pytorch' }));
+      console.log(JSON.stringify({ ...r, engine: 'ldm.ts', precision }));
+      for (const [x, engine] of [[tr, tr?.engine ?? 'pytorch'], [orr, 'onnxruntime-node']] as const) {
+        if (x) console.log(JSON.stringify({ ...row(x.workload, x.times, x.flop ?? null, x.peak_rss_mb ?? null), engine }));
       }
       continue;
     }
     const pct = r.gflops && Number.isFinite(peak) ? ` ${(100 * r.gflops / peak).toFixed(0)}% of peak` : '';
-    let line = `${r.workload.padEnd(20)} best ${r.best_s.toFixed(4)} s  median ${r.median_s.toFixed(4)} s  ${r.gflops ? `${r.gflops.toFixed(0)} GFLOP/s` : ''}${pct}${r.peak_rss_mb ? `  peak RSS ${r.peak_rss_mb.toFixed(0)} MB` : ''}`;
-    if (tr) {
-      const tb = Math.min(...tr.times);
-      line += `\n${''.padEnd(20)} pytorch best ${tb.toFixed(4)} s → time ratio ours/torch ${(r.best_s / tb).toFixed(2)}x, throughput ${(tb / r.best_s).toFixed(2)}x${tr.peak_rss_mb && r.peak_rss_mb ? `, RSS ratio ${(r.peak_rss_mb / tr.peak_rss_mb).toFixed(2)}` : ''}`;
+    let line = `${r.workload.padEnd(26)} best ${r.best_s.toFixed(4)} s  median ${r.median_s.toFixed(4)} s  ${r.gflops ? `${r.gflops.toFixed(0)} GFLOP/s` : ''}${pct}${r.peak_rss_mb ? `  peak RSS ${r.peak_rss_mb.toFixed(0)} MB` : ''}`;
+    for (const [x, name] of [[tr, tr?.engine ?? 'pytorch'], [orr, 'onnxruntime-node']] as const) {
+      if (!x) continue;
+      const tb = Math.min(...x.times);
+      line += `\n${''.padEnd(26)} ${name} best ${tb.toFixed(4)} s → time ratio ours/theirs ${(r.best_s / tb).toFixed(2)}x, throughput ${(tb / r.best_s).toFixed(2)}x${x.peak_rss_mb && r.peak_rss_mb ? `, RSS ratio ${(r.peak_rss_mb / x.peak_rss_mb).toFixed(2)}` : ''}`;
     }
     print(line);
   }
@@ -165,5 +265,5 @@ export function benchMain(argv: readonly string[]): number {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.exitCode = benchMain(process.argv.slice(2));
+  process.exitCode = await benchMain(process.argv.slice(2));
 }

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEBUG, LdmError, fmtShape } from '../util/index.ts';
+import { precisionFallback, setPrecision } from '../tensor/index.ts';
 import { SAMPLER_NAMES, SIGMA_SCHEDULES } from '../diffusion/index.ts';
 import { inspectFile, modelsDir, readRegistry } from '../io/index.ts';
 import { trainCommand } from './train.ts';
@@ -36,6 +37,18 @@ const classes = (v: string, prev: number[] | undefined): number[] => {
 };
 const texts = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...v.split('|').map((s) => s.trim()).filter((s) => s.length > 0)];
 
+/** `--precision fp32|bf16` (train, sample): bf16 = mixed precision like torch.autocast (bf16
+ *  convolutions on avx512_bf16/AMX, fp32 master weights, norms and losses); one line on stderr
+ *  when this machine falls back to fp32. Applied by the preAction hook in buildProgram. */
+const precisionOption = (): Option => new Option('--precision <p>', 'compute precision: fp32, or bf16 mixed precision (convolutions in bf16 where the CPU has avx512_bf16)')
+  .choices(['fp32', 'bf16']).default('fp32');
+
+function applyPrecision(p: unknown): void {
+  if (p !== 'bf16') return;
+  const got = setPrecision('bf16');
+  if (got !== 'bf16') process.stderr.write(`note: --precision bf16: ${precisionFallback() ?? 'unavailable'}\n`);
+}
+
 function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
   return cmd
     .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('ddim'))
@@ -57,7 +70,8 @@ export function buildProgram(): Command {
     .description('Denoising diffusion models in TypeScript: train, sample and evaluate DDPM / LDM models on the CPU.')
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (_p, action) => { applyPrecision(action.opts()['precision']); });
 
   program.command('train')
     .description('train a model from a YAML config (official structure: model / data / lightning)')
@@ -66,11 +80,13 @@ export function buildProgram(): Command {
     .option('--resume <dir>', "continue a run from its last checkpoint (uses the run's config; overrides apply on top)")
     .option('--out <dir>', 'run folder (default runs/<config>-<time>)')
     .option('-q, --quiet', 'no progress output')
+    .addOption(precisionOption())
     .action(async (config: string | undefined, overrides: string[], o: { resume?: string; out?: string; quiet?: boolean }) => {
       await trainCommand(config !== undefined ? [config, ...overrides] : overrides, o);
     });
 
   samplerOptions(program.command('sample'), { steps: 50 })
+    .addOption(precisionOption())
     .description('sample a trained model into a grid PNG (and the denoising strip with --strip)')
     .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
     .option('--class <k>', "class of the samples (repeat or comma-separate to mix; 'none' = unconditional, the null class)", classes)
@@ -165,7 +181,7 @@ export function buildProgram(): Command {
     .description('performance benchmark (kernels and a UNet training step); options after --, e.g. ldm bench -- --json')
     .allowUnknownOption()
     .argument('[args...]')
-    .action((args: string[]) => { process.exitCode = benchMain(args); });
+    .action(async (args: string[]) => { process.exitCode = await benchMain(args); });
 
   program.command('parity')
     .description('run the official-code parity fixtures (default test/fixtures/parity)')

@@ -20,9 +20,9 @@ class ResBlock extends Module {
     this.skip = this.optionalChild('skip', cin !== cout ? new Conv2d(cin, cout, 1) : null);
   }
   forward(x: Tensor, te: Tensor): Tensor {
-    let h = this.c1.forward(T.silu(this.n1.forward(x)));                 // [B, cout, H, W]
+    let h = this.c1.forward(this.n1.forwardSilu(x));                     // [B, cout, H, W]
     h = T.add(h, T.reshape(this.t.forward(te), [te.dim(0), -1, 1, 1]));
-    h = this.c2.forward(T.silu(this.n2.forward(h)));
+    h = this.c2.forward(this.n2.forwardSilu(h));
     return T.add(h, this.skip ? this.skip.forward(x) : x);
   }
 }

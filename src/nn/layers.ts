@@ -75,6 +75,10 @@ export class GroupNorm extends Module implements Layer {
   forward(x: Tensor): Tensor {
     return T.groupNorm(x, this.numGroups, this.weight, this.bias, this.eps);
   }
+  /** silu(forward(x)) as one fused op (Sequential uses it for a GroupNorm, SiLU pair). */
+  forwardSilu(x: Tensor): Tensor {
+    return T.groupNormSilu(x, this.numGroups, this.weight, this.bias, this.eps);
+  }
 }
 
 export class LayerNorm extends Module implements Layer {
@@ -192,7 +196,13 @@ export class Sequential extends Module implements Layer {
   }
   forward(x: Tensor): Tensor {
     let h = x;
-    for (const l of this.layers) h = l.forward(h);
+    const ls = this.layers;
+    for (let i = 0; i < ls.length; i++) {
+      const l = ls[i]!;
+      // GroupNorm followed by SiLU (every UNet block opens with the pair) runs as one fused op.
+      if (l instanceof GroupNorm && ls[i + 1] instanceof SiLU) { h = l.forwardSilu(h); i++; continue; }
+      h = l.forward(h);
+    }
     return h;
   }
   at(i: number): Module & Layer {

@@ -2,12 +2,14 @@
 // ones, so any kernel the native backend lacks falls back to the reference (ggml `supports_op`).
 // Choose with LDM_BACKEND=reference|native or setBackend(); default: native when it is built.
 
-import { reference, loadNative, nativeInfo, type Kernels } from '../backend/index.ts';
+import { reference, loadNative, nativeInfo, profileKernels, setNativePrecision, type KernelCall, type Kernels } from '../backend/index.ts';
 import { envString, requestedBackend } from '../util/index.ts';
 
 let active: Kernels | null = null;
 let activeName: 'reference' | 'native' = 'reference';
 let nativeNote: string | null = null;
+/** The unwrapped kernels while a profile is being recorded. */
+let unprofiled: Kernels | null = null;
 
 function compose(name: 'reference' | 'native'): Kernels {
   if (name === 'reference') return reference;
@@ -40,6 +42,7 @@ export function K(): Kernels {
 
 /** Switch backend for the rest of the process (tests run every op on every backend). */
 export function setBackend(name: 'reference' | 'native'): 'reference' | 'native' {
+  unprofiled = null;
   activeName = name;
   active = compose(name);
   if (active.name === 'reference') activeName = 'reference';
@@ -54,4 +57,47 @@ export function backendName(): 'reference' | 'native' {
 /** Whether the native addon is built and loadable here. */
 export function nativeAvailable(): boolean {
   return loadNative() !== null;
+}
+
+/** Start recording every kernel call (time, bytes, flop) into the returned array, until
+ *  stopProfile(). For `ldm bench --profile`; the wrapper adds a little time per call. */
+export function startProfile(): KernelCall[] {
+  const sink: KernelCall[] = [];
+  const base = unprofiled ?? K();
+  unprofiled = base;
+  active = profileKernels(base, sink);
+  return sink;
+}
+
+/** Stop recording kernel calls (a no-op when no profile runs). */
+export function stopProfile(): void {
+  if (unprofiled) active = unprofiled;
+  unprofiled = null;
+}
+
+export type Precision = 'fp32' | 'bf16';
+
+/** Why the last setPrecision('bf16') ran in fp32 instead, or null when it did not fall back. */
+let precisionNote: string | null = null;
+
+/** Mixed precision for the rest of the process, like torch.autocast('cpu', torch.bfloat16):
+ *  with 'bf16' the native convolutions multiply in bf16 (oneDNN on avx512_bf16 / AMX) while
+ *  every tensor stays float32 (master weights, activations, norms, losses, optimiser state).
+ *  Where that is not possible (the reference backend, or a CPU without native bf16) it stays
+ *  fp32 and precisionFallback() says why. Returns the precision in effect. */
+export function setPrecision(p: Precision): Precision {
+  precisionNote = null;
+  if (p === 'fp32') { if (nativeAvailable()) setNativePrecision('fp32'); return 'fp32'; }
+  if (backendName() !== 'native') {
+    precisionNote = `bf16 needs the native backend (active: ${backendName()}); running in fp32`;
+    return 'fp32';
+  }
+  const got = setNativePrecision('bf16');
+  if (got !== 'bf16') precisionNote = 'this CPU has no native bf16 (avx512_bf16) for oneDNN; running in fp32';
+  return got;
+}
+
+/** The reason the last bf16 request fell back to fp32, or null. */
+export function precisionFallback(): string | null {
+  return precisionNote;
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { loadNative, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setNativeIsa } from '../../src/backend/native/index.ts';
+import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -296,6 +296,24 @@ if (!nat) {
         close('groupNormGrad gx', gx1, gx2, 2e-4, 1e-5);
         if (gg1 && gg2 && gb1 && gb2) { close('groupNormGrad ggamma', gg1, gg2); close('groupNormGrad gbeta', gb1, gb2); }
       });
+      it(`groupNormSilu (+ grad) n ${nb} c ${c} hw ${hw} groups ${groups}${affine ? '' : ' no affine'}`, () => {
+        const x = rand(nb * c * hw, 23, -2, 3), gamma = affine ? rand(c, 24) : null, beta = affine ? rand(c, 25) : null;
+        const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+        const m1 = new Float32Array(nb * groups), m2 = new Float32Array(nb * groups);
+        const r1 = new Float32Array(nb * groups), r2 = new Float32Array(nb * groups);
+        n.groupNormSilu(x, nb, c, hw, groups, 1e-5, gamma, beta, y1, m1, r1);
+        ref.groupNormSilu(x, nb, c, hw, groups, 1e-5, gamma, beta, y2, m2, r2);
+        close('groupNormSilu out', y1, y2);
+        close('groupNormSilu mean', m1, m2);
+        const gy = rand(x.length, 26);
+        const gx1 = new Float32Array(x.length), gx2 = new Float32Array(x.length);
+        const gg1 = affine ? new Float32Array(c).fill(9) : null, gg2 = affine ? new Float32Array(c) : null;
+        const gb1 = affine ? new Float32Array(c).fill(9) : null, gb2 = affine ? new Float32Array(c) : null;
+        n.groupNormSiluGrad(gy, x, nb, c, hw, groups, gamma, beta, m2, r2, gx1, gg1, gb1);
+        ref.groupNormSiluGrad(gy, x, nb, c, hw, groups, gamma, beta, m2, r2, gx2, gg2, gb2);
+        close('groupNormSiluGrad gx', gx1, gx2, 2e-4, 1e-5);
+        if (gg1 && gg2 && gb1 && gb2) { close('groupNormSiluGrad ggamma', gg1, gg2, 2e-4); close('groupNormSiluGrad gbeta', gb1, gb2, 2e-4); }
+      });
     }
     for (const [rows, d, affine] of [[7, 13, true], [40, 64, true], [5, 33, false]] as const) {
       it(`layerNorm rows ${rows} d ${d}${affine ? '' : ' no affine'}`, () => {
@@ -471,6 +489,46 @@ if (!nat) {
         ref.powScalar(xp, p, y2);
         close(`powScalar ${p}`, y1, y2, 1e-6, 1e-7);
       }
+    });
+    it('exports only kernels of the contract (same names) plus the documented extras', () => {
+      const exports = nativeExports();
+      assert.ok(exports);
+      const contract = new Set(Object.keys(reference).filter((k) => k !== 'name'));
+      const extras = new Set<string>(NATIVE_EXTRAS);
+      for (const [k, v] of Object.entries(exports)) {
+        assert.equal(typeof v, 'function', `export ${k}`);
+        assert.ok(contract.has(k) || extras.has(k), `addon export '${k}' is neither a Kernels member nor a documented extra`);
+      }
+      for (const k of Object.keys(n)) if (k !== 'name') assert.ok(contract.has(k), `loadNative() kernel '${k}'`);
+      for (const e of NATIVE_EXTRAS) assert.ok(!(e in n), `extra '${e}' leaks into the kernels`);
+    });
+    it('bf16 precision: convolutions within bf16 rounding of fp32 (or a clear fp32 fallback), exact again after', () => {
+      const g = geom(2, 32, 9, 7, 48, 3, 3, 1, [1, 1, 1, 1]);
+      const x = rand(g.n * g.cin * g.h * g.w, 61), w = rand(g.cout * g.cin * 9, 62, -0.1, 0.1), b = rand(g.cout, 63);
+      const gy = rand(g.n * g.cout * g.oh * g.ow, 64);
+      const run = (): Float32Array[] => {
+        const y = new Float32Array(gy.length), gx = new Float32Array(x.length), gw = new Float32Array(w.length), gb = new Float32Array(g.cout);
+        n.conv2d(x, w, b, g, y); n.conv2dBackwardInput(gy, w, g, gx); n.conv2dBackwardWeight(gy, x, g, gw, gb);
+        return [y, gx, gw, gb];
+      };
+      const exact = run();
+      const got = setNativePrecision('bf16');
+      try {
+        if (!nativeInfo().bf16) { assert.equal(got, 'fp32'); return; }
+        assert.equal(got, 'bf16');
+        const mixed = run();
+        // bf16 keeps 8 bits of mantissa: products of rounded operands, summed in f32 (K = 288..)
+        ['conv2d', 'backward input', 'backward weight', 'backward bias'].forEach((name, i) => close(`bf16 ${name}`, mixed[i]!, exact[i]!, 2e-2, 2e-2));
+        assert.ok(mixed[0]!.some((v, i) => v !== exact[0]![i]), 'bf16 run should differ from fp32 in the last bits');
+      } finally { setNativePrecision('fp32'); }
+      run().forEach((a, i) => close(`fp32 again ${i}`, a, exact[i]!, 0, 0));
+    });
+    it('reads the convolution geometry by field name', () => {
+      const g = geom(1, 2, 4, 4, 3, 3, 3, 1, [1, 1, 1, 1]);
+      const x = rand(32, 51), w = rand(54, 52), y = new Float32Array(48);
+      const { padB: _drop, ...partial } = g;
+      assert.throws(() => n.conv2d(x, w, null, partial as Conv2dGeom, y), /conv2d: geometry\.padB must be a number/);
+      assert.throws(() => n.conv2dBackwardInput(y, w, { ...g, oh: 5 }, x), /conv2dBackwardInput: oh\/ow 5x4 do not match/);
     });
     it('rejects mismatched lengths naming the kernel', () => {
       assert.throws(() => n.unary('exp', new Float32Array(4), new Float32Array(5)), /unary.*expected 4/);

@@ -1,5 +1,6 @@
 // The native backend: loads the N-API addon build/ldm_native.node (native/*.cc over oneDNN and
-// OpenMP, built by scripts/build-native.mjs) and adapts it to the Kernels contract.
+// OpenMP, built by scripts/build-native.mjs), whose kernel exports take exactly the arguments of
+// the Kernels contract (no adapter: signatures are written once, in backend/types.ts).
 //
 // It is partial: conv2d (+ both backward passes), matmul, attention (fused forward), groupNorm, layerNorm,
 // softmax (+ gradients), unary / unaryGrad (every UnaryOp), binary (every BinaryOp, any
@@ -10,51 +11,26 @@
 // This file does not choose a backend: tensor/dispatch.ts does.
 
 import { createRequire } from 'node:module';
-import type { BinaryOp, Conv2dGeom, PartialKernels, UnaryOp } from '../types.ts';
+import type { PartialKernels } from '../types.ts';
 
-type F32 = Float32Array;
-
-/** The raw addon exports (positional arguments; see native/*.cc for each signature). */
-interface Addon {
-  info(): { threads: number; onednnVersion: string; isa: string };
+/** The addon's exports that are not kernels: facts and tuning knobs (see native/addon.cc,
+ *  attention.cc, conv.cc). */
+export interface NativeExtras {
+  info(): { threads: number; onednnVersion: string; isa: string; bf16: string };
+  precision(mode: 'fp32' | 'bf16' | ''): 'fp32' | 'bf16';
   peakGflops(): number;
   attentionIsa(level: 'auto' | 'avx2'): string;
   convChunkKB(kb: number): number;
   convDirect(mode: number): number;
-  conv2d(x: F32, w: F32, bias: F32 | null, out: F32, ...geom: number[]): void;
-  conv2dBackwardInput(gy: F32, w: F32, gx: F32, ...geom: number[]): void;
-  conv2dBackwardWeight(gy: F32, x: F32, gw: F32, gb: F32 | null, ...geom: number[]): void;
-  matmul(a: F32, b: F32, out: F32, batch: number, m: number, k: number, n: number, transA: boolean,
-    transB: boolean, aBatchStride: number, bBatchStride: number, accumulate: boolean): void;
-  attention(q: F32, k: F32, v: F32, b: number, sq: number, sk: number, d: number, dv: number, scale: number,
-    mask: F32 | null, maskStrides: readonly number[] | null, out: F32, probs: F32): void;
-  groupNorm(x: F32, n: number, c: number, hw: number, groups: number, eps: number, gamma: F32 | null,
-    beta: F32 | null, out: F32, mean: F32, rstd: F32): void;
-  groupNormGrad(gy: F32, x: F32, n: number, c: number, hw: number, groups: number, gamma: F32 | null,
-    mean: F32, rstd: F32, gx: F32, ggamma: F32 | null, gbeta: F32 | null): void;
-  layerNorm(x: F32, rows: number, d: number, eps: number, gamma: F32 | null, beta: F32 | null, out: F32,
-    mean: F32, rstd: F32): void;
-  layerNormGrad(gy: F32, x: F32, rows: number, d: number, gamma: F32 | null, mean: F32, rstd: F32, gx: F32,
-    ggamma: F32 | null, gbeta: F32 | null): void;
-  softmax(x: F32, rows: number, cols: number, out: F32, log: boolean): void;
-  softmaxGrad(y: F32, gy: F32, rows: number, cols: number, out: F32, log: boolean): void;
-  unary(op: UnaryOp, x: F32, out: F32): void;
-  unaryGrad(op: UnaryOp, x: F32, y: F32, gy: F32, out: F32): void;
-  binary(op: BinaryOp, a: F32, aStrides: readonly number[], b: F32, bStrides: readonly number[], out: F32,
-    outShape: readonly number[]): void;
-  affine(x: F32, scale: number, shift: number, out: F32): void;
-  adamw(p: F32, g: F32, m: F32, v: F32, lr: number, beta1: number, beta2: number, eps: number,
-    weightDecay: number, step: number): void;
-  reduceSum(x: F32, outer: number, axis: number, inner: number, out: F32): void;
-  stridedCopy(src: F32, offset: number, strides: readonly number[], shape: readonly number[], out: F32): void;
-  stridedAccumulate(src: F32, dst: F32, offset: number, strides: readonly number[], shape: readonly number[]): void;
-  upsampleNearest(x: F32, nc: number, h: number, w: number, sh: number, sw: number, out: F32): void;
-  upsampleNearestGrad(gy: F32, nc: number, h: number, w: number, sh: number, sw: number, gx: F32): void;
-  avgPool2d(x: F32, n: number, c: number, h: number, w: number, k: number, s: number, out: F32): void;
-  avgPool2dGrad(gy: F32, n: number, c: number, h: number, w: number, k: number, s: number, gx: F32): void;
-  clamp(x: F32, lo: number, hi: number, out: F32): void;
-  powScalar(x: F32, p: number, out: F32): void;
 }
+
+/** Names of the addon's exports that are not kernels of the contract. */
+export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect'];
+
+/** The raw addon: every kernel it exports has exactly the contract's signature (written once, in
+ *  backend/types.ts; the C++ reads Conv2dGeom by field name), so the kernels need no adapter.
+ *  test/backend/native.test.ts checks that the exports are the contract's names plus the extras. */
+type Addon = Omit<PartialKernels, 'name'> & NativeExtras;
 
 /** What the native backend reports about itself (for `ldm bench` and diagnostics). */
 export interface NativeInfo {
@@ -66,6 +42,9 @@ export interface NativeInfo {
   readonly onednnVersion: string | null;
   /** Widest vector ISA of this CPU seen by the addon ('avx512' or 'avx2'), null when unavailable. */
   readonly isa: string | null;
+  /** How oneDNN runs bf16 here: 'amx', 'avx512_bf16', or null when it cannot (no native bf16,
+   *  or the addon is unavailable): then `--precision bf16` falls back to fp32. */
+  readonly bf16: string | null;
   /** Measures the machine's FP32 peak in GFLOP/s (12 independent FMA chains per thread on all
    *  OpenMP threads, AVX-512 when the CPU has it, about 0.1 s); NaN when the addon is unavailable. */
   peakGflops(): number;
@@ -104,47 +83,20 @@ export function nativeLoadError(): string | null {
   return load().reason;
 }
 
-function geomArgs(g: Conv2dGeom): number[] {
-  return [g.n, g.cin, g.h, g.w, g.cout, g.kh, g.kw, g.strideH, g.strideW, g.padT, g.padB, g.padL, g.padR, g.oh, g.ow];
+/** The raw exports of the addon (kernels and extras), or null when it is not loaded. For tests
+ *  that compare the exports with the contract. */
+export function nativeExports(): Readonly<Record<string, unknown>> | null {
+  return load().addon as Readonly<Record<string, unknown>> | null;
 }
 
 /** The native kernels, or null when the addon is absent or fails to load (see
  *  nativeLoadError() for the reason). Never throws. */
 export function loadNative(): PartialKernels | null {
-  const { addon: a } = load();
-  if (!a) return null;
-  return {
-    name: 'native',
-    conv2d: (x, w, bias, g, out) => a.conv2d(x, w, bias, out, ...geomArgs(g)),
-    conv2dBackwardInput: (gy, w, g, gx) => a.conv2dBackwardInput(gy, w, gx, ...geomArgs(g)),
-    conv2dBackwardWeight: (gy, x, g, gw, gb) => a.conv2dBackwardWeight(gy, x, gw, gb, ...geomArgs(g)),
-    matmul: (x, y, out, batch, m, k, n, ta, tb, sa, sb, acc) => a.matmul(x, y, out, batch, m, k, n, ta, tb, sa, sb, acc),
-    attention: (q, k, v, b, sq, sk, d, dv, scale, mask, maskStrides, out, probs) =>
-      a.attention(q, k, v, b, sq, sk, d, dv, scale, mask, maskStrides, out, probs),
-    groupNorm: (x, n, c, hw, groups, eps, gamma, beta, out, mean, rstd) =>
-      a.groupNorm(x, n, c, hw, groups, eps, gamma, beta, out, mean, rstd),
-    groupNormGrad: (gy, x, n, c, hw, groups, gamma, mean, rstd, gx, ggamma, gbeta) =>
-      a.groupNormGrad(gy, x, n, c, hw, groups, gamma, mean, rstd, gx, ggamma, gbeta),
-    layerNorm: (x, rows, d, eps, gamma, beta, out, mean, rstd) => a.layerNorm(x, rows, d, eps, gamma, beta, out, mean, rstd),
-    layerNormGrad: (gy, x, rows, d, gamma, mean, rstd, gx, ggamma, gbeta) =>
-      a.layerNormGrad(gy, x, rows, d, gamma, mean, rstd, gx, ggamma, gbeta),
-    softmax: (x, rows, cols, out, log) => a.softmax(x, rows, cols, out, log),
-    softmaxGrad: (y, gy, rows, cols, out, log) => a.softmaxGrad(y, gy, rows, cols, out, log),
-    unary: (op, x, out) => a.unary(op, x, out),
-    unaryGrad: (op, x, y, gy, out) => a.unaryGrad(op, x, y, gy, out),
-    binary: (op, x, xs, y, ys, out, shape) => a.binary(op, x, xs, y, ys, out, shape),
-    affine: (x, scale, shift, out) => a.affine(x, scale, shift, out),
-    adamw: (p, g, m, v, lr, b1, b2, eps, wd, step) => a.adamw(p, g, m, v, lr, b1, b2, eps, wd, step),
-    reduceSum: (x, outer, axis, inner, out) => a.reduceSum(x, outer, axis, inner, out),
-    stridedCopy: (src, offset, strides, shape, out) => a.stridedCopy(src, offset, strides, shape, out),
-    stridedAccumulate: (src, dst, offset, strides, shape) => a.stridedAccumulate(src, dst, offset, strides, shape),
-    upsampleNearest: (x, nc, h, w, sh, sw, out) => a.upsampleNearest(x, nc, h, w, sh, sw, out),
-    upsampleNearestGrad: (gy, nc, h, w, sh, sw, gx) => a.upsampleNearestGrad(gy, nc, h, w, sh, sw, gx),
-    avgPool2d: (x, n, c, h, w, k, s, out) => a.avgPool2d(x, n, c, h, w, k, s, out),
-    avgPool2dGrad: (gy, n, c, h, w, k, s, gx) => a.avgPool2dGrad(gy, n, c, h, w, k, s, gx),
-    clamp: (x, lo, hi, out) => a.clamp(x, lo, hi, out),
-    powScalar: (x, p, out) => a.powScalar(x, p, out),
-  };
+  const { addon } = load();
+  if (!addon) return null;
+  // Every export that is not an extra is a kernel with the contract's signature (Addon above).
+  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, ...kernels } = addon;
+  return { name: 'native', ...kernels };
 }
 
 /** Restricts the ISA-specialised kernels (attention) to the AVX2 baseline ('avx2') or lets
@@ -177,15 +129,24 @@ export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'of
   return r === 0 ? 'off' : r === 1 ? 'on' : 'auto';
 }
 
+/** Sets the precision of the native convolutions: 'bf16' multiplies in bf16 with f32 inputs,
+ *  outputs and accumulation (mixed precision, like torch.autocast), 'fp32' is exact float32.
+ *  Returns the precision in effect: 'fp32' where the CPU has no native bf16 (nativeInfo().bf16
+ *  null) or the addon is not loaded. */
+export function setNativePrecision(p: 'fp32' | 'bf16'): 'fp32' | 'bf16' {
+  const { addon } = load();
+  return addon ? addon.precision(p) : 'fp32';
+}
+
 /** Facts about the native backend; `available: false` with a reason when it is not loaded. */
 export function nativeInfo(): NativeInfo {
   const { addon, reason } = load();
   if (!addon) {
-    return { available: false, reason, threads: 0, onednnVersion: null, isa: null, peakGflops: () => Number.NaN };
+    return { available: false, reason, threads: 0, onednnVersion: null, isa: null, bf16: null, peakGflops: () => Number.NaN };
   }
   const i = addon.info();
   return {
-    available: true, reason: null, threads: i.threads, onednnVersion: i.onednnVersion, isa: i.isa,
+    available: true, reason: null, threads: i.threads, onednnVersion: i.onednnVersion, isa: i.isa, bf16: i.bf16 || null,
     peakGflops: () => addon.peakGflops(),
   };
 }

@@ -8,7 +8,7 @@ import { reduceMax, reduceSum, softmax, softmaxGrad } from './reduce.ts';
 import { matmul } from './matmul.ts';
 import { conv2d, conv2dBackwardInput, conv2dBackwardWeight } from './conv.ts';
 import { avgPool2d, avgPool2dGrad, maxPool2d, upsampleNearest, upsampleNearestGrad } from './pool.ts';
-import { groupNorm, groupNormGrad, layerNorm, layerNormGrad } from './norm.ts';
+import { groupNorm, groupNormGrad, groupNormSilu, groupNormSiluGrad, layerNorm, layerNormGrad } from './norm.ts';
 import { attention } from './attention.ts';
 import { adamw } from './optim.ts';
 
@@ -22,7 +22,7 @@ export const reference = {
   matmul,
   conv2d, conv2dBackwardInput, conv2dBackwardWeight,
   avgPool2d, avgPool2dGrad, maxPool2d, upsampleNearest, upsampleNearestGrad,
-  groupNorm, groupNormGrad, layerNorm, layerNormGrad,
+  groupNorm, groupNormGrad, groupNormSilu, groupNormSiluGrad, layerNorm, layerNormGrad,
   attention,
   adamw,
 } satisfies Kernels;

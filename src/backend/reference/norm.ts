@@ -1,5 +1,8 @@
-// Reference GroupNorm and LayerNorm with their backward passes (biased variance, as PyTorch).
+// Reference GroupNorm (also fused with a following SiLU) and LayerNorm with their backward
+// passes (biased variance, as PyTorch).
 // Statistics are accumulated in float64; mean and rstd are saved for the backward pass.
+
+import { unary, unaryGrad } from './elementwise.ts';
 
 export function groupNorm(x: Float32Array, n: number, c: number, hw: number, groups: number, eps: number,
   gamma: Float32Array | null, beta: Float32Array | null, out: Float32Array, mean: Float32Array,
@@ -103,4 +106,31 @@ export function layerNormGrad(gy: Float32Array, x: Float32Array, rows: number, d
   }
   if (ggamma) for (let i = 0; i < d; i++) ggamma[i] = gg[i]!;
   if (gbeta) for (let i = 0; i < d; i++) gbeta[i] = gbb[i]!;
+}
+
+/** out = silu(groupNorm(x)): GroupNorm then SiLU, as the pair GroupNorm32 + SiLU that opens
+ *  every UNet block computes it (the fused kernel saves a pass and a buffer). */
+export function groupNormSilu(x: Float32Array, n: number, c: number, hw: number, groups: number, eps: number,
+  gamma: Float32Array | null, beta: Float32Array | null, out: Float32Array, mean: Float32Array,
+  rstd: Float32Array): void {
+  groupNorm(x, n, c, hw, groups, eps, gamma, beta, out, mean, rstd);
+  unary('silu', out, out);
+}
+
+/** Gradient of groupNormSilu: the pre-activation z = groupNorm(x) is recomputed from x and the
+ *  saved statistics, gz = gy * silu'(z), then the GroupNorm gradient of gz. */
+export function groupNormSiluGrad(gy: Float32Array, x: Float32Array, n: number, c: number, hw: number,
+  groups: number, gamma: Float32Array | null, beta: Float32Array | null, mean: Float32Array, rstd: Float32Array,
+  gx: Float32Array, ggamma: Float32Array | null, gbeta: Float32Array | null): void {
+  const cpg = c / groups;
+  const z = new Float32Array(x.length);
+  for (let b = 0; b < n; b++) for (let ch = 0; ch < c; ch++) {
+    const g = Math.floor(ch / cpg), mu = mean[b * groups + g]!, r = rstd[b * groups + g]!;
+    const ga = gamma ? gamma[ch]! : 1, be = beta ? beta[ch]! : 0;
+    const o = (b * c + ch) * hw;
+    for (let i = 0; i < hw; i++) z[o + i] = (x[o + i]! - mu) * r * ga + be;
+  }
+  const gz = new Float32Array(x.length);
+  unaryGrad('silu', z, z, gy, gz);
+  groupNormGrad(gz, x, n, c, hw, groups, gamma, mean, rstd, gx, ggamma, gbeta);
 }

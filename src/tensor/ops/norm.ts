@@ -1,4 +1,5 @@
-// Normalisation layers as fused ops: GroupNorm and LayerNorm (forward + backward kernels).
+// Normalisation layers as fused ops: GroupNorm (alone or followed by SiLU) and LayerNorm
+// (forward + backward kernels).
 // BatchNorm is composed from reductions in nn/ (it needs running statistics, a module concern).
 
 import { ShapeError, fmtShape } from '../../util/index.ts';
@@ -18,6 +19,29 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor | null, bias
     const gx = new Float32Array(x.size);
     const gw = weight ? new Float32Array(c) : null, gb = bias ? new Float32Array(c) : null;
     K().groupNormGrad(g.f32, x.f32, n, c, hw, groups, weight ? weight.f32 : null, mean, rstd, gx, gw, gb);
+    const res: (Tensor | null)[] = [new Tensor(gx, x.shape)];
+    if (weight && gw) res.push(new Tensor(gw, weight.shape));
+    if (bias && gb) res.push(new Tensor(gb, bias.shape));
+    return res;
+  });
+}
+
+/** silu(group_norm(x)) as one op: the GroupNorm32 + SiLU pair that opens UNet blocks. Same
+ *  numbers as the two ops (within float rounding) with one pass over memory each way and no
+ *  buffer for the pre-activation (the backward pass recomputes it from x and the statistics). */
+export function groupNormSilu(x: Tensor, groups: number, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+  const [n, c] = x.shape as [number, number];
+  if (x.ndim < 2 || c % groups !== 0) throw new ShapeError(`group_norm: ${groups} groups do not divide the channels of ${fmtShape(x.shape)}`);
+  const hw = x.size / (n * c);
+  const out = new Float32Array(x.size);
+  const mean = new Float32Array(n * groups), rstd = new Float32Array(n * groups);
+  const gamma = weight ? weight.f32 : null, beta = bias ? bias.f32 : null;
+  K().groupNormSilu(x.f32, n, c, hw, groups, eps, gamma, beta, out, mean, rstd);
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return record(new Tensor(out, x.shape), 'group_norm_silu', inputs, (g) => {
+    const gx = new Float32Array(x.size);
+    const gw = weight ? new Float32Array(c) : null, gb = bias ? new Float32Array(c) : null;
+    K().groupNormSiluGrad(g.f32, x.f32, n, c, hw, groups, gamma, beta, mean, rstd, gx, gw, gb);
     const res: (Tensor | null)[] = [new Tensor(gx, x.shape)];
     if (weight && gw) res.push(new Tensor(gw, weight.shape));
     if (bias && gb) res.push(new Tensor(gb, bias.shape));

@@ -188,13 +188,15 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
   for (let s = 0; s < o.n; s += bs) {
     const n = Math.min(bs, o.n - s);
     const batches = Math.ceil(o.n / bs), b = s / bs;
-    parts.push(sampleImages(m.model, m.cls, {
+    const r = sampleImages(m.model, m.cls, {
       n, sampler, steps: o.steps, guidance, seed: o.seed + s, snapshots: 10,
       labels: labels ? labels.slice(s, s + n) : null, prompts: prompts ? prompts.slice(s, s + n) : null,
       samplerOptions: extras, negativeLabels, negativePrompts, init, mask, strength,
       ...(o.eta !== undefined ? { eta: o.eta } : {}),
       onStep: (i, total) => bar.onStep(b * total + i, batches * total),
-    }));
+    });
+    // memory stays bounded: the trajectory (for --strip) of the first batch only
+    parts.push(b === 0 ? r : { ...r, intermediates: { x_inter: [], pred_x0: [] } });
   }
   bar.stop();
   const seconds = (Date.now() - t0) / 1000;

@@ -27,3 +27,6 @@ if [ ! -d node_modules/tsx ] || [ package.json -nt node_modules/.package-lock.js
 else
   node scripts/build-native.mjs
 fi
+
+# the built package (dist/: JavaScript + .d.ts); bin/ldm.js runs it when it is up to date
+npm run -s build

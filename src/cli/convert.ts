@@ -7,7 +7,7 @@
 import { ConfigError } from '../util/index.ts';
 import { DDPM } from '../models/index.ts';
 import type { RawTensor } from '../formats/index.ts';
-import { buildModelFromConfig, convertWeights, readConfigFile, validateConfig, withoutCkptPaths, type ConfigTree } from '../io/index.ts';
+import { buildModelFromConfig, convertWeights, readConfigFile, validateModelConfig, withoutCkptPaths, type ConfigTree } from '../io/index.ts';
 
 export interface ConvertCommandOptions {
   config?: string;
@@ -22,7 +22,7 @@ export interface KeyCheck {
 
 /** Compare tensors with the state dict of the model a config builds; shape mismatches throw. */
 export function checkAgainstConfig(tensors: ReadonlyMap<string, RawTensor>, config: ConfigTree, where: string): KeyCheck {
-  validateConfig(config);
+  validateModelConfig(config);
   const model = buildModelFromConfig(withoutCkptPaths(config));
   if (!(model instanceof DDPM)) throw new ConfigError(`${where}: model.target must be a DDPM-family model`);
   const own = model.stateDict();

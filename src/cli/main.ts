@@ -9,7 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { DEBUG, LdmError, fmtShape } from '../util/index.ts';
 import { precisionFallback, setPrecision } from '../tensor/index.ts';
 import { SAMPLER_NAMES, SIGMA_SCHEDULES } from '../diffusion/index.ts';
-import { inspectFile, modelsDir, readRegistry } from '../io/index.ts';
+import { inspectConfig, inspectFile, modelsDir, readRegistry } from '../io/index.ts';
 import { trainCommand } from './train.ts';
 import { sampleCommand } from './sample.ts';
 import { CLASSIFIER_FILE, evalCommand, trainClassifierCommand } from './eval.ts';
@@ -139,10 +139,22 @@ export function buildProgram(): Command {
     });
 
   program.command('inspect')
-    .description('list the tensors (name, dtype, shape) and metadata of a .safetensors or PyTorch .ckpt/.pth file')
+    .description('list the tensors (name, dtype, shape) and metadata of a .safetensors or PyTorch .ckpt/.pth file; ' +
+      'for a YAML config: build its model (shapes only, no checkpoint read) and print target, parameters and state-dict entries')
     .argument('<file>')
     .option('--json', 'print as JSON')
     .action((file: string, o: { json?: boolean }) => {
+      if (/\.ya?ml$/i.test(file)) {
+        const c = inspectConfig(file);
+        if (o.json) { console.log(JSON.stringify(c)); return; }
+        const n = (v: number): string => v.toLocaleString('en-US');
+        console.log(`${c.config}: ${c.target}`);
+        console.log(`  parameters       ${n(c.parameters)} (${n(c.trainable_parameters)} trainable)`);
+        console.log(`  state_dict keys  ${n(c.state_dict_keys)} (${n(c.buffers)} buffers)`);
+        for (const [k, v] of Object.entries(c.children)) console.log(`  ${k.padEnd(18)} ${n(v)} parameters`);
+        for (const p of c.ckpt_paths) console.log(`  ${p.key}: ${p.path} (${p.exists ? 'present' : 'absent'}; not read)`);
+        return;
+      }
       const r = inspectFile(file);
       if (o.json) { console.log(JSON.stringify(r)); return; }
       const numel = (s: number[]): number => s.reduce((a, b) => a * b, 1);

@@ -6,5 +6,6 @@ export { readTorchCheckpoint } from './torch-checkpoint.ts';
 export { looksLikeLegacyTorch } from './torch-legacy.ts';
 export { serializeTorchCheckpoint, writeStoredZip, contiguousStrides, type TorchScalar } from './torch-write.ts';
 export { FormatError } from './errors.ts';
+export { parseNpy, type NpyArray } from './npy.ts';
 export { readZipDirectory, readZipEntry, type ZipEntry } from './zip.ts';
 export { addPngText, readPngText, crc32 } from './png-text.ts';

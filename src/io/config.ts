@@ -10,9 +10,11 @@
 // DDPMs (the DDPM class itself does not take them).
 
 import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import YAML from 'yaml';
 import { ConfigError, InputFileError, LdmError, closest } from '../util/index.ts';
 import { MODEL_TARGETS, type TargetConfig } from '../models/index.ts';
+import { parseNpy } from '../formats/index.ts';
 import { DATA_MODULE_KEYS, DATA_MODULE_TARGET, DATA_TARGETS, type DataBuildContext, type DataModule } from './datasets/index.ts';
 
 export type ConfigTree = Record<string, unknown>;
@@ -109,12 +111,11 @@ function validateNode(v: unknown, schema: Node, path: string): void {
   }
 }
 
-/** Check the structure and the types of the parts of a config that ldm.ts owns. */
+/** Check the structure and the types of the parts of a config that ldm.ts owns (for training:
+ *  model, data and lightning). */
 export function validateConfig(tree: ConfigTree): void {
   validateNode(tree, SCHEMA, '');
-  const model = tree['model'];
-  if (!isMap(model) || typeof model['target'] !== 'string') throw new ConfigError("config: 'model.target' (the model class path) is required");
-  checkTarget(model['target'], 'model.target', 'model');
+  validateModelConfig(tree);
   const data = tree['data'];
   if (isMap(data)) {
     if (data['target'] !== undefined) checkTarget(String(data['target']), 'data.target', 'data-module');
@@ -126,6 +127,16 @@ export function validateConfig(tree: ConfigTree): void {
       }
     }
   }
+}
+
+/** Check only what building the model needs (`model`, top-level `seed` / `scale_lr`): inspecting
+ *  and sampling never stop on the `data` or `lightning` sections, which only training reads. */
+export function validateModelConfig(tree: ConfigTree): void {
+  const { data: _d, lightning: _l, ...rest } = tree;
+  validateNode(rest, SCHEMA, '');
+  const model = tree['model'];
+  if (!isMap(model) || typeof model['target'] !== 'string') throw new ConfigError("config: 'model.target' (the model class path) is required");
+  checkTarget(model['target'], 'model.target', 'model');
 }
 
 function checkTarget(target: string, path: string, kind: 'model' | 'data' | 'data-module'): void {
@@ -149,6 +160,9 @@ export function parseConfigText(text: string, source: string): ConfigTree {
   return tree;
 }
 
+/** Read a YAML config. Relative `ckpt_path`s under `model` are resolved against the config
+ *  file's folder (not the working directory), so a config finds its checkpoints from anywhere;
+ *  command-line overrides applied afterwards stay relative to the working directory. */
 export function readConfigFile(path: string): ConfigTree {
   let text: string;
   try {
@@ -156,7 +170,34 @@ export function readConfigFile(path: string): ConfigTree {
   } catch (e) {
     throw new InputFileError(`cannot read config ${path}: ${(e as Error).message}`);
   }
-  return parseConfigText(text, path);
+  const tree = parseConfigText(text, path);
+  if (isMap(tree['model'])) resolveCkptPaths(tree['model'], dirname(resolve(path)));
+  return tree;
+}
+
+/** Every string `ckpt_path` in a config subtree made absolute against `base` (in place). */
+export function resolveCkptPaths(node: unknown, base: string): void {
+  if (Array.isArray(node)) { for (const v of node) resolveCkptPaths(v, base); return; }
+  if (!isMap(node)) return;
+  for (const [k, v] of Object.entries(node)) {
+    if (k === 'ckpt_path' && typeof v === 'string' && v !== '' && !isAbsolute(v)) node[k] = resolve(base, v);
+    else resolveCkptPaths(v, base);
+  }
+}
+
+/** Every `ckpt_path` in a config subtree, with its dotted key path. */
+export function listCkptPaths(node: unknown, path: string): { key: string; path: string }[] {
+  if (Array.isArray(node)) return node.flatMap((v, i) => listCkptPaths(v, `${path}.${i}`));
+  if (!isMap(node)) return [];
+  return Object.entries(node).flatMap(([k, v]) => (k === 'ckpt_path' && typeof v === 'string'
+    ? [{ key: `${path}.${k}`, path: v }] : listCkptPaths(v, `${path}.${k}`)));
+}
+
+/** A copy of a config subtree without any `ckpt_path` (building never reads checkpoints). */
+export function stripCkptPaths<T>(node: T): T {
+  if (Array.isArray(node)) return node.map(stripCkptPaths) as T;
+  if (!isMap(node)) return node;
+  return Object.fromEntries(Object.entries(node).filter(([k]) => k !== 'ckpt_path').map(([k, v]) => [k, stripCkptPaths(v)])) as T;
 }
 
 /** `a.b.c=value` -> path and value (YAML-parsed: 3 -> number, true -> boolean, [1,2] -> list). */
@@ -271,6 +312,7 @@ export function buildModel(cfg: TargetConfig, path = 'model'): unknown {
     if (!make) checkTarget(c.target, `${p}.target`, 'model');
     let params = { ...(c.params ?? {}) } as Record<string, unknown>;
     if (p === path) params = stripTrainerKeys(c.target, params);
+    if (REMAP_TARGETS.has(c.target) && typeof params['remap'] === 'string') params = { ...params, remap: readRemapFile(params['remap'], `${p}.params.remap`) };
     stack.push(p);
     try {
       return make!(params, build);
@@ -281,6 +323,26 @@ export function buildModel(cfg: TargetConfig, path = 'model'): unknown {
     }
   };
   return build(cfg, path);
+}
+
+/** Targets whose `remap` names a .npy file of used codebook indices (taming's VectorQuantizer2
+ *  loads it with np.load in its constructor; models do no file I/O, so it is read here). */
+const REMAP_TARGETS = new Set([
+  'ldm.models.autoencoder.VQModel', 'ldm.models.autoencoder.VQModelInterface', 'taming.models.vqgan.VQModel',
+  'taming.modules.vqvae.quantize.VectorQuantizer2',
+]);
+
+/** The index list of a remap .npy file (a path relative to the working directory, as np.load). */
+function readRemapFile(path: string, key: string): number[] {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new InputFileError(`config: '${key}': cannot read ${path}: ${(e as Error).message}`);
+  }
+  const a = parseNpy(bytes, path);
+  if (a.shape.length !== 1) throw new ConfigError(`config: '${key}': ${path} holds an array of shape (${a.shape.join(', ')}); expected a 1-D list of codebook indices`);
+  return Array.from(a.data);
 }
 
 function stripTrainerKeys(target: string, params: Record<string, unknown>): Record<string, unknown> {

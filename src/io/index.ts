@@ -8,3 +8,4 @@ export * from './metrics.ts';
 export * from './pretrained.ts';
 export * from './convert.ts';
 export * from './load-model.ts';
+export * from './inspect-config.ts';

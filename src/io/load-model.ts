@@ -11,7 +11,7 @@
 
 import { ConfigError } from '../util/index.ts';
 import { DDPM } from '../models/index.ts';
-import { buildModelFromConfig, getPath, readConfigFile, validateConfig, type ConfigTree } from './config.ts';
+import { buildModelFromConfig, getPath, readConfigFile, validateModelConfig, type ConfigTree } from './config.ts';
 import { loadWeightsInto, readWeights } from './checkpoint.ts';
 
 export interface LoadedDiffusionModel {
@@ -52,7 +52,7 @@ export function loadDiffusionModel(opts: LoadDiffusionModelOptions): LoadedDiffu
   const w = readWeights(opts.checkpoint);
   const config: ConfigTree | null = opts.config ? readConfigFile(opts.config) : (w.config as ConfigTree | null);
   if (!config) throw new ConfigError(`${opts.checkpoint} carries no config: pass --config CONFIG.yaml (the model's YAML)`);
-  validateConfig(config);
+  validateModelConfig(config); // data / lightning are for training: they never stop sampling
   const built = buildModelFromConfig(withoutCkptPaths(config));
   if (!(built instanceof DDPM)) throw new ConfigError(`${opts.checkpoint}: model.target must be a DDPM-family model`);
   const model = built;

@@ -6,6 +6,7 @@
 import { LdmError } from '../util/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module } from './module.ts';
+import { isShapesOnly, shapeStorage } from './init.ts';
 
 export class LitEma extends Module {
   private readonly names: string[];
@@ -19,7 +20,8 @@ export class LitEma extends Module {
     this.buffer('num_updates', new Tensor(Float64Array.of(useNumUpdates ? 0 : -1), [], 'int64'));
     const params = model.namedParameters().filter(([, p]) => p.requiresGrad);
     this.names = params.map(([n]) => n.replaceAll('.', ''));
-    this.shadows = params.map(([n, p]) => this.buffer(n.replaceAll('.', ''), new Tensor(p.f32.slice(), p.shape)));
+    this.shadows = params.map(([n, p]) => this.buffer(n.replaceAll('.', ''),
+      new Tensor(isShapesOnly() ? shapeStorage(p.size) : p.f32.slice(), p.shape)));
   }
 
   /** One EMA step: shadow -= (1 - decay) * (shadow - param). */

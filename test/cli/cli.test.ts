@@ -16,7 +16,7 @@ function ldm(...args: string[]): { status: number | null; stdout: string; stderr
 test('--help lists every command; each command has its own help', () => {
   const r = ldm('--help');
   assert.equal(r.status, 0, r.stderr);
-  for (const c of ['train', 'sample', 'eval', 'train-classifier', 'models', 'inspect', 'demo', 'bench', 'parity']) assert.match(r.stdout, new RegExp(`\\b${c}\\b`));
+  for (const c of ['train', 'sample', 'eval', 'train-classifier', 'models', 'inspect', 'convert', 'demo', 'bench', 'parity']) assert.match(r.stdout, new RegExp(`\\b${c}\\b`));
   const s = ldm('sample', '--help');
   assert.equal(s.status, 0);
   for (const o of ['--sampler', '--steps', '--eta', '--guidance', '--class', '--seed', '--n', '--out', '--strip', '--model']) assert.ok(s.stdout.includes(o), o);

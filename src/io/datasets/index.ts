@@ -4,17 +4,21 @@
 //   ldm.data.mnist.FashionMNIST   params: split, root, limit, pad, flip_p
 //   ldm.data.folder.ImageFolder   params: root, size, crop (center|resize), channels (1|3),
 //                                         flip_p, class_names, on_error (skip|stop), limit
-// and the official `main.DataModuleFromConfig` (batch_size, train / validation / test, ...).
+// the official ImageNet, LSUN and FFHQ / CelebA-HQ classes reading their on-disk layouts from
+// `data_root` (official.ts), and the official `main.DataModuleFromConfig` (batch_size, train /
+// validation / test, ...).
 
 import { ConfigError, checkKwargs } from '../../util/index.ts';
 import { loadFashionMnist, loadMnist, type MnistOptions } from './mnist.ts';
 import { loadImageFolder } from './folder.ts';
+import { OFFICIAL_DATA_TARGETS } from './official.ts';
 import type { ImageDataset } from './types.ts';
 
 export * from './types.ts';
 export * from './idx.ts';
 export * from './mnist.ts';
 export * from './folder.ts';
+export * from './official.ts';
 export * from './loader.ts';
 
 export interface DataBuildContext {
@@ -73,6 +77,7 @@ export const DATA_TARGETS = {
       ...(ctx.onWarning ? { onWarning: ctx.onWarning } : {}),
     });
   },
+  ...OFFICIAL_DATA_TARGETS,
 } satisfies Readonly<Record<string, DataFactory>>;
 
 /** The official data module target name (main.py of latent-diffusion). */

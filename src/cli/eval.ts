@@ -9,11 +9,17 @@ import {
   type ImageDataset,
 } from '../io/index.ts';
 import {
-  MnistClassifier, evalBitsPerDim, evalClassAccuracy, loadModel, trainClassifier, type AccuracyReport, type BpdReport,
+  MnistClassifier, evalBitsPerDim, evalClassAccuracy, evalFid, type FidReport, loadModel, trainClassifier, type AccuracyReport, type BpdReport,
 } from '../train/index.ts';
+import { LatentDiffusion } from '../models/index.ts';
 import { checkSampler, defaultGuidance, describeModel, samplerExtras, stepBar } from './sample.ts';
 
 export const CLASSIFIER_FILE = 'mnist-classifier.safetensors';
+/** The evaluation classifier of Fashion-MNIST models (`ldm train-classifier --dataset fashion-mnist`). */
+export const FASHION_CLASSIFIER_FILE = 'fashion-classifier.safetensors';
+
+/** The shipped classifier that reads images of this data set. */
+const classifierFor = (ds: ImageDataset): string => join(modelsDir(), /fashion/i.test(ds.name) ? FASHION_CLASSIFIER_FILE : CLASSIFIER_FILE);
 
 export function loadClassifier(path = join(modelsDir(), CLASSIFIER_FILE)): MnistClassifier {
   const w = readWeights(path);
@@ -42,6 +48,8 @@ export interface EvalCommandOptions {
   samples?: string;
   json?: boolean;
   noEma?: boolean;
+  /** false: skip the classifier-FID (commander's --no-fid) */
+  fid?: boolean;
 }
 
 export interface EvalReport {
@@ -49,6 +57,8 @@ export interface EvalReport {
   sampling: { sampler: string; scheduler?: string; steps: number; eta?: number; guidance: number; seed: number; secondsPerSample?: number };
   bpd: BpdReport | null;
   accuracy: Omit<AccuracyReport, 'samples'> | null;
+  /** classifier-FID of the accuracy samples against real test images, with its real-vs-real floor */
+  fid: FidReport | null;
 }
 
 /** The test split of the model's data (config's test, else validation), else MNIST test. */
@@ -70,11 +80,11 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
   const guidance = defaultGuidance(m, o.guidance);
   const extras = samplerExtras(sampler, o);
   const report: EvalReport = {
-    model: m.path, bpd: null, accuracy: null,
+    model: m.path, bpd: null, accuracy: null, fid: null,
     sampling: { sampler, steps: o.steps, guidance, seed: o.seed, ...(o.eta !== undefined ? { eta: o.eta } : {}), ...(extras.scheduler ? { scheduler: extras.scheduler } : {}) },
   };
   // a LatentDiffusion: no pixel bits/dim (its bound is over latents); accuracy of decoded samples
-  const latent = typeof (m.model as unknown as { sampleLatent?: unknown }).sampleLatent === 'function';
+  const latent = m.model instanceof LatentDiffusion;
   if (latent && o.bpdN > 0 && !o.json) console.log('bits/dim: skipped (latent diffusion: the bound would be over latents, not pixels)');
   if (o.bpdN > 0 && !latent) {
     const ds = await testSet(m.config);
@@ -89,7 +99,8 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
   }
   if (m.cls && o.perClass > 0) {
     if (!latent && (m.model.channels !== 1 || m.model.imageSize < 28)) throw new ConfigError('eval: the class accuracy uses the MNIST classifier (grey images of at least 28x28)');
-    const classifier = loadClassifier(o.classifier);
+    const real = await testSet(m.config);
+    const classifier = loadClassifier(o.classifier ?? classifierFor(real));
     const bar = stepBar('samples');
     const t0 = Date.now();
     const acc = evalClassAccuracy(m.model, m.cls, classifier, {
@@ -99,11 +110,14 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
     report.sampling.secondsPerSample = (Date.now() - t0) / 1000 / acc.n;
     const { samples, ...rest } = acc;
     report.accuracy = rest;
+    if (o.fid !== false) report.fid = evalFid(samples, real, classifier);
     if (o.samples) await saveImageGrid(o.samples, samples, { nrow: m.cls.numClasses });
     if (!o.json) {
       console.log(`class accuracy of samples: ${(acc.accuracy * 100).toFixed(2)}% (${acc.n} samples, ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}` +
         `${extras.scheduler ? ` ${extras.scheduler}` : ''}, guidance ${guidance}; ${report.sampling.secondsPerSample!.toFixed(3)} s per sample)`);
       console.log(`per class: ${acc.perClass.map((a, k) => `${k}:${(a * 100).toFixed(0)}%`).join(' ')}`);
+      if (report.fid) console.log(`classifier-FID: ${report.fid.fid.toFixed(2)} (real-vs-real floor at the same N: ${report.fid.floor.toFixed(2)}; ` +
+        `N = ${report.fid.n} against ${report.fid.reference} test images; features of the evaluation classifier, not Inception)`);
       if (o.samples) console.log(`samples: ${o.samples}`);
     }
   } else if (!m.cls && !o.json) {
@@ -114,7 +128,7 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
 }
 
 export interface TrainClassifierOptions {
-  out: string;
+  out?: string;
   epochs: number;
   seed: number;
   dataset: string;
@@ -123,13 +137,14 @@ export interface TrainClassifierOptions {
 export async function trainClassifierCommand(o: TrainClassifierOptions): Promise<number> {
   const load = o.dataset === 'fashion-mnist' ? loadFashionMnist : o.dataset === 'mnist' ? loadMnist : null;
   if (!load) throw new ConfigError(`--dataset must be mnist or fashion-mnist, got '${o.dataset}'`);
+  const out = o.out ?? join(modelsDir(), o.dataset === 'fashion-mnist' ? FASHION_CLASSIFIER_FILE : CLASSIFIER_FILE);
   const bar = stepBar('classifier');
   const t0 = Date.now();
   const r = trainClassifier({ train: load({ split: 'train' }), test: load({ split: 'test' }), epochs: o.epochs, seed: o.seed,
     onProgress: (e) => bar.onStep(e.step, e.steps) });
   bar.stop();
-  saveModelFile(o.out, r.model.stateDict(), { classifier: 'MnistClassifier', dataset: o.dataset, epochs: o.epochs, seed: o.seed },
+  saveModelFile(out, r.model.stateDict(), { classifier: 'MnistClassifier', dataset: o.dataset, epochs: o.epochs, seed: o.seed },
     { test_accuracy: r.testAccuracy.toFixed(4) });
-  console.log(`test accuracy ${(r.testAccuracy * 100).toFixed(2)}% after ${o.epochs} epochs (${((Date.now() - t0) / 1000).toFixed(0)} s) -> ${o.out}`);
+  console.log(`test accuracy ${(r.testAccuracy * 100).toFixed(2)}% after ${o.epochs} epochs (${((Date.now() - t0) / 1000).toFixed(0)} s) -> ${out}`);
   return r.testAccuracy;
 }

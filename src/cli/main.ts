@@ -12,7 +12,7 @@ import { SAMPLER_NAMES, SIGMA_SCHEDULES } from '../diffusion/index.ts';
 import { inspectConfig, inspectFile, modelsDir, readRegistry } from '../io/index.ts';
 import { trainCommand } from './train.ts';
 import { sampleCommand } from './sample.ts';
-import { CLASSIFIER_FILE, evalCommand, trainClassifierCommand } from './eval.ts';
+import { CLASSIFIER_FILE, FASHION_CLASSIFIER_FILE, evalCommand, trainClassifierCommand } from './eval.ts';
 import { benchMain } from './bench.ts';
 import { parityMain } from './parity.ts';
 import { convertCommand } from './convert.ts';
@@ -58,7 +58,7 @@ function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
     .option('--s-noise <s>', 'k-samplers: scale of the added noise (default 1)', float('--s-noise'))
     .option('--s-churn <s>', 'euler, heun, dpm2: Karras churn (default 0)', float('--s-churn'))
     .option('--solver-type <t>', 'dpmpp_2m_sde: midpoint (default) or heun')
-    .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: 3 for models trained with a null class, else 1)', float('--guidance'))
+    .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: the shipped model\'s own choice, else 3 for models trained with a null class, else 1)', float('--guidance'))
     .option('--seed <s>', 'random seed', int('--seed'), 0)
     .option('--model <name>', 'shipped model (see `ldm models`) when no checkpoint is given', 'mnist-ddpm')
     .option('--config <yaml>', 'config of the checkpoint (needed for official .ckpt files)')
@@ -107,12 +107,13 @@ export function buildProgram(): Command {
     });
 
   samplerOptions(program.command('eval'), { steps: 50 })
-    .description('evaluate a model: bits/dim on test images and, for class-conditional models, the class accuracy of its samples')
+    .description('evaluate a model: bits/dim on test images and, for class-conditional models, the class accuracy of its samples and their classifier-FID (with the real-vs-real floor)')
     .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
     .option('--bpd-n <n>', 'test images for bits/dim (0 = skip)', int('--bpd-n'), 100)
     .option('--bpd-stride <k>', 'estimate the bound from every k-th timestep (1 = the exact sum: T model calls per batch)', int('--bpd-stride', 1), 10)
     .option('--per-class <n>', 'samples per class for the accuracy (0 = skip)', int('--per-class'), 50)
-    .option('--classifier <file>', `classifier weights (default models/${CLASSIFIER_FILE})`)
+    .option('--classifier <file>', `classifier weights (default models/${CLASSIFIER_FILE}, or models/${FASHION_CLASSIFIER_FILE} for Fashion-MNIST models)`)
+    .option('--no-fid', 'skip the classifier-FID of the samples')
     .option('--samples <file>', 'also save the generated samples as a grid PNG')
     .option('--json', 'print the report as JSON')
     .action(async (ckpt: string | undefined, o: Parameters<typeof evalCommand>[1] & { ema?: boolean }) => {
@@ -120,8 +121,8 @@ export function buildProgram(): Command {
     });
 
   program.command('train-classifier')
-    .description('train the small MNIST classifier used by `ldm eval` (a few minutes on 2 cores)')
-    .option('--out <file>', 'weights file', join(modelsDir(), CLASSIFIER_FILE))
+    .description('train the small classifier used by `ldm eval` for class accuracy and classifier-FID (a few minutes on 2 cores)')
+    .option('--out <file>', `weights file (default models/${CLASSIFIER_FILE}, or models/${FASHION_CLASSIFIER_FILE} with --dataset fashion-mnist)`)
     .option('--epochs <n>', 'epochs', int('--epochs', 1), 4)
     .option('--seed <s>', 'seed', int('--seed'), 0)
     .addOption(new Option('--dataset <name>', 'data set').choices(['mnist', 'fashion-mnist']).default('mnist'))

@@ -84,9 +84,10 @@ export function describeModel(m: LoadedModel): string {
   return `${m.path}: ${(m.model.model.numParameters() / 1e6).toFixed(2)}M parameters, ${m.model.imageSize}x${m.model.imageSize}x${m.model.channels}${m.model instanceof LatentDiffusion ? ' latents' : ''}, ${c}, ${m.weights} weights`;
 }
 
-/** --guidance, defaulting to 3 for a model trained with a null class (classifier-free guidance), else 1. */
+/** --guidance, defaulting to the shipped model's measured choice (registry.json `guidance`), else 3
+ *  for a model trained with a null class (classifier-free guidance), else 1. */
 export function defaultGuidance(m: LoadedModel, g: number | undefined): number {
-  return g ?? (m.cls && (m.cls.nullLabel !== null || m.cls.prompt) ? 3 : 1);
+  return g ?? m.guidance ?? (m.cls && (m.cls.nullLabel !== null || m.cls.prompt) ? 3 : 1);
 }
 
 export function checkSampler(s: string): SamplerName {

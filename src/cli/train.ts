@@ -6,7 +6,7 @@ import { basename, extname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { applyOverrides, loadConfig, loadTrainingCheckpoint, validateConfig, type ConfigTree, type DataModule } from '../io/index.ts';
-import { train, type TrainEvent, type TrainResult } from '../train/index.ts';
+import { train, type AnyTrainResult, type TrainEvent } from '../train/index.ts';
 
 const fmtTime = (s: number): string => {
   if (!Number.isFinite(s)) return '?';
@@ -23,7 +23,7 @@ export function progressReporter(quiet = false): { onEvent: (e: TrainEvent) => v
   const say = (msg: string): void => {
     if (bar) bar.stop();
     process.stderr.write(`${msg}\n`);
-    if (bar) { bar.start(bar.getTotal(), (bar as unknown as { value: number }).value); }
+    if (bar) { bar.start(bar.getTotal(), Math.round(bar.getProgress() * bar.getTotal())); }
   };
   const onEvent = (e: TrainEvent): void => {
     switch (e.type) {
@@ -81,7 +81,7 @@ export function splitTrainArgs(args: readonly string[]): { config: string | unde
   return { config: undefined, overrides: [...args] };
 }
 
-export async function trainCommand(args: readonly string[], o: TrainCommandOptions): Promise<TrainResult> {
+export async function trainCommand(args: readonly string[], o: TrainCommandOptions): Promise<AnyTrainResult> {
   const { config: configPath, overrides } = splitTrainArgs(args);
   let config: ConfigTree;
   let out: string;

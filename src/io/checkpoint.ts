@@ -174,6 +174,9 @@ export interface RegistryEntry {
   config?: string;
   description?: string;
   kind?: string;
+  /** the classifier-free guidance scale `ldm sample` / `ldm eval` use when --guidance is not given
+   *  (chosen by a measured accuracy/FID sweep, docs/) */
+  guidance?: number;
 }
 
 /** The repository's models/ folder. */

@@ -140,10 +140,10 @@ const FONT: Readonly<Record<string, readonly number[]>> = {
   's': [0, 3, 6, 1, 6], 't': [2, 7, 2, 2, 3], 'p': [0, 7, 5, 7, 4], 'l': [6, 2, 2, 2, 7], 'o': [0, 7, 5, 5, 7],
   'g': [0, 7, 5, 7, 1], 'm': [0, 7, 7, 5, 5], 'a': [0, 6, 1, 7, 7], 'r': [0, 7, 4, 4, 4], 'i': [2, 0, 2, 2, 2],
   'n': [0, 6, 5, 5, 5], 'v': [0, 5, 5, 5, 2], 'd': [1, 1, 7, 5, 7], 'b': [4, 4, 7, 5, 7], 'c': [0, 7, 4, 4, 7],
+  'u': [0, 5, 5, 5, 7], 'f': [3, 2, 7, 2, 2], 'h': [4, 4, 7, 5, 5], 'w': [0, 5, 5, 7, 7], 'x': [0, 5, 2, 2, 5],
+  'y': [0, 5, 7, 1, 7], '%': [5, 1, 2, 4, 5], ',': [0, 0, 0, 2, 4], ':': [0, 2, 0, 2, 0],
   ' ': [0, 0, 0, 0, 0], '(': [1, 2, 2, 2, 1], ')': [4, 2, 2, 2, 4], '/': [1, 1, 2, 4, 4], '=': [0, 7, 0, 7, 0],
-  'x': [0, 5, 2, 5, 5], '_': [0, 0, 0, 0, 7], 'h': [4, 4, 7, 5, 5], 'u': [0, 5, 5, 5, 7], 'y': [0, 5, 7, 1, 6],
-  'f': [3, 4, 6, 4, 4], 'w': [0, 5, 5, 7, 7], ':': [0, 2, 0, 2, 0], 'j': [1, 0, 1, 5, 7], 'q': [0, 7, 5, 7, 1],
-  'z': [0, 7, 1, 4, 7], '^': [2, 5, 0, 0, 0], '#': [5, 7, 5, 7, 5],
+  '_': [0, 0, 0, 0, 7], 'j': [1, 0, 1, 5, 7], 'q': [0, 7, 5, 7, 1], 'z': [0, 7, 1, 4, 7], '^': [2, 5, 0, 0, 0],
 };
 
 type RGB = readonly [number, number, number];
@@ -252,8 +252,10 @@ export function drawCurve(xs: readonly number[], ys: readonly number[], opts: Cu
   }
   // raw series (light), then smoothed (dark)
   const light: RGB = [160, 190, 235], dark: RGB = [20, 60, 160];
-  for (let i = 1; i < pts.length; i++) cv.line(px(pts[i - 1]![0]), py(pts[i - 1]![1]), px(pts[i]![0]), py(pts[i]![1]), light);
   const a = opts.smoothing ?? 0.9;
+  // smoothing 0: the raw series is the only one, drawn dark with a dot at each point
+  for (let i = 1; i < pts.length; i++) cv.line(px(pts[i - 1]![0]), py(pts[i - 1]![1]), px(pts[i]![0]), py(pts[i]![1]), a > 0 ? light : dark);
+  if (a === 0) for (const [x, y] of pts) for (let d = -2; d <= 2; d++) cv.line(px(x) - 2, py(y) + d, px(x) + 2, py(y) + d, dark);
   if (a > 0 && pts.length > 1) {
     let s = tf(pts[0]![1]);
     let prev: [number, number] | null = null;

@@ -63,5 +63,11 @@ export function inspectConfigTree(tree: ConfigTree, path: string): ConfigInspect
 }
 
 export function inspectConfig(path: string): ConfigInspection {
-  return inspectConfigTree(readConfigFile(path), resolve(path));
+  try {
+    return inspectConfigTree(readConfigFile(path), resolve(path));
+  } catch (e) {
+    // name the file in configuration errors (the message already names the key)
+    if (e instanceof ConfigError && !e.message.startsWith(path)) throw new ConfigError(`${path}: ${e.message}`);
+    throw e;
+  }
 }

@@ -20,9 +20,12 @@ import {
   type MeanVariance, type PMeanVariance, type SampleResult, type SamplerResult,
 } from '../diffusion/index.ts';
 import type { BuildFn, TargetConfig, TargetTable } from './targets.ts';
+import type { ConditionInput, ConditioningSpec, DiffusionModel } from './diffusion-model.ts';
 
 /** The network DiffusionWrapper drives (UNetModel.forward(x, timesteps, {context, y})). */
 export interface DiffusionNet extends Module {
+  /** class-conditional ('adm') networks: the number of label embeddings */
+  readonly numClasses?: number | null;
   forward(x: Tensor, timesteps: Tensor, cond?: { context?: Tensor | null; y?: Tensor | null }): Tensor;
 }
 
@@ -139,7 +142,7 @@ export interface DdpmSampleOptions {
   x0?: Tensor;
 }
 
-export class DDPM extends Module {
+export class DDPM extends Module implements DiffusionModel {
   /** the class name, for messages (LatentDiffusion when extended) */
   readonly owner: string;
   readonly model: DiffusionWrapper;
@@ -252,6 +255,32 @@ export class DDPM extends Module {
   /** `q_sample(x_start, t, noise)`; noise defaults to randn_like(x_start) from gen. */
   qSample(xStart: Tensor, t: Tensor, noise?: Tensor, gen?: Generator): Tensor {
     return this.diffusion.qSample(xStart, t, noise ?? randn(xStart.shape, gen ?? defaultGenerator));
+  }
+
+  // ---- the DiffusionModel face (diffusion-model.ts) -----------------------------------------------
+
+  sampleShape(n: number): number[] {
+    return [n, this.channels, this.imageSize, this.imageSize];
+  }
+
+  /** 'adm' with a class-conditional network: class labels (the null label is the config's). */
+  conditioningSpec(): ConditioningSpec {
+    const n = this.model.diffusion_model.numClasses;
+    if (this.model.conditioningKey === 'adm' && typeof n === 'number') return { kind: 'class', numClasses: n, nullLabel: null };
+    return this.model.conditioningKey === null ? { kind: 'none' } : { kind: 'other' };
+  }
+
+  condition(input: ConditionInput): Cond {
+    const spec = this.conditioningSpec();
+    if ('prompts' in input) throw new ConfigError(`${this.constructor.name}: this model takes no text prompts (conditioning: ${spec.kind})`);
+    if (spec.kind !== 'class') throw new ConfigError(`${this.constructor.name}: this model is not class-conditional (conditioning: ${spec.kind})`);
+    const bad = input.labels.find((l) => !Number.isInteger(l) || l < 0 || l >= spec.numClasses);
+    if (bad !== undefined) throw new ConfigError(`${this.constructor.name}: class ${bad} is outside 0..${spec.numClasses - 1}`);
+    return { y: new Tensor(Float64Array.from(input.labels), [input.labels.length], 'int64') };
+  }
+
+  unconditional(n: number, nullLabel: number | null = null): Cond | null {
+    return this.conditioningSpec().kind === 'class' && nullLabel !== null ? { y: full([n], nullLabel, 'int64') } : null;
   }
 
   // ---- the network ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 import type { TargetTable } from './targets.ts';
 
 export type { TargetTable, TargetConfig, TargetFactory, BuildFn } from './targets.ts';
+export type { DiffusionModel, ConditioningSpec, ConditionInput } from './diffusion-model.ts';
 
 import { autoencoderTargets } from './autoencoder/kl.ts';
 export { AutoencoderKL, IdentityFirstStage, DiagonalGaussianDistribution, autoencoderTargets, type AutoencoderKLOptions } from './autoencoder/kl.ts';

@@ -37,8 +37,9 @@ import {
 import { DDPM, type CondInput } from './ddpm.ts';
 import { DiagonalGaussianDistribution } from './autoencoder/kl.ts';
 import { VQModelBase, VQModelInterface } from './autoencoder/vq.ts';
-import { conditioningTargets, inpaintingConcat, lowResConcat, type InterpolateMode } from './conditioning.ts';
+import { BERTEmbedder, ClassEmbedder, TransformerEmbedder, conditioningTargets, inpaintingConcat, lowResConcat, type InterpolateMode } from './conditioning.ts';
 import type { BuildFn, TargetConfig, TargetTable } from './targets.ts';
+import type { ConditionInput, ConditioningSpec } from './diffusion-model.ts';
 
 export const LATENT_DIFFUSION_KWARGS = [
   'first_stage_config', 'cond_stage_config', 'num_timesteps_cond', 'cond_stage_key', 'cond_stage_trainable', 'concat_mode',
@@ -397,6 +398,40 @@ export class LatentDiffusion extends DDPM {
     }
     const raw = m.unconditionalInput(n);
     return this.embedded(T.noGrad(() => this.getLearnedConditioning(raw)), 'the null input');
+  }
+
+  // ---- the DiffusionModel face (diffusion-model.ts) -----------------------------------------------
+
+  /** ClassEmbedder: labels, its last class the null one; a text encoder: prompts. */
+  override conditioningSpec(): ConditioningSpec {
+    const cs = this.cond_stage_model;
+    if (cs instanceof ClassEmbedder) return { kind: 'class', numClasses: cs.nClasses - 1, nullLabel: cs.nClasses - 1 };
+    if (cs instanceof BERTEmbedder || cs instanceof TransformerEmbedder) return { kind: 'text' };
+    return this.model.conditioningKey === null ? { kind: 'none' } : { kind: 'other' };
+  }
+
+  override condition(input: ConditionInput): Cond {
+    const spec = this.conditioningSpec();
+    if ('prompts' in input) {
+      if (spec.kind !== 'text') throw new ConfigError(`${this.owner}: this model takes no text prompts (conditioning: ${spec.kind})`);
+      return this.wrapCond(this.conditionFromPrompts(input.prompts));
+    }
+    if (spec.kind !== 'class') throw new ConfigError(`${this.owner}: this model takes no class labels (conditioning: ${spec.kind})`);
+    return this.wrapCond(this.conditionFromLabels(input.labels));
+  }
+
+  override unconditional(n: number): Cond | null {
+    const kind = this.conditioningSpec().kind;
+    return kind === 'class' || kind === 'text' ? this.wrapCond(this.unconditionalConditioning(n)) : null;
+  }
+
+  decode(z: Tensor): Tensor {
+    return this.decodeFirstStage(z);
+  }
+
+  encode(x: Tensor): Tensor {
+    const p = this.encodeFirstStage(x);
+    return this.getFirstStageEncoding(p instanceof DiagonalGaussianDistribution ? p.mode() : p);
   }
 
   /** Inpainting conditioning (scripts/inpaint.py): cat([cond_stage(masked image), nearest(mask)], 1). */

@@ -7,6 +7,7 @@ import { Tensor } from '../tensor/index.ts';
 
 let gen = new Generator(0);
 let shapesOnly = false;
+let shared = new ArrayBuffer(0);
 
 /** Build modules for their structure only (`ldm inspect`): inside fn the initialisers draw
  *  nothing and return views of one shared zero buffer (`shapeStorage`), and LitEma copies no
@@ -20,14 +21,13 @@ export function buildShapesOnly<R>(fn: () => R): R {
     return fn();
   } finally {
     shapesOnly = prev;
+    if (!prev) shared = new ArrayBuffer(0); // the built model keeps its views; drop ours
   }
 }
 
 export function isShapesOnly(): boolean {
   return shapesOnly;
 }
-
-let shared = new ArrayBuffer(0);
 
 /** n float32 values for a shapes-only build: a view of one shared, grown-on-demand buffer (one
  *  allocation instead of one per tensor: billions of values would otherwise cost seconds of

@@ -26,7 +26,7 @@ import {
   saveModelFile, writePng, writeTextFile, type ConfigTree, type ImageDataset, type MetricsRow,
 } from '../io/index.ts';
 import { resolveSettings } from './settings.ts';
-import type { TrainEvent, TrainOptions } from './trainer.ts';
+import type { RunResult, TrainEvent, TrainOptions } from './types.ts';
 
 export const AUTOENCODER_TARGET = 'ldm.models.autoencoder.AutoencoderKL';
 /** The model targets trained by trainAutoencoder. */
@@ -47,13 +47,9 @@ export interface ReconstructionReport {
   n: number;
 }
 
-export interface AutoencoderTrainResult {
-  step: number;
-  reason: 'finished' | 'stopped' | 'killed';
+export interface AutoencoderTrainResult extends RunResult {
+  kind: 'autoencoder';
   model: TrainableFirstStage;
-  losses: number[];
-  modelPath: string | null;
-  imgPerSec: number;
   reconstruction: ReconstructionReport | null;
 }
 
@@ -209,7 +205,7 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   const seconds = (Date.now() - t0) / 1000;
   const imgPerSec = ema > 0 ? s.batchSize / ema : 0;
   emit({ type: 'done', step, reason, modelPath, seconds, imgPerSec });
-  return { step, reason, model: ae, losses, modelPath, imgPerSec, reconstruction: lastVal };
+  return { kind: 'autoencoder', step, reason, model: ae, losses, modelPath, imgPerSec, reconstruction: lastVal };
 }
 
 async function writeCurve(metrics: MetricsLog, out: string): Promise<void> {

@@ -32,8 +32,27 @@ export class MnistClassifier extends Module {
     }
     let h = T.maxPool2d(T.relu(this.conv1.forward(x)), 2); // [B, 16, 14, 14]
     h = T.maxPool2d(T.relu(this.conv2.forward(h)), 2); // [B, 32, 7, 7]
-    h = T.relu(this.fc1.forward(T.reshape(h, [h.shape[0]!, 32 * 7 * 7]))); // [B, 64]
-    return this.fc2.forward(h); // [B, numClasses]
+    return this.fc2.forward(this.hidden(h)); // [B, numClasses]
+  }
+
+  /** The 64 ReLU features of fc1 ([B, 64]) for pooled maps h [B, 32, 7, 7]. */
+  private hidden(h: Tensor): Tensor {
+    return T.relu(this.fc1.forward(T.reshape(h, [h.shape[0]!, 32 * 7 * 7]))); // [B, 64]
+  }
+
+  /** The feature vectors classifier-FID is measured on: fc1's 64 ReLU units, no gradients.
+   *  x [B, 1, 28, 28] in [-1, 1] -> [B, 64] */
+  features(x: Tensor, batchSize = 256): Tensor {
+    return T.noGrad(() => {
+      const parts: Tensor[] = [];
+      for (let s = 0; s < x.shape[0]!; s += batchSize) {
+        const xb = x.slice(0, s, Math.min(x.shape[0]!, s + batchSize));
+        let h = T.maxPool2d(T.relu(this.conv1.forward(xb)), 2); // [b, 16, 14, 14]
+        h = T.maxPool2d(T.relu(this.conv2.forward(h)), 2); // [b, 32, 7, 7]
+        parts.push(this.hidden(h));
+      }
+      return T.cat(parts, 0);
+    });
   }
 
   /** Predicted classes of x (no gradients). */

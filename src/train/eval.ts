@@ -4,15 +4,18 @@
 //    true labels for a class-conditional model;
 //  - class accuracy of generated samples: n samples per class (with the chosen sampler and
 //    guidance), read back by the MNIST classifier (classifier.ts); per-class accuracy and the
-//    confusion matrix.
+//    confusion matrix;
+//  - classifier-FID of those samples against real test images, with the real-vs-real floor at the
+//    same N (fid.ts: Fréchet distance on the classifier's 64 fc1 features, not Inception's).
 
-import { Generator } from '../util/index.ts';
+import { ConfigError, Generator } from '../util/index.ts';
 import { Tensor, cat, full, mul, noGrad, permute, randn } from '../tensor/index.ts';
 import { discretizedGaussianLogLikelihood, fullT, meanFlat, priorBpd, vbTermsBpd } from '../diffusion/index.ts';
 import type { DDPM } from '../models/index.ts';
 import { makeBatch, type ImageDataset } from '../io/index.ts';
 import { centerCrop28, type MnistClassifier } from './classifier.ts';
 import { sampleImages, type ClassCond } from './sampling.ts';
+import { featureStats, frechetDistance } from './fid.ts';
 import type { SamplerName } from '../diffusion/index.ts';
 import type { SamplerExtras } from './img2img.ts';
 
@@ -115,4 +118,32 @@ export function evalClassAccuracy(model: DDPM, cls: ClassCond, classifier: Mnist
   const perClass = confusion.map((row, k) => row[k]! / Math.max(1, row.reduce((a, v) => a + v, 0)));
   const correct = pred.filter((p, i) => p === labels[i]).length;
   return { accuracy: correct / labels.length, perClass, confusion, n: labels.length, samples, labels };
+}
+
+export interface FidReport {
+  /** FID(samples, real set A) */
+  fid: number;
+  /** FID(real set B, real set A): the value a perfect model would get at this N */
+  floor: number;
+  /** images on each side */
+  n: number;
+  /** what the features are */
+  features: string;
+  /** the real images' data set */
+  reference: string;
+}
+
+/** Classifier-FID of samples [N, 1, H, W] in [-1, 1] against the first N images of `real` (set A),
+ *  and the floor: the next N real images (set B) against set A. Needs 2N real images. */
+export function evalFid(samples: Tensor, real: ImageDataset, classifier: MnistClassifier): FidReport {
+  const n = samples.shape[0]!;
+  if (real.length < 2 * n) throw new ConfigError(`FID: ${real.name} has ${real.length} images, ${2 * n} needed (N = ${n} samples plus the floor's N)`);
+  const realFeatures = (start: number): Tensor => {
+    const b = makeBatch(real, Array.from({ length: n }, (_, i) => start + i));
+    return classifier.features(centerCrop28(permute(b.image, [0, 3, 1, 2]))); // [N, 64]
+  };
+  const a = featureStats(realFeatures(0));
+  const fid = frechetDistance(featureStats(classifier.features(centerCrop28(samples))), a);
+  const floor = frechetDistance(featureStats(realFeatures(n)), a);
+  return { fid, floor, n, features: 'evaluation classifier fc1 (64 ReLU units)', reference: real.name };
 }

@@ -64,8 +64,7 @@ export function loadFirstStage(model: LatentDiffusion, path: string): { loaded: 
   } else {
     for (const [k, v] of w.tensors) if (!k.startsWith('loss.')) map.set(k, v);
   }
-  const fsm = model.first_stage_model as unknown as Parameters<typeof loadWeightsInto>[0];
-  const r = loadWeightsInto(fsm, map, w.path, false);
+  const r = loadWeightsInto(model.first_stage_model, map, w.path, false);
   const missing = r.missing.filter((k) => !k.startsWith('loss.'));
   if (missing.length > 0) {
     throw new ConfigError(`first stage ${path}: missing ${missing.slice(0, 4).join(', ')}${missing.length > 4 ? ', …' : ''} (is it an AutoencoderKL of the same ddconfig?)`);

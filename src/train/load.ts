@@ -20,6 +20,8 @@ export interface LoadedModel {
   /** keys missing in / not used from the file (official checkpoints) */
   missing: string[];
   unexpected: string[];
+  /** the shipped model's default guidance scale (models/registry.json), when loaded by name */
+  guidance?: number;
 }
 
 export interface LoadModelOptions {
@@ -36,6 +38,7 @@ export interface LoadModelOptions {
 export function loadModel(opts: LoadModelOptions): LoadedModel {
   let path = opts.checkpoint;
   let configPath = opts.config;
+  let guidance: number | undefined;
   if (!path) {
     const e = resolveModel(opts.name ?? 'mnist-ddpm');
     if (e.kind !== undefined && e.kind !== 'ddpm' && e.kind !== 'ldm') throw new ConfigError(`'${e.name}' is a ${e.kind}, not a diffusion model`);
@@ -45,9 +48,10 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
     }
     path = e.checkpointPath;
     configPath ??= e.configPath ?? undefined;
+    guidance = e.guidance;
   }
   // the model of the weights, as io/ builds it for every consumer (an LDM's first_stage ckpt_path
   // is not read: the model file carries first_stage_model.*)
   const m = loadDiffusionModel({ checkpoint: path, config: configPath, noEma: opts.noEma });
-  return { ...m, cls: classConditioning(m.model, conditioningSettings(m.config)) };
+  return { ...m, cls: classConditioning(m.model, conditioningSettings(m.config)), ...(guidance !== undefined ? { guidance } : {}) };
 }

@@ -1,18 +1,21 @@
-// Drawing images from a trained diffusion model with any of the samplers of diffusion/ (ancestral
-// DDPM, DDIM, PLMS, DPM-Solver++), with class labels and classifier-free guidance for a
-// class-conditional ('adm') DDPM, and the two pictures of the denoising process:
+// Drawing images from a trained diffusion model with any sampler of the sampler table
+// (diffusion/samplers), with class labels or prompts and classifier-free guidance, and the two
+// pictures of the denoising process:
 //  - the denoising strip of real images (the seeds' t = 200 / 500 / 900 figure): for each t,
 //    x_t = q_sample(x0, t) and the model's one-step estimate of x0 from x_t;
 //  - the trajectory strip of a sampling run: x_t and pred_x0 at the logged steps.
-// LatentDiffusion models (crossattn ClassEmbedder / BERTEmbedder): the same requests, sampled in
-// latent space by `sampleLatent` and decoded through the first stage; labels of a text model
-// become the MNIST captions 'a handwritten seven'; the strip's x_t and x0 estimates are decoded.
+// Everything goes through the DiffusionModel face (models/diffusion-model.ts): pixel DDPMs and
+// latent diffusion models (sampled in latent space, decoded through the first stage) take the same
+// path; labels of a text model become the MNIST captions 'a handwritten seven'. Image-to-image
+// and inpainting (img2img.ts) start from an image: pixel models directly, latent models through
+// their first stage's encode; the kept region is pasted back in pixels; a concat-conditioned
+// inpainting model gets the scripts/inpaint.py conditioning instead.
 // What it is not: no file output (cli/ and trainer.ts write the PNGs through io/).
 
 import { ConfigError, Generator, defined, fmtShape } from '../util/index.ts';
-import { Tensor, cat, clamp, full, noGrad, randn, stack, sub } from '../tensor/index.ts';
+import { Tensor, cat, clamp, noGrad, randn, stack, sub } from '../tensor/index.ts';
 import { fullT, getSampler, type Cond, type SampleOptions, type SamplerName, type SamplerResult, type StepInfo } from '../diffusion/index.ts';
-import { interpolate, type DDPM, type UNetModel, type LatentDiffusion } from '../models/index.ts';
+import { LatentDiffusion, interpolate, type DiffusionModel } from '../models/index.ts';
 import { MNIST_CLASSES } from '../io/index.ts';
 import type { TrainSettings } from './settings.ts';
 import { binarizeMask, checkInitShapes, expandBatch, initOptions, pasteKept, type SamplerExtras } from './img2img.ts';
@@ -25,30 +28,19 @@ export interface ClassCond {
   prompt?: (k: number) => string;
 }
 
-/** The LatentDiffusion interface sampling needs (duck-typed: train/ builds no models here). */
-const asLatent = (model: DDPM): LatentDiffusion | null =>
-  typeof (model as unknown as { sampleLatent?: unknown }).sampleLatent === 'function' ? model as unknown as LatentDiffusion : null;
-
 /** The caption convention of the MNIST data set (io/datasets/mnist.ts). */
 export const mnistPrompt = (k: number): string => `a handwritten ${MNIST_CLASSES[k] ?? String(k)}`;
 
-/** Class conditioning of a LatentDiffusion: ClassEmbedder (last class = null) or a text encoder. */
-function latentClassConditioning(ldm: LatentDiffusion): ClassCond | null {
-  const cs = ldm.cond_stage_model as unknown as { nClasses?: number; tokenizer?: unknown; constructor: { name: string } } | null;
-  if (!cs) return null;
-  if (typeof cs.nClasses === 'number') return { numClasses: cs.nClasses - 1, nullLabel: cs.nClasses - 1 };
-  if (cs.constructor.name === 'BERTEmbedder') return { numClasses: MNIST_CLASSES.length, nullLabel: null, prompt: mnistPrompt };
-  return null;
-}
-
-/** The class conditioning of an 'adm' DDPM whose UNet has num_classes (null otherwise). */
-export function classConditioning(model: DDPM, settings?: Pick<TrainSettings, 'ucg' | 'condKey'>): ClassCond | null {
-  const ldm = asLatent(model);
-  if (ldm) return latentClassConditioning(ldm);
-  if (model.model.conditioningKey !== 'adm') return null;
-  const net = model.model.diffusion_model as unknown as Partial<UNetModel>;
-  const n = net.numClasses ?? null;
-  if (n === null || n === undefined) return null;
+/**
+ * The class conditioning of a model: a text model samples the MNIST captions; a class model's
+ * null label is its own (ClassEmbedder) or the config's ucg_training value (an 'adm' DDPM).
+ */
+export function classConditioning(model: DiffusionModel, settings?: Pick<TrainSettings, 'ucg' | 'condKey'>): ClassCond | null {
+  const spec = model.conditioningSpec();
+  if (spec.kind === 'text') return { numClasses: MNIST_CLASSES.length, nullLabel: null, prompt: mnistPrompt };
+  if (spec.kind !== 'class') return null;
+  if (spec.nullLabel !== null) return { numClasses: spec.numClasses, nullLabel: spec.nullLabel };
+  const n = spec.numClasses;
   const u = settings?.ucg.find((e) => e.key === (settings.condKey ?? 'class_label'));
   const nullLabel = u && typeof u.val === 'number' ? u.val : null;
   if (nullLabel !== null && (nullLabel < 0 || nullLabel >= n)) {
@@ -56,11 +48,6 @@ export function classConditioning(model: DDPM, settings?: Pick<TrainSettings, 'u
   }
   return { numClasses: nullLabel !== null && nullLabel === n - 1 ? n - 1 : n, nullLabel };
 }
-
-/** A sampler's StepInfo as the (steps done, total) of a progress bar. */
-const stepCounter = (f: (done: number, total: number) => void) => (s: StepInfo): void => f(s.i + 1, s.total);
-
-const labelsTensor = (labels: readonly number[]): Tensor => new Tensor(Float64Array.from(labels), [labels.length], 'int64');
 
 export interface SampleRequest {
   n: number;
@@ -99,47 +86,88 @@ export interface SampleOutput extends SamplerResult {
   labels: number[] | null;
 }
 
-/** Draw req.n images [n, C, H, W] (in the model's current weights: wrap in emaScope for EMA). */
-export function sampleImages(model: DDPM, cls: ClassCond | null, req: SampleRequest): SampleOutput {
-  const ldm = asLatent(model);
-  if (ldm) return sampleLatentImages(ldm, cls, req);
+/** A sampler's StepInfo as the (steps done, total) of a progress bar. */
+const stepCounter = (f: (done: number, total: number) => void) => (s: StepInfo): void => f(s.i + 1, s.total);
+
+/** The conditioning of a request: prompts, else labels (given or 0, 1, 2, ... cycling). */
+function requestCondition(model: DiffusionModel, cls: ClassCond | null, req: SampleRequest): { cond: Cond | undefined; labels: number[] | null } {
+  if (req.prompts && req.prompts.length > 0) {
+    if (req.prompts.length !== req.n) throw new ConfigError(`sample: ${req.prompts.length} prompts for ${req.n} samples`);
+    return { cond: model.condition({ prompts: req.prompts }), labels: null };
+  }
+  if (cls) {
+    const labels = req.labels ? [...req.labels] : Array.from({ length: req.n }, (_, i) => i % cls.numClasses);
+    if (labels.length !== req.n) throw new ConfigError(`sample: ${labels.length} labels for ${req.n} samples`);
+    checkLabels(labels, cls);
+    return { cond: model.condition(cls.prompt ? { prompts: labels.map(cls.prompt) } : { labels }), labels };
+  }
+  if (req.labels && req.labels.length > 0) throw new ConfigError('sample: this model is not class-conditional; leave out --class');
+  const kind = model.conditioningSpec().kind;
+  if (kind === 'other' && model instanceof LatentDiffusion && model.model.conditioningKey === 'concat' && req.init && req.mask) {
+    return { cond: undefined, labels: null }; // the inpainting recipe of sampleImages builds it
+  }
+  if (kind !== 'none') throw new ConfigError(`sample: this model is conditional (${kind}): give --class or --prompt`);
+  return { cond: undefined, labels: null };
+}
+
+/**
+ * Draw req.n images [n, C, H, W] (in the model's current weights: wrap in emaScope for EMA):
+ *  1. conditioning from labels / prompts, the null conditioning when guidance != 1;
+ *  2. the sampler of the table on the model's Denoiser and schedule, x_T of sampleShape(n);
+ *  3. latent models: decode the samples and the logged intermediates; clamp to [-1, 1].
+ */
+export function sampleImages(model: DiffusionModel, cls: ClassCond | null, req: SampleRequest): SampleOutput {
   return noGrad(() => {
     const gen = new Generator(req.seed);
-    const shape = [req.n, model.channels, model.imageSize, model.imageSize];
     const guidance = req.guidance ?? 1;
-    let labels: number[] | null = null;
-    let cond: Cond | undefined, uncond: Cond | undefined;
-    if (cls) {
-      labels = req.labels ? [...req.labels] : Array.from({ length: req.n }, (_, i) => i % cls.numClasses);
-      if (labels.length !== req.n) throw new ConfigError(`sample: ${labels.length} labels for ${req.n} samples`);
-      checkLabels(labels, cls);
-      cond = { y: labelsTensor(labels) };
-      if (guidance !== 1) {
-        if (req.negativeLabels) uncond = { y: labelsTensor(negatives(req.negativeLabels, req.n, cls)) };
-        else if (cls.nullLabel === null) throw new ConfigError('sample: guidance needs a model trained with a null class (model.params.ucg_training); use --guidance 1');
-        else uncond = { y: full([req.n], cls.nullLabel, 'int64') };
+    let { cond, labels } = requestCondition(model, cls, req); // 1.
+    let uncond: Cond | undefined;
+    if (guidance !== 1) {
+      if (req.negativePrompts && req.negativePrompts.length > 0) {
+        uncond = model.condition({ prompts: Array.from({ length: req.n }, (_, i) => req.negativePrompts![i % req.negativePrompts!.length]!) });
+      } else if (req.negativeLabels && cls && !cls.prompt) {
+        uncond = model.condition({ labels: negatives(req.negativeLabels, req.n, cls) });
+      } else {
+        uncond = model.unconditional(req.n, cls?.nullLabel ?? null) ?? undefined;
+        if (!uncond) throw new ConfigError('sample: guidance needs a model trained with a null class (model.params.ucg_training); use --guidance 1');
       }
-    } else if (req.labels && req.labels.length > 0) {
-      throw new ConfigError('sample: this model is not class-conditional; leave out --class');
+    }
+    // image-to-image / inpainting in the model's space
+    const shape = model.sampleShape(req.n);
+    const image = req.init ? expandBatch(req.init, req.n, '--init') : null;
+    if (image) checkInitShapes(image, req.mask, image.shape[1]!, image.shape[2]!, image.shape[3]!);
+    const hole = req.mask ? expandBatch(binarizeMask(req.mask), req.n, '--mask') : null; // 1 = regenerate
+    if (req.mask && !image) throw new ConfigError('--mask needs --init (the image whose black region is kept)');
+    const extras = req.samplerOptions ?? {};
+    let init: Partial<SampleOptions> = {};
+    if (image && hole && model instanceof LatentDiffusion && model.model.conditioningKey === 'concat' && model.conditioningSpec().kind === 'other') {
+      // scripts/inpaint.py: c = cat([encode((1 - mask) image), nearest(mask)]); sample; paste in pixels
+      cond = { c_concat: [model.inpaintingConditioning(image, hole)] };
+    } else if (image) {
+      const z0 = model.encode ? model.encode(image) : image;
+      if (z0.shape.some((d, i) => d !== shape[i])) {
+        throw new ConfigError(`--init: the image gives ${fmtShape(z0.shape)} in the model's space; it samples ${fmtShape(shape)} (resize the image to the model's size)`);
+      }
+      const keep = hole ? sub(1, z0 === image ? hole : interpolate(hole, { size: [z0.shape[2]!, z0.shape[3]!], mode: 'nearest' })) : null;
+      init = initOptions(model.diffusion, req.sampler, { steps: req.steps, ...defined({ eta: req.eta }), ...extras }, z0, keep, req.strength ?? 1, gen);
+    } else if (req.strength !== undefined && req.strength !== 1) {
+      throw new ConfigError('--strength needs --init (the image to start from)');
     }
     const snaps = Math.max(1, req.snapshots ?? 10);
-    const pixelSpace = typeof (model as unknown as { decodeFirstStage?: unknown }).decodeFirstStage !== 'function';
-    const ancestral = req.sampler === 'ddpm';
-    checkInitShapes(req.init, req.mask, model.channels, model.imageSize, model.imageSize);
-    const x0 = req.init ? expandBatch(req.init, req.n, '--init') : null;
-    const keep = req.mask ? sub(1, expandBatch(binarizeMask(req.mask), req.n, '--mask')) : null;
-    const extras = req.samplerOptions ?? {};
-    const init = x0 ? initOptions(model.diffusion, req.sampler, { steps: req.steps, eta: req.eta ?? 0, ...extras }, x0, keep, req.strength ?? 1, gen) : {};
-    const r = getSampler(req.sampler)(model.denoiser(), model.diffusion, {
+    const chain = req.sampler === 'ddpm' ? model.numTimesteps : req.steps; // the ancestral row logs in timesteps
+    const decode = model.decode?.bind(model);
+    const r = getSampler(req.sampler)(model.denoiser(), model.diffusion, { // 2.
       shape, steps: req.steps, guidance, gen, ...defined({ eta: req.eta }),
-      clipDenoised: req.clipDenoised ?? (model.clipDenoised && pixelSpace),
-      logEvery: Math.max(1, Math.floor((ancestral ? model.numTimesteps : req.steps) / snaps)),
+      logEvery: Math.max(1, Math.floor(chain / snaps)),
+      ...(decode ? defined({ clipDenoised: req.clipDenoised }) : { clipDenoised: req.clipDenoised ?? model.clipDenoised }),
       ...extras, ...init,
       ...defined({ cond, uncond }),
       ...(req.onStep ? { onStep: stepCounter(req.onStep) } : {}),
     });
-    const samples = clamp(r.samples, -1, 1);
-    return { ...r, samples: x0 && keep ? pasteKept(samples, x0, keep) : samples, labels };
+    const paste = (x: Tensor): Tensor => (image && hole ? pasteKept(x, image, sub(1, hole)) : x); // the kept region, exactly
+    if (!decode) return { ...r, samples: paste(clamp(r.samples, -1, 1)), labels };
+    const dec = (xs: Tensor[]): Tensor[] => xs.map((x) => decode(x)); // 3. the trajectory strip shows decoded latents
+    return { samples: paste(clamp(decode(r.samples), -1, 1)), intermediates: { x_inter: dec(r.intermediates.x_inter), pred_x0: dec(r.intermediates.pred_x0) }, labels };
   });
 }
 
@@ -157,118 +185,32 @@ function negatives(neg: readonly number[], n: number, cls: ClassCond): number[] 
   return out;
 }
 
-/** sampleImages for a LatentDiffusion: cond from labels or prompts, uc = the null input, decoded. */
-function sampleLatentImages(ldm: LatentDiffusion, cls: ClassCond | null, req: SampleRequest): SampleOutput {
-  return noGrad(() => {
-    const gen = new Generator(req.seed);
-    const guidance = req.guidance ?? 1;
-    let labels: number[] | null = null;
-    let cond: Tensor | null = null;
-    if (req.prompts && req.prompts.length > 0) {
-      if (req.prompts.length !== req.n) throw new ConfigError(`sample: ${req.prompts.length} prompts for ${req.n} samples`);
-      cond = ldm.conditionFromPrompts(req.prompts);
-    } else if (cls) {
-      labels = req.labels ? [...req.labels] : Array.from({ length: req.n }, (_, i) => i % cls.numClasses);
-      if (labels.length !== req.n) throw new ConfigError(`sample: ${labels.length} labels for ${req.n} samples`);
-      checkLabels(labels, cls);
-      cond = cls.prompt ? ldm.conditionFromPrompts(labels.map((l) => (l === cls.nullLabel ? '' : cls.prompt!(l)))) : ldm.conditionFromLabels(labels);
-    } else if (ldm.model.conditioningKey === 'concat' && req.mask && req.init) {
-      cond = null; // the inpainting recipe below builds it
-    } else if (ldm.model.conditioningKey !== null) {
-      throw new ConfigError('sample: this latent diffusion model is conditional: give --class or --prompt');
-    }
-    let uc: Tensor | null = null;
-    if (guidance !== 1) {
-      if (req.negativePrompts && req.negativePrompts.length > 0) uc = ldm.conditionFromPrompts(Array.from({ length: req.n }, (_, i) => req.negativePrompts![i % req.negativePrompts!.length]!));
-      else if (req.negativeLabels && cls) uc = ldm.conditionFromLabels(negatives(req.negativeLabels, req.n, cls));
-      else uc = ldm.unconditionalConditioning(req.n);
-    }
-    const snaps = Math.max(1, req.snapshots ?? 10);
-    if (req.init) checkInitShapes(req.init, req.mask, req.init.shape[1]!, req.init.shape[2]!, req.init.shape[3]!);
-    const image = req.init ? expandBatch(req.init, req.n, '--init') : null;
-    const hole = req.mask ? expandBatch(binarizeMask(req.mask), req.n, '--mask') : null; // 1 = regenerate
-    const extras = req.samplerOptions ?? {};
-    let init: Partial<SampleOptions> = {};
-    if (image && hole && ldm.model.conditioningKey === 'concat') {
-      // scripts/inpaint.py: c = cat([encode((1 - mask) image), nearest(mask)]); sample; paste in pixels
-      cond = ldm.inpaintingConditioning(image, hole);
-    } else if (image) {
-      const z0 = encodeToLatent(ldm, image);
-      const keep = hole ? sub(1, interpolate(hole, { size: [z0.shape[2]!, z0.shape[3]!], mode: 'nearest' })) : null;
-      init = initOptions(ldm.diffusion, req.sampler, { steps: req.steps, eta: req.eta ?? 0, ...extras }, z0, keep, req.strength ?? 1, gen);
-    }
-    const r = ldm.sampleLatent({
-      n: req.n, cond, uc, guidance, sampler: req.sampler, steps: req.steps, gen, ...defined({ eta: req.eta }),
-      logEveryT: req.sampler === 'ddpm' ? Math.max(1, Math.floor(ldm.numTimesteps / snaps)) : Math.max(1, Math.floor(req.steps / snaps)),
-      samplerOptions: { ...extras, ...init },
-      ...(req.onStep ? { onStep: stepCounter(req.onStep) } : {}),
-    });
-    // the trajectory strip shows decoded latents
-    const dec = (xs: Tensor[]): Tensor[] => xs.map((x) => ldm.decodeFirstStage(x));
-    const intermediates = { ...r.intermediates, x_inter: dec(r.intermediates.x_inter), pred_x0: dec(r.intermediates.pred_x0) };
-    const samples = image && hole ? pasteKept(r.images!, image, sub(1, hole)) : r.images!;
-    return { samples, intermediates, labels };
-  });
-}
-
-/** x [n, C, H, W] in [-1, 1] -> the scaled latent z0 (posterior mode), checked against the model's latent shape. */
-function encodeToLatent(ldm: LatentDiffusion, x: Tensor): Tensor {
-  const post = ldm.encodeFirstStage(x) as { mode?: () => Tensor };
-  const z0 = ldm.getFirstStageEncoding(typeof post.mode === 'function' ? post.mode() : (post as unknown as Tensor));
-  if (z0.shape[1] !== ldm.channels || z0.shape[2] !== ldm.imageSize || z0.shape[3] !== ldm.imageSize) {
-    throw new ConfigError(`--init: the image encodes to a ${fmtShape(z0.shape)} latent; the model samples [N, ${ldm.channels}, ${ldm.imageSize}, ${ldm.imageSize}] (resize the image to the model's size)`);
-  }
-  return z0;
-}
-
-/** The strip of a LatentDiffusion: x0 -> z0 (posterior mode, scaled), q_sample, x0 estimate, all decoded. */
-function latentDenoisingStrip(ldm: LatentDiffusion, x0: Tensor, labels: readonly number[] | null, ts: readonly number[], seed: number, cls: ClassCond | null): { images: Tensor; nrow: number } {
-  return noGrad(() => {
-    const gen = new Generator(seed);
-    const B = x0.shape[0]!;
-    const post = ldm.encodeFirstStage(x0) as { mode?: () => Tensor };
-    const z0 = ldm.getFirstStageEncoding(typeof post.mode === 'function' ? post.mode() : (post as unknown as Tensor));
-    let cond: Cond | undefined;
-    if (labels && cls) {
-      const c = cls.prompt ? ldm.conditionFromPrompts(labels.map(cls.prompt)) : ldm.conditionFromLabels(labels);
-      cond = ldm.model.conditioningKey === 'concat' ? { c_concat: [c] } : { c_crossattn: [c] };
-    }
-    const cols: Tensor[] = [x0];
-    for (const tv of ts) {
-      const t = fullT(B, Math.min(ldm.numTimesteps - 1, Math.max(0, tv)));
-      const zt = ldm.diffusion.qSample(z0, t, randn(z0.shape, gen));
-      const out = ldm.denoiser()(zt, t, cond);
-      cols.push(clamp(ldm.decodeFirstStage(zt), -1, 1), clamp(ldm.decodeFirstStage(ldm.diffusion.predictXstart(out, zt, t)), -1, 1));
-    }
-    const nrow = cols.length;
-    return { images: stack(cols, 1).reshape(B * nrow, ...x0.shape.slice(1)), nrow };
-  });
-}
-
 /**
  * The denoising strip of real images x0 [B, C, H, W]: for each t in ts, x_t = q_sample(x0, t, noise)
- * and the model's x0 estimate from x_t (clamped). Returns [B * (1 + 2 len(ts)), C, H, W] in
- * row-major order with columns x0 | x_t1 | x0_hat(t1) | x_t2 | ... (nrow = 1 + 2 len(ts)).
+ * and the model's x0 estimate from x_t (clamped; latent models: on the encoded x0, both decoded).
+ * Returns [B * (1 + 2 len(ts)), C, H, W] in row-major order with columns
+ * x0 | x_t1 | x0_hat(t1) | x_t2 | ... (nrow = 1 + 2 len(ts)).
  */
-export function denoisingStrip(model: DDPM, x0: Tensor, labels: readonly number[] | null, ts: readonly number[], seed: number,
+export function denoisingStrip(model: DiffusionModel, x0: Tensor, labels: readonly number[] | null, ts: readonly number[], seed: number,
   cls: ClassCond | null = null): { images: Tensor; nrow: number } {
-  const ldm = asLatent(model);
-  if (ldm) return latentDenoisingStrip(ldm, x0, labels, ts, seed, cls ?? classConditioning(model));
   return noGrad(() => {
     const gen = new Generator(seed);
     const B = x0.shape[0]!;
-    const cond: Cond | undefined = labels ? { y: labelsTensor(labels) } : undefined;
+    const c = cls ?? classConditioning(model);
+    const cond = labels && c ? model.condition(c.prompt ? { prompts: labels.map(c.prompt) } : { labels }) : undefined;
+    const show = (z: Tensor): Tensor => clamp(model.decode ? model.decode(z) : z, -1, 1);
+    const z0 = model.encode ? model.encode(x0) : x0;
+    const den = model.denoiser();
     const cols: Tensor[] = [x0];
     for (const tv of ts) {
       const t = fullT(B, Math.min(model.numTimesteps - 1, Math.max(0, tv)));
-      const xt = model.diffusion.qSample(x0, t, randn(x0.shape, gen));
-      const out = model.denoiser()(xt, t, cond);
-      cols.push(clamp(xt, -1, 1), clamp(model.diffusion.predictXstart(out, xt, t), -1, 1));
+      const zt = model.diffusion.qSample(z0, t, randn(z0.shape, gen));
+      const out = den(zt, t, cond);
+      cols.push(show(zt), show(model.diffusion.predictXstart(out, zt, t)));
     }
     const nrow = cols.length;
     // [B, nrow, C, H, W] -> [B * nrow, C, H, W]
-    const s = stack(cols, 1);
-    return { images: s.reshape(B * nrow, ...x0.shape.slice(1)), nrow };
+    return { images: stack(cols, 1).reshape(B * nrow, ...x0.shape.slice(1)), nrow };
   });
 }
 

@@ -27,59 +27,54 @@ import {
 import { buildScheduler, type LrSchedule } from './lr.ts';
 import { resolveSettings, type TrainSettings } from './settings.ts';
 import { classConditioning, denoisingStrip, sampleImages, type ClassCond } from './sampling.ts';
-import { AUTOENCODER_TARGETS, trainAutoencoder } from './autoencoder.ts';
+import { TrainingStopped, type RunResult, type TrainEvent, type TrainOptions } from './types.ts';
 import { isLatentConfig, loadFirstStage, prepareLatentConfig } from './latent.ts';
 
-export class TrainingStopped extends LdmError {}
-
-export type TrainEvent =
-  | { type: 'start'; step: number; maxSteps: number; parameters: number; learningRate: number; dataset: string; examples: number; outDir: string; resumed: boolean; batchSize: number }
-  | { type: 'step'; step: number; maxSteps: number; loss: number; lr: number; itPerSec: number; imgPerSec: number; etaSec: number; epoch: number }
-  | { type: 'info' | 'warn'; message: string }
-  | { type: 'checkpoint'; step: number; path: string }
-  | { type: 'images'; step: number; paths: string[] }
-  | { type: 'val'; step: number; values: Record<string, number> }
-  | { type: 'done'; step: number; reason: 'finished' | 'stopped' | 'killed'; modelPath: string | null; seconds: number; imgPerSec: number };
-
-export interface TrainOptions {
-  /** the resolved config (overrides applied) */
-  config: ConfigTree;
-  /** the run folder (config.yaml, metrics.jsonl, loss.png, images/, checkpoints/, model.safetensors) */
-  outDir: string;
-  /** continue from outDir's last checkpoint */
-  resume?: boolean;
-  onEvent?: (e: TrainEvent) => void;
-  /** checked after every step: true saves a checkpoint and returns (Ctrl-C) */
-  shouldStop?: () => boolean;
-  /** tests: return after this many steps of this process as if killed (no final checkpoint) */
-  killAfterSteps?: number;
-  /** pre-loaded data (tests, demo) instead of the config's data section */
-  data?: DataModule;
-}
-
-export interface TrainResult {
-  step: number;
-  reason: 'finished' | 'stopped' | 'killed';
+/** What trainDiffusion returns: the run's outcome, the model and its settings. */
+export interface TrainResult extends RunResult {
+  kind: 'diffusion';
   model: DDPM;
   settings: TrainSettings;
-  /** the training losses of this process, in step order */
-  losses: number[];
-  modelPath: string | null;
-  imgPerSec: number;
 }
 
-interface TrainerState {
+/** The trainer's part of a checkpoint sidecar (everything needed to resume exactly). */
+type TrainerState = {
   adam: { step: number; lr: number };
   trainGen: GeneratorState;
   ucgGen: GeneratorState;
   initGen: GeneratorState;
   loader: LoaderState;
+};
+
+/** The sidecar's trainer state, checked field by field (a sidecar is a file: it may be damaged or
+ *  foreign); Generator.setState and DataLoader.setState check the ranges. */
+function trainerState(v: Readonly<Record<string, unknown>>, where: string): TrainerState {
+  const bad = (key: string, what: string): never => { throw new ConfigError(`resume: ${where}: 'state.${key}' must be ${what}`); };
+  const obj = (x: unknown, key: string): Readonly<Record<string, unknown>> =>
+    typeof x === 'object' && x !== null && !Array.isArray(x) ? Object.fromEntries(Object.entries(x)) : bad(key, 'an object');
+  const num = (o: Readonly<Record<string, unknown>>, key: string, path: string): number => {
+    const x = o[key];
+    return typeof x === 'number' ? x : bad(`${path}.${key}`, 'a number');
+  };
+  const gen = (key: string): GeneratorState => {
+    const o = obj(v[key], key);
+    const mt = o['mt'], seed = o['seed'], nn = o['nextNormal'];
+    if (!Array.isArray(mt) || !mt.every((x): x is number => typeof x === 'number')) return bad(`${key}.mt`, 'a list of numbers');
+    if (typeof seed !== 'string') return bad(`${key}.seed`, 'a string');
+    if (nn !== null && typeof nn !== 'number') return bad(`${key}.nextNormal`, 'a number or null');
+    return { seed, mt, left: num(o, 'left', key), next: num(o, 'next', key), nextNormal: nn };
+  };
+  const adam = obj(v['adam'], 'adam'), loader = obj(v['loader'], 'loader');
+  return {
+    adam: { step: num(adam, 'step', 'adam'), lr: num(adam, 'lr', 'adam') },
+    trainGen: gen('trainGen'), ucgGen: gen('ucgGen'), initGen: gen('initGen'),
+    loader: { epoch: num(loader, 'epoch', 'loader'), position: num(loader, 'position', 'loader') },
+  };
 }
 
 /** How a batch becomes a loss for this model. */
 function lossFn(model: DDPM, settings: TrainSettings): (batch: Batch, gen: Generator) => { loss: Tensor; log: Map<string, Tensor> } {
   const ck = model.model.conditioningKey;
-  const sharedStep = (model as unknown as { sharedStep: (b: Batch, o: { gen: Generator }) => { loss: Tensor; lossDict: Map<string, Tensor> } }).sharedStep.bind(model);
   if (model.constructor === DDPM && ck === 'adm') {
     return (batch, gen) => {
       const y = batch[settings.condKey];
@@ -93,7 +88,7 @@ function lossFn(model: DDPM, settings: TrainSettings): (batch: Batch, gen: Gener
     throw new ConfigError(`train: a DDPM with conditioning_key '${ck}' needs a conditioning stage; use LatentDiffusion (or conditioning_key adm with class labels)`);
   }
   return (batch, gen) => {
-    const r = sharedStep(batch, { gen });
+    const r = model.sharedStep(batch, { gen });
     return { loss: r.loss, log: r.lossDict };
   };
 }
@@ -131,9 +126,8 @@ function paramNames(model: DDPM, params: readonly Tensor[]): string[] {
 /** The step a run's files are named after. */
 const stepTag = (s: number): string => `step-${String(s).padStart(6, '0')}`;
 
-export async function train(opts: TrainOptions): Promise<TrainResult> {
-  // AutoencoderKL configs (the LDM first stage): two optimizers, reconstruction metrics (autoencoder.ts)
-  if (AUTOENCODER_TARGETS.includes(String(getPath(opts.config, 'model.target')))) return await trainAutoencoder(opts) as unknown as TrainResult;
+/** Train a DDPM-family config (DDPM, LatentDiffusion): the TRAINERS row of their targets (run.ts). */
+export async function trainDiffusion(opts: TrainOptions): Promise<TrainResult> {
   const t0 = Date.now();
   const emit = (e: TrainEvent): void => opts.onEvent?.(e);
   let config = opts.config;
@@ -184,7 +178,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   if (resumed) {
     model.loadStateDict(resumed.stateDict, true, join(resumed.dir, resumed.sidecar.model));
-    const st = resumed.sidecar.state as unknown as TrainerState;
+    const st = trainerState(resumed.sidecar.state, join(resumed.dir, 'last.json'));
     const m = names.map((n) => resumed.optimizer.get(`exp_avg.${n}`));
     const v = names.map((n) => resumed.optimizer.get(`exp_avg_sq.${n}`));
     const missing = names.filter((_, i) => !m[i] || !v[i]);
@@ -219,7 +213,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       initGen: initGenerator().getState(), loader: loader.getState(),
     };
     const side = saveTrainingCheckpoint(ckptDir, model.stateDict(), moments,
-      { step, config, state: state as unknown as Record<string, unknown> }, settings.keepCheckpoints);
+      { step, config, state }, settings.keepCheckpoints);
     const path = join(ckptDir, side.model);
     emit({ type: 'checkpoint', step, path });
     return path;
@@ -310,7 +304,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const seconds = (Date.now() - t0) / 1000;
   const imgPerSec = ema > 0 ? (settings.batchSize * settings.accumulate) / ema : 0;
   emit({ type: 'done', step, reason, modelPath, seconds, imgPerSec });
-  return { step, reason, model, settings, losses, modelPath, imgPerSec };
+  return { kind: 'diffusion', step, reason, model, settings, losses, modelPath, imgPerSec };
 }
 
 function gradNormOf(params: readonly Tensor[]): number {

@@ -13,7 +13,7 @@ import { parseSafetensors, type RawTensor } from '../../src/formats/safetensors.
 import { extractStateDict } from '../../src/formats/torch-pickle.ts';
 import { readTorchCheckpoint } from '../../src/formats/torch-checkpoint.ts';
 import { looksLikeLegacyTorch } from '../../src/formats/torch-legacy.ts';
-import { concat } from './builders.ts';
+import { concat, G, J, K, NEWFALSE, pk, PROTO2, S } from './builders.ts';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures', 'formats');
 const read = (name: string) => new Uint8Array(readFileSync(join(FIX, name)));
@@ -124,4 +124,49 @@ test('malformed legacy files: each defect is one clear line naming the file', ()
   throwsFormat(() => readTorchCheckpoint(tar, 'old.tar'), 'old.tar', 'tar torch.save format is not supported');
   // a pickle that is not a torch file
   throwsFormat(() => readTorchCheckpoint(Uint8Array.from([0x80, 2, 0x4b, 7, 0x2e]), 'seven.pkl'), 'seven.pkl', 'magic number is wrong');
+});
+
+/** A legacy file built by hand: header pickles, `obj` (the object pickle), keys, raw storages. */
+function legacyFile(obj: Uint8Array, keys: string[], storages: [bigint, Uint8Array][]): Uint8Array {
+  const magic = pk(PROTO2, [0x8a, 10, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19], '.');
+  const proto = pk(PROTO2, 'M', [0xe9, 0x03], '.');
+  const sys = pk(PROTO2, '}', S('little_endian'), [0x88], 's.');
+  const keyList = pk(PROTO2, '(', ...keys.map(S), 'l.');
+  const data = storages.map(([n, b]) => {
+    const c = new Uint8Array(8);
+    new DataView(c.buffer).setBigInt64(0, n, true);
+    return concat([c, b]);
+  });
+  return concat([magic, proto, sys, obj, keyList, ...data]);
+}
+/** ('storage', torch.FloatStorage, key, 'cpu', numel, view) BINPERSID */
+const legacyRef = (key: string, numel: number, view: Uint8Array | null = null): Uint8Array =>
+  pk('(', S('storage'), G('torch', 'FloatStorage'), S(key), S('cpu'), J(numel), view ?? 'N', 't', 'Q');
+const v2 = (ref: Uint8Array, offset: number, size: number[], stride: number[]): Uint8Array => pk(
+  G('torch._utils', '_rebuild_tensor_v2'), '(', ref, K(offset), '(', ...size.map(K), 't', '(', ...stride.map(K), 't', NEWFALSE,
+  G('collections', 'OrderedDict'), ')R', 't', 'R');
+const f32 = (...v: number[]) => new Uint8Array(new Float32Array(v).buffer);
+
+test('hand-made legacy files: storage views (pre-1.x view_metadata), shared storages, bad ids', () => {
+  // {'a': tensor over the whole storage, 'b': tensor over the view [2, 4) of the same root}
+  const view = pk('(', S('v1'), K(2), K(2), 't');
+  const obj = pk(PROTO2, '}(', S('a'), v2(legacyRef('r', 4), 0, [2, 2], [2, 1]), S('b'), v2(legacyRef('r', 4, view), 0, [2], [1]), 'u.');
+  const tree = readTorchCheckpoint(legacyFile(obj, ['r'], [[4n, f32(1, 2, 3, 4)]]), 'views.pt') as Record<string, RawTensor>;
+  assert.deepEqual(values(tree['a'] as RawTensor), [1, 2, 3, 4]);
+  assert.deepEqual(values(tree['b'] as RawTensor), [3, 4]);
+  const outside = pk(PROTO2, v2(legacyRef('r', 4, pk('(', S('v'), K(3), K(2), 't')), 0, [2], [1]), '.');
+  throwsFormat(() => readTorchCheckpoint(legacyFile(outside, ['r'], [[4n, f32(1, 2, 3, 4)]]), 'vo.pt'), 'vo.pt', 'storage view "v" [3, 5) lies outside');
+  const one = pk(PROTO2, v2(legacyRef('r', 2), 0, [2], [1]), '.');
+  throwsFormat(() => readTorchCheckpoint(legacyFile(one, [], []), 'nodata.pt'), 'nodata.pt', 'storage "r" is referenced but its data is not in the file');
+  throwsFormat(() => readTorchCheckpoint(legacyFile(one, ['r', 'x'], [[2n, f32(1, 2)]]), 'extra.pt'), 'extra.pt', 'storage "x" is listed but no tensor refers to it');
+  throwsFormat(() => readTorchCheckpoint(legacyFile(one, ['r'], [[2n, f32(1)]]), 'short.pt'), 'short.pt', 'needs 8 bytes', 'truncated?');
+  const twice = pk(PROTO2, '(', v2(legacyRef('r', 2), 0, [2], [1]), v2(legacyRef('r', 3), 0, [2], [1]), 'l.');
+  throwsFormat(() => readTorchCheckpoint(legacyFile(twice, ['r'], [[2n, f32(1, 2)]]), 'twice.pt'), 'declared twice with different types or sizes');
+  const mod = pk(PROTO2, '(', S('module'), 'N', 'N', 'N', 't', 'Q.');
+  throwsFormat(() => readTorchCheckpoint(legacyFile(mod, [], []), 'module.pt'), 'module.pt', 'pickles a whole nn.Module');
+  const neg = pk(PROTO2, v2(legacyRef('r', 2), 0, [2], [1]), '.');
+  throwsFormat(() => readTorchCheckpoint(legacyFile(neg, ['r'], [[-1n, f32(1, 2)]]), 'neg.pt'), 'holds -1 elements, its tensors declare 2');
+  // a huge declared count does not allocate: it is checked against the bytes the file has
+  const huge = pk(PROTO2, v2(legacyRef('r', 0x7fffffff), 0, [2], [1]), '.');
+  throwsFormat(() => readTorchCheckpoint(legacyFile(huge, ['r'], [[0x7fffffffn, f32(1, 2)]]), 'huge.pt'), 'huge.pt', 'truncated?');
 });

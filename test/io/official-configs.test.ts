@@ -11,6 +11,8 @@ import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inspectConfig, readConfigFile, validateConfig, validateModelConfig } from '../../src/io/index.ts';
+import { buildShapesOnly, isShapesOnly, setInitSeed } from '../../src/nn/index.ts';
+import { UNetModel } from '../../src/models/index.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const DIR = join(ROOT, 'test/fixtures/official-configs');
@@ -91,4 +93,20 @@ test('relative ckpt_paths resolve against the config file folder, absolute ones 
   } finally {
     process.chdir(cwd);
   }
+});
+
+test('shapes-only builds draw nothing and leave normal builds as they were, also after a throw', () => {
+  const cfg = { image_size: 4, in_channels: 2, model_channels: 32, out_channels: 2, num_res_blocks: 1, attention_resolutions: [1], channel_mult: [1], num_heads: 2 };
+  const weights = (): number[] => Array.from(new UNetModel(cfg).namedParameters()[0]![1].f32.slice(0, 5));
+  setInitSeed(5);
+  const ref = weights();
+  setInitSeed(5);
+  const shaped = buildShapesOnly(() => new UNetModel(cfg));
+  assert.equal(shaped.namedParameters().length, new UNetModel(cfg).namedParameters().length);
+  setInitSeed(5);
+  buildShapesOnly(() => new UNetModel(cfg));
+  assert.throws(() => buildShapesOnly(() => { throw new Error('boom'); }), /boom/);
+  assert.equal(isShapesOnly(), false);
+  assert.deepEqual(weights(), ref); // the generator was not consumed by the shapes-only builds
+  assert.ok(ref.some((v) => v !== 0));
 });

@@ -3,7 +3,8 @@
 // that name the class and what to pass; every official config passes training validation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -121,4 +122,21 @@ test('FFHQ images and CelebA-HQ .npy arrays (taming faceshq layout)', async () =
     /CelebAHQValidation: .*data\/celebahqvalidation\.txt not found; pass data_root: FOLDER holding data\/celebahqvalidation\.txt and the \.npy arrays/);
   writeFileSync(join(root, 'data/ffhqvalidation.txt'), 'missing.png\n');
   await assert.rejects(DATA_TARGETS['taming.data.faceshq.FFHQValidation']({ data_root: root, size: 8 }, {}), /FFHQValidation .*cannot read .*missing\.png/);
+});
+
+test('ldm train reads an official data class (LSUNChurchesTrain) from data_root', async () => {
+  const root = tmp();
+  for (let i = 0; i < 4; i++) await solid(join(root, `data/lsun/churches/${i}.png`), 20 + i, 16, [40 * i, 100, 200 - 30 * i]);
+  writeFileSync(join(root, 'data/lsun/church_outdoor_train.txt'), '0.png\n1.png\n2.png\n3.png\n');
+  const ROOT = join(import.meta.dirname, '../..');
+  const p = 'model.params.';
+  const r = spawnSync(process.execPath, [join(ROOT, 'bin/ldm.js'), 'train', join(ROOT, 'configs/debug.yaml'),
+    `${p}channels=3`, `${p}image_size=8`, `${p}unet_config.params.in_channels=3`, `${p}unet_config.params.out_channels=3`,
+    `${p}unet_config.params.image_size=8`, `${p}unet_config.params.num_classes=null`, `${p}conditioning_key=null`, `${p}ucg_training=null`,
+    'data.params.batch_size=2', 'data.params.train.target=ldm.data.lsun.LSUNChurchesTrain', `data.params.train.params={data_root: ${root}, size: 8}`,
+    'data.params.validation=null', 'lightning.trainer.max_steps=2', 'lightning.trainer.val_check_interval=2', '--out', join(root, 'run'), '-q'],
+  { encoding: 'utf8', cwd: ROOT });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(existsSync(join(root, 'run/model.safetensors')));
+  assert.match(readFileSync(join(root, 'run/config.yaml'), 'utf8'), /ldm\.data\.lsun\.LSUNChurchesTrain/);
 });

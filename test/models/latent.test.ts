@@ -15,9 +15,11 @@ import { Tensor } from '../../src/tensor/index.ts';
 import { ConfigError, Generator } from '../../src/util/index.ts';
 import { AdamW, setInitSeed } from '../../src/nn/index.ts';
 import {
+  type DiffusionModel,
   BERTEmbedder, BERTTokenizer, ClassEmbedder, LatentDiffusion, MODEL_TARGETS, SpatialRescaler, TransformerEmbedder,
   basicTokenize, inpaintingConcat, interpolate, lowResConcat, type BuildFn, type InterpolateMode,
 } from '../../src/models/index.ts';
+import { SAMPLERS } from '../../src/diffusion/index.ts';
 import { readTensorFile } from '../../src/io/index.ts';
 import { assertClose } from '../helpers/check.ts';
 
@@ -305,4 +307,25 @@ test('a tiny class-conditional LDM: 20 AdamW steps on a fixed batch lower the lo
   assert.ok(simple[19]! < 0.5 * simple[0]!, `loss_simple ${simple[0]} -> ${simple[19]}`);
   assert.equal(m.model_ema!.getBuffer('num_updates').item(), 20);
   assert.ok(m.logvar.grad !== null, 'logvar is learned');
+});
+
+test('the DiffusionModel face: conditioning spec, condition / unconditional, sample shape, decode / encode', () => {
+  const m: DiffusionModel = make({ cond_stage_trainable: false });
+  assert.deepEqual(m.conditioningSpec(), { kind: 'class', numClasses: 10, nullLabel: 10 });
+  assert.deepEqual(m.sampleShape(2), [2, 3, 4, 4]);
+  const c = m.condition({ labels: [1, 7] });
+  assert.deepEqual(c.c_crossattn![0]!.shape, [2, 1, 16]);
+  assert.deepEqual(m.unconditional(2)!.c_crossattn![0]!.shape, [2, 1, 16]);
+  assert.throws(() => m.condition({ prompts: ['a cat'] }), /no text prompts/);
+  const x = batchOf().image;
+  const z = m.encode!(T.permute(x, [0, 3, 1, 2]));
+  assert.deepEqual(z.shape, [2, 3, 4, 4]);
+  assert.deepEqual(m.decode!(z).shape, [2, 3, 8, 8]);
+  const r = SAMPLERS.ddim(m.denoiser(), m.diffusion, { shape: m.sampleShape(2), steps: 2, cond: c, gen: new Generator(1) });
+  assert.deepEqual(r.samples.shape, [2, 3, 4, 4]);
+  const tok = BERTTokenizer.build(['a red cat']);
+  const t: DiffusionModel = make({ cond_stage_key: 'caption', cond_stage_config: { target: 'ldm.modules.encoders.modules.BERTEmbedder', params: { n_embed: 16, n_layer: 1, vocab: tok.vocab, heads: 2, dim_head: 8 } } });
+  assert.deepEqual(t.conditioningSpec(), { kind: 'text' });
+  assert.deepEqual(t.condition({ prompts: ['a red cat'] }).c_crossattn![0]!.shape, [1, 77, 16]);
+  assert.throws(() => t.condition({ labels: [1] }), /no class labels/);
 });

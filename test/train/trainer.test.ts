@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, readImageRaw, readMetrics, readWeights } from '../../src/io/index.ts';
-import { TrainingStopped, loadModel, sampleImages, train, type TrainEvent } from '../../src/train/index.ts';
+import { TRAINERS, TrainingStopped, loadModel, sampleImages, train, type TrainEvent } from '../../src/train/index.ts';
 import { TINY } from './tiny.ts';
 
 const CONFIG = join(import.meta.dirname, '../../configs/debug.yaml');
@@ -61,4 +61,14 @@ test('the NaN guard stops the run, naming the step and the last good checkpoint'
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('the trainer registry picks a trainer by model.target and names the trainable targets otherwise', async () => {
+  const config = { model: { target: 'ldm.models.diffusion.ddpm.DDPN', params: {} } };
+  await assert.rejects(train({ config, outDir: join(tmpdir(), 'ldm-no-trainer') }),
+    /no trainer for model.target "ldm.models.diffusion.ddpm.DDPN" \(did you mean 'ldm.models.diffusion.ddpm.DDPM'\?\); trainable: .*AutoencoderKL/);
+  assert.deepEqual(Object.keys(TRAINERS).sort(), [
+    'ldm.models.autoencoder.AutoencoderKL', 'ldm.models.autoencoder.VQModel', 'ldm.models.diffusion.ddpm.DDPM',
+    'ldm.models.diffusion.ddpm.LatentDiffusion', 'taming.models.vqgan.VQModel',
+  ]);
 });

@@ -290,13 +290,15 @@ export function getPath(tree: unknown, path: string): unknown {
 
 // ---- building -----------------------------------------------------------------------------------
 
-/** Rewrite a constructor's "unknown parameter 'x' (did you mean 'y'?)" to full config paths. */
+/** Re-address a constructor's ConfigError to the config path of its key (the issue is data). */
 function withPath(e: unknown, path: string): never {
   if (!(e instanceof LdmError) || e.message.startsWith('config: ')) throw e;
-  const m = /unknown parameter '([^']+)'(?: \(did you mean '([^']+)'\?\))?/.exec(e.message);
-  if (m) {
-    throw new ConfigError(`config: unknown key '${path}.params.${m[1]}'${m[2] ? ` (did you mean '${path}.params.${m[2]}'?)` : ''} — ${e.message}`);
+  if (e instanceof ConfigError && e.issue?.kind === 'unknown') {
+    const { key, suggestion } = e.issue;
+    throw new ConfigError(`config: unknown key '${path}.params.${key}'${suggestion ? ` (did you mean '${path}.params.${suggestion}'?)` : ''} — ${e.message}`,
+      { kind: 'unknown', key: `${path}.params.${key}`, suggestion: suggestion && `${path}.params.${suggestion}` });
   }
+  if (e instanceof ConfigError && e.issue) throw new ConfigError(`config: ${path}: ${e.message}`, { ...e.issue, key: `${path}.params.${e.issue.key}` });
   throw new ConfigError(`config: ${path}: ${e.message}`);
 }
 

@@ -49,7 +49,7 @@ export class FeedForward extends Module {
   readonly net: Sequential;
   constructor(o: FeedForwardOptions) {
     super();
-    checkKwargs('FeedForward', o as unknown as Record<string, unknown>, ['dim', 'dim_out', 'mult', 'glu', 'dropout']);
+    checkKwargs('FeedForward', o, ['dim', 'dim_out', 'mult', 'glu', 'dropout']);
     const inner = Math.trunc(o.dim * (o.mult ?? 4));
     const dimOut = o.dim_out ?? o.dim;
     const projectIn = o.glu ? new GEGLU(o.dim, inner) : new Sequential(new Linear(o.dim, inner), new GELU());
@@ -80,7 +80,7 @@ export class CrossAttention extends Module {
   readonly to_out: Sequential;
   constructor(o: CrossAttentionOptions) {
     super();
-    checkKwargs('CrossAttention', o as unknown as Record<string, unknown>, ['query_dim', 'context_dim', 'heads', 'dim_head', 'dropout']);
+    checkKwargs('CrossAttention', o, ['query_dim', 'context_dim', 'heads', 'dim_head', 'dropout']);
     this.heads = o.heads ?? 8;
     this.dimHead = o.dim_head ?? 64;
     const inner = this.dimHead * this.heads;
@@ -146,7 +146,7 @@ export class BasicTransformerBlock extends Module {
   readonly norm3: LayerNorm;
   constructor(o: BasicTransformerBlockOptions) {
     super();
-    checkKwargs('BasicTransformerBlock', o as unknown as Record<string, unknown>, ['dim', 'n_heads', 'd_head', 'dropout', 'context_dim', 'gated_ff', 'checkpoint']);
+    checkKwargs('BasicTransformerBlock', o, ['dim', 'n_heads', 'd_head', 'dropout', 'context_dim', 'gated_ff', 'checkpoint']);
     const dropout = o.dropout ?? 0;
     this.attn1 = this.child('attn1', new CrossAttention({ query_dim: o.dim, heads: o.n_heads, dim_head: o.d_head, dropout }));
     this.ff = this.child('ff', new FeedForward({ dim: o.dim, dropout, glu: o.gated_ff ?? true }));
@@ -182,7 +182,7 @@ export class SpatialTransformer extends Module {
   readonly proj_out: Conv2d;
   constructor(o: SpatialTransformerOptions) {
     super();
-    checkKwargs('SpatialTransformer', o as unknown as Record<string, unknown>, ['in_channels', 'n_heads', 'd_head', 'depth', 'dropout', 'context_dim']);
+    checkKwargs('SpatialTransformer', o, ['in_channels', 'n_heads', 'd_head', 'depth', 'dropout', 'context_dim']);
     if (!(o.n_heads > 0 && o.d_head > 0)) throw new ConfigError(`SpatialTransformer: n_heads ${o.n_heads} and d_head ${o.d_head} must be positive`);
     this.inChannels = o.in_channels;
     const inner = o.n_heads * o.d_head;

@@ -27,7 +27,7 @@
 // What it is not: no CLIP embedders (FrozenCLIPTextEmbedder / FrozenClipImageEmbedder need
 // pretrained weights), no Hugging Face tokenizer.
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../util/index.ts';
+import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Conv2d, Embedding, Module } from '../nn/index.ts';
@@ -37,11 +37,6 @@ import { TransformerWrapper, XEncoder } from './x-transformer.ts';
 
 type Obj = Readonly<Record<string, unknown>>;
 
-function int(o: Obj, k: string, d: number | undefined, owner: string, min = 1): number {
-  const v = o[k] ?? d;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new ConfigError(`${owner}: '${k}' must be an integer >= ${min}, got ${JSON.stringify(o[k])}`);
-  return v;
-}
 
 const asLabels = (v: unknown, where: string): Tensor => {
   if (v instanceof Tensor) return v.dtype === 'int64' ? v : T.toInt64(v);
@@ -60,8 +55,8 @@ export class ClassEmbedder extends Module {
     super();
     const O = 'ClassEmbedder';
     checkKwargs(O, params, ['embed_dim', 'n_classes', 'key']);
-    this.embedDim = int(params, 'embed_dim', undefined, O);
-    this.nClasses = int(params, 'n_classes', 1000, O);
+    this.embedDim = kwargs(O, params).int('embed_dim', undefined, 1);
+    this.nClasses = kwargs(O, params).int('n_classes', 1000, 1);
     const key = params['key'] ?? 'class';
     if (typeof key !== 'string') throw new ConfigError(`${O}: 'key' must be a string`);
     this.key = key;
@@ -96,10 +91,10 @@ const TRANSFORMER_EXTRA = ['heads', 'dim_head'];
 
 function makeTransformer(o: Obj, owner: string, vocabSize: number, embDropout: number): TransformerWrapper {
   const encoder = new XEncoder({
-    dim: int(o, 'n_embed', undefined, owner), depth: int(o, 'n_layer', undefined, owner, 0),
-    heads: int(o, 'heads', 8, owner), dim_head: int(o, 'dim_head', 64, owner),
+    dim: kwargs(owner, o).int('n_embed', undefined, 1), depth: kwargs(owner, o).int('n_layer', undefined, 0),
+    heads: kwargs(owner, o).int('heads', 8, 1), dim_head: kwargs(owner, o).int('dim_head', 64, 1),
   });
-  return new TransformerWrapper({ num_tokens: vocabSize, max_seq_len: int(o, 'max_seq_len', 77, owner), attn_layers: encoder, emb_dropout: embDropout });
+  return new TransformerWrapper({ num_tokens: vocabSize, max_seq_len: kwargs(owner, o).int('max_seq_len', 77, 1), attn_layers: encoder, emb_dropout: embDropout });
 }
 
 /** `TransformerEmbedder`: token ids [B, N] -> [B, N, n_embed]; encode = forward. */
@@ -109,7 +104,7 @@ export class TransformerEmbedder extends Module {
     super();
     const O = 'TransformerEmbedder';
     checkKwargs(O, params, ['n_embed', 'n_layer', 'vocab_size', 'max_seq_len', 'device', ...TRANSFORMER_EXTRA]);
-    this.transformer = this.child('transformer', makeTransformer(params, O, int(params, 'vocab_size', undefined, O), 0));
+    this.transformer = this.child('transformer', makeTransformer(params, O, kwargs(O, params).int('vocab_size', undefined, 1), 0));
   }
   forward(tokens: Tensor): Tensor {
     return this.transformer.forward(tokens, true);
@@ -132,13 +127,13 @@ export class BERTEmbedder extends Module {
     checkKwargs(O, params, ['n_embed', 'n_layer', 'vocab_size', 'max_seq_len', 'device', 'use_tokenizer', 'embedding_dropout',
       'vocab', 'do_lower_case', ...TRANSFORMER_EXTRA]);
     this.useTokenizer = (params['use_tokenizer'] ?? true) as boolean;
-    this.maxSeqLen = int(params, 'max_seq_len', 77, O);
+    this.maxSeqLen = kwargs(O, params).int('max_seq_len', 77, 1);
     const vocab = params['vocab'];
     if (vocab !== undefined && vocab !== null) {
       if (!Array.isArray(vocab)) throw new ConfigError(`${O}: 'vocab' must be a list of tokens`);
       this.#tokenizer = new BERTTokenizer(vocab as string[], { doLowerCase: (params['do_lower_case'] ?? true) as boolean, maxLength: this.maxSeqLen });
     }
-    this.vocabSize = int(params, 'vocab_size', this.#tokenizer ? this.#tokenizer.vocabSize : 30522, O);
+    this.vocabSize = kwargs(O, params).int('vocab_size', this.#tokenizer ? this.#tokenizer.vocabSize : 30522, 1);
     if (this.#tokenizer && this.#tokenizer.vocabSize > this.vocabSize) {
       throw new ConfigError(`${O}: the vocabulary has ${this.#tokenizer.vocabSize} tokens but vocab_size is ${this.vocabSize}`);
     }
@@ -286,7 +281,7 @@ export class SpatialRescaler extends Module {
     super();
     const O = 'SpatialRescaler';
     checkKwargs(O, params, ['n_stages', 'method', 'multiplier', 'in_channels', 'out_channels', 'bias']);
-    this.nStages = int(params, 'n_stages', 1, O, 0);
+    this.nStages = kwargs(O, params).int('n_stages', 1, 0);
     const method = (params['method'] ?? 'bilinear') as string;
     if (!['nearest', 'linear', 'bilinear', 'trilinear', 'bicubic', 'area'].includes(method)) throw new ConfigError(`${O}: unknown method '${method}'`);
     if (!MODES.includes(method)) throw new ConfigError(`${O}: method '${method}' does not apply to images (torch rejects it for 4-D input); use ${MODES.join(', ')}`);
@@ -296,7 +291,7 @@ export class SpatialRescaler extends Module {
     this.multiplier = m;
     const out = params['out_channels'] ?? null;
     this.channel_mapper = this.optionalChild('channel_mapper', out === null ? null
-      : new Conv2d(int(params, 'in_channels', 3, O), int(params, 'out_channels', undefined, O), 1, { bias: (params['bias'] ?? false) as boolean }));
+      : new Conv2d(kwargs(O, params).int('in_channels', 3, 1), kwargs(O, params).int('out_channels', undefined, 1), 1, { bias: (params['bias'] ?? false) as boolean }));
   }
   /** x [N, C, H, W] -> n_stages rescalings by `multiplier` -> optional 1x1 conv. */
   forward(x: Tensor): Tensor {

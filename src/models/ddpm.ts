@@ -11,7 +11,7 @@
 // `denoiser()` are the hooks. What it is not: no file I/O (`ckpt_path` is rejected: load
 // checkpoints through io/), no Lightning logging/optimiser plumbing (train/ owns that).
 
-import { ConfigError, Generator, ShapeError, checkKwargs, defaultGenerator, fmtShape } from '../util/index.ts';
+import { ConfigError, Generator, ShapeError, checkKwargs, defaultGenerator, fmtShape, kwargs } from '../util/index.ts';
 import { Tensor, cat, full, noGrad, permute, randint, randn, toFloat, unsqueeze } from '../tensor/index.ts';
 import { LitEma, Module } from '../nn/index.ts';
 import {
@@ -27,6 +27,11 @@ export interface DiffusionNet extends Module {
   /** class-conditional ('adm') networks: the number of label embeddings */
   readonly numClasses?: number | null;
   forward(x: Tensor, timesteps: Tensor, cond?: { context?: Tensor | null; y?: Tensor | null }): Tensor;
+}
+
+/** A built module with a forward method (what unet_config must build). */
+function isDiffusionNet(v: unknown): v is DiffusionNet {
+  return v instanceof Module && 'forward' in v && typeof v.forward === 'function';
 }
 
 export type ConditioningKey = 'concat' | 'crossattn' | 'hybrid' | 'adm';
@@ -112,23 +117,6 @@ export const DDPM_KWARGS = [
   'parameterization', 'scheduler_config', 'use_positional_encodings', 'learn_logvar', 'logvar_init',
 ] as const;
 
-function num(o: Record<string, unknown>, k: string, d: number, owner: string): number {
-  const v = o[k] ?? d;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${owner}: '${k}' must be a number, got ${JSON.stringify(o[k])}`);
-  return v;
-}
-function bool(o: Record<string, unknown>, k: string, d: boolean, owner: string): boolean {
-  const v = o[k] ?? d;
-  if (typeof v !== 'boolean') throw new ConfigError(`${owner}: '${k}' must be a boolean, got ${JSON.stringify(o[k])}`);
-  return v;
-}
-function str<S extends string>(o: Record<string, unknown>, k: string, d: S, allowed: readonly S[] | null, owner: string): S {
-  const v = o[k] ?? d;
-  if (typeof v !== 'string' || (allowed && !allowed.includes(v as S))) {
-    throw new ConfigError(`${owner}: '${k}' must be ${allowed ? `one of ${allowed.join(', ')}` : 'a string'}, got ${JSON.stringify(o[k])}`);
-  }
-  return v as S;
-}
 
 export interface DdpmSampleOptions {
   xT?: Tensor;
@@ -183,16 +171,16 @@ export class DDPM extends Module implements DiffusionModel {
     const owner = new.target.name;
     this.owner = owner;
     checkKwargs(owner, params, [...DDPM_KWARGS, ...allowedExtra]);
-    const o = params;
+    const o = params, kw = kwargs(owner, o);
     // 1. options with the official defaults
-    const parameterization = str(o, 'parameterization', 'eps', ['eps', 'x0', 'v'], owner);
+    const parameterization = kw.str('parameterization', 'eps', ['eps', 'x0', 'v']);
     this.parameterization = parameterization;
-    this.clipDenoised = bool(o, 'clip_denoised', true, owner);
-    this.logEveryT = num(o, 'log_every_t', 100, owner);
-    this.firstStageKey = str(o, 'first_stage_key', 'image', null, owner);
-    this.imageSize = num(o, 'image_size', 256, owner);
-    this.channels = num(o, 'channels', 3, owner);
-    this.usePositionalEncodings = bool(o, 'use_positional_encodings', false, owner);
+    this.clipDenoised = kw.bool('clip_denoised', true);
+    this.logEveryT = kw.num('log_every_t', 100);
+    this.firstStageKey = kw.str('first_stage_key', 'image');
+    this.imageSize = kw.num('image_size', 256);
+    this.channels = kw.num('channels', 3);
+    this.usePositionalEncodings = kw.bool('use_positional_encodings', false);
     const ck = (o['conditioning_key'] ?? null) as ConditioningKey | null;
     const unetCfg = o['unet_config'] as TargetConfig | undefined;
     if (!unetCfg || typeof unetCfg !== 'object' || typeof unetCfg.target !== 'string') {
@@ -200,37 +188,35 @@ export class DDPM extends Module implements DiffusionModel {
     }
     // 2. the network: DiffusionWrapper(unet_config, conditioning_key)
     const net = build(unetCfg, `${owner}.unet_config`);
-    if (!(net instanceof Module) || typeof (net as { forward?: unknown }).forward !== 'function') {
-      throw new ConfigError(`${owner}: unet_config target '${unetCfg.target}' did not build a network module`);
-    }
-    this.model = this.child('model', new DiffusionWrapper(net as unknown as DiffusionNet, ck));
-    this.useEma = bool(o, 'use_ema', true, owner);
+    if (!isDiffusionNet(net)) throw new ConfigError(`${owner}: unet_config target '${unetCfg.target}' did not build a network module`);
+    this.model = this.child('model', new DiffusionWrapper(net, ck));
+    this.useEma = kw.bool('use_ema', true);
     this.model_ema = this.optionalChild('model_ema', this.useEma ? new LitEma(this.model) : null);
     const sc = (o['scheduler_config'] ?? null) as TargetConfig | null;
     this.useScheduler = sc !== null;
     this.schedulerConfig = sc;
-    this.vPosterior = num(o, 'v_posterior', 0, owner);
-    this.originalElboWeight = num(o, 'original_elbo_weight', 0, owner);
-    this.lSimpleWeight = num(o, 'l_simple_weight', 1, owner);
+    this.vPosterior = kw.num('v_posterior', 0);
+    this.originalElboWeight = kw.num('original_elbo_weight', 0);
+    this.lSimpleWeight = kw.num('l_simple_weight', 1);
     const mon = o['monitor'] === undefined ? 'val/loss' : o['monitor'];
-    this.monitor = mon === null ? null : str(o, 'monitor', 'val/loss', null, owner);
+    this.monitor = mon === null ? null : kw.str('monitor', 'val/loss');
     this.ignoreKeys = (o['ignore_keys'] ?? []) as string[];
-    this.loadOnlyUnet = bool(o, 'load_only_unet', false, owner);
+    this.loadOnlyUnet = kw.bool('load_only_unet', false);
     if (o['ckpt_path'] !== undefined && o['ckpt_path'] !== null) {
       throw new ConfigError(`${owner}: ckpt_path '${String(o['ckpt_path'])}' cannot be read by the model (models do no file I/O); ` +
         'load the checkpoint through io/ (loadCheckpoint) after construction, with ignore_keys / load_only_unet there');
     }
     // 3. register_schedule
-    this.linearStart = num(o, 'linear_start', 1e-4, owner);
-    this.linearEnd = num(o, 'linear_end', 2e-2, owner);
+    this.linearStart = kw.num('linear_start', 1e-4);
+    this.linearEnd = kw.num('linear_end', 2e-2);
     const given = o['given_betas'] ?? null;
     let betas: ArrayLike<number>;
     if (given !== null) {
       if (!Array.isArray(given) || !given.every((b) => typeof b === 'number')) throw new ConfigError(`${owner}: 'given_betas' must be a list of numbers`);
       betas = given as number[];
     } else {
-      betas = makeBetaSchedule(str(o, 'beta_schedule', 'linear', ['linear', 'cosine', 'sqrt_linear', 'sqrt'], owner),
-        num(o, 'timesteps', 1000, owner), this.linearStart, this.linearEnd, num(o, 'cosine_s', 8e-3, owner));
+      betas = makeBetaSchedule(kw.str('beta_schedule', 'linear', ['linear', 'cosine', 'sqrt_linear', 'sqrt']),
+        kw.num('timesteps', 1000), this.linearStart, this.linearEnd, kw.num('cosine_s', 8e-3));
     }
     this.schedule = registerSchedule(betas, { parameterization, vPosterior: this.vPosterior });
     this.numTimesteps = betas.length;
@@ -238,9 +224,9 @@ export class DDPM extends Module implements DiffusionModel {
     for (const k of DIFFUSION_BUFFER_KEYS) this.buffer(k, this.diffusion.buffers[k]);
     this.lvlbWeights = this.buffer('lvlb_weights', new Tensor(Float32Array.from(this.schedule.lvlb_weights), [this.numTimesteps]), false);
     // 4. loss settings and logvar
-    this.lossType = str(o, 'loss_type', 'l2', ['l1', 'l2'], owner);
-    this.learnLogvar = bool(o, 'learn_logvar', false, owner);
-    const logvar = full([this.numTimesteps], num(o, 'logvar_init', 0, owner));
+    this.lossType = kw.str('loss_type', 'l2', ['l1', 'l2']);
+    this.learnLogvar = kw.bool('learn_logvar', false);
+    const logvar = full([this.numTimesteps], kw.num('logvar_init', 0));
     this.logvar = this.learnLogvar ? this.param('logvar', logvar) : logvar;
   }
 

@@ -27,7 +27,7 @@
 // encode/decode, quantize_denoised, `use_positional_encodings`
 // (the official get_input calls an undefined compute_latent_shifts), bbox/keypoint tokenizers.
 
-import { ConfigError, Generator, LdmError, ShapeError, defaultGenerator, defined, fmtShape } from '../util/index.ts';
+import { ConfigError, Generator, LdmError, ShapeError, defaultGenerator, defined, fmtShape, kwargs } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module } from '../nn/index.ts';
@@ -53,6 +53,11 @@ export type LatentBatch = Readonly<Record<string, unknown>>;
 export interface FirstStageModel extends Module {
   encode(x: Tensor): DiagonalGaussianDistribution | Tensor;
   decode(z: Tensor): Tensor;
+}
+
+/** A built module with encode and decode (what first_stage_config must build). */
+function isFirstStage(v: unknown): v is FirstStageModel {
+  return v instanceof Module && 'encode' in v && typeof v.encode === 'function' && 'decode' in v && typeof v.decode === 'function';
 }
 
 /** The options of `decode_first_stage` (VQ first stages only). */
@@ -145,16 +150,6 @@ export interface LatentSampleResult {
   intermediates: SamplerIntermediates;
 }
 
-function num(o: Obj, k: string, d: number, owner: string): number {
-  const v = o[k] ?? d;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${owner}: '${k}' must be a number, got ${JSON.stringify(o[k])}`);
-  return v;
-}
-function bool(o: Obj, k: string, d: boolean, owner: string): boolean {
-  const v = o[k] ?? d;
-  if (typeof v !== 'boolean') throw new ConfigError(`${owner}: '${k}' must be a boolean, got ${JSON.stringify(o[k])}`);
-  return v;
-}
 function isTargetConfig(v: unknown): v is TargetConfig {
   return typeof v === 'object' && v !== null && typeof (v as { target?: unknown }).target === 'string';
 }
@@ -207,14 +202,14 @@ export class LatentDiffusion extends DDPM {
 
   constructor(params: Record<string, unknown>, build: BuildFn) {
     super(ddpmParams(params), build, LATENT_DIFFUSION_KWARGS);
-    const O = this.owner, o = params;
-    this.numTimestepsCond = num(o, 'num_timesteps_cond', 1, O);
+    const O = this.owner, o = params, kw = kwargs(O, o);
+    this.numTimestepsCond = kw.num('num_timesteps_cond', 1);
     if (!Number.isInteger(this.numTimestepsCond) || this.numTimestepsCond < 1 || this.numTimestepsCond > this.numTimesteps) {
       throw new ConfigError(`${O}: num_timesteps_cond ${this.numTimestepsCond} must be an integer in 1..timesteps (${this.numTimesteps})`);
     }
-    this.scaleByStd = bool(o, 'scale_by_std', false, O);
-    this.concatMode = bool(o, 'concat_mode', true, O);
-    this.condStageTrainable = bool(o, 'cond_stage_trainable', false, O);
+    this.scaleByStd = kw.bool('scale_by_std', false);
+    this.concatMode = kw.bool('concat_mode', true);
+    this.condStageTrainable = kw.bool('cond_stage_trainable', false);
     const ck = o['cond_stage_key'] ?? 'image';
     if (typeof ck !== 'string') throw new ConfigError(`${O}: 'cond_stage_key' must be a string`);
     this.condStageKey = ck;
@@ -223,18 +218,15 @@ export class LatentDiffusion extends DDPM {
     this.condStageForward = cf;
     if (this.usePositionalEncodings) throw new ConfigError(`${O}: use_positional_encodings is not supported (the official get_input calls an undefined compute_latent_shifts)`);
     // scale_factor: plain attribute, or a registered buffer with scale_by_std
-    const sf = num(o, 'scale_factor', 1.0, O);
+    const sf = kw.num('scale_factor', 1.0);
     if (this.scaleByStd) this.buffer('scale_factor', T.scalar(sf));
     else this.#scaleFactor = sf;
     // instantiate_first_stage
     const fsCfg = o['first_stage_config'];
     if (!isTargetConfig(fsCfg)) throw new ConfigError(`${O}: 'first_stage_config' must be a {target, params} config`);
     const fs = build(fsCfg, `${O}.first_stage_config`);
-    const fsFns = fs as { encode?: unknown; decode?: unknown };
-    if (!(fs instanceof Module) || typeof fsFns.encode !== 'function' || typeof fsFns.decode !== 'function') {
-      throw new ConfigError(`${O}: first stage '${fsCfg.target}' has no encode/decode`);
-    }
-    this.first_stage_model = this.child('first_stage_model', fs as unknown as FirstStageModel);
+    if (!isFirstStage(fs)) throw new ConfigError(`${O}: first stage '${fsCfg.target}' has no encode/decode`);
+    this.first_stage_model = this.child('first_stage_model', fs);
     this.first_stage_model.eval().freeze();
     // instantiate_cond_stage
     const cs = o['cond_stage_config'];
@@ -327,14 +319,13 @@ export class LatentDiffusion extends DDPM {
   getLearnedConditioning(c: unknown): unknown {
     const m = this.cond_stage_model;
     if (!m) throw new ConfigError(`${this.owner}: the model is unconditional (cond_stage_config '__is_unconditional__'); there is no conditioning to compute`);
-    const fns = m as unknown as Record<string, unknown>;
     const call = (name: string): unknown => {
-      const f = fns[name];
+      const f: unknown = Reflect.get(m, name);
       if (typeof f !== 'function') throw new ConfigError(`${this.owner}: the cond stage ${m.constructor.name} has no method '${name}'`);
       return (f as (x: unknown) => unknown).call(m, c);
     };
     if (this.condStageForward !== null) return call(this.condStageForward);
-    if (typeof fns['encode'] === 'function') {
+    if (typeof Reflect.get(m, 'encode') === 'function') {
       const r = call('encode');
       return r instanceof DiagonalGaussianDistribution ? r.mode() : r;
     }

@@ -94,7 +94,7 @@ export class GaussianDiffusion extends Module {
     const owner = 'lucidrains GaussianDiffusion';
     checkKwargs(owner, params, KEYS);
     const model = params['model'];
-    if (!(model instanceof Module) || typeof (model as unknown as Partial<LucidrainsModel>).channels !== 'number') {
+    if (!(model instanceof Module) || !('channels' in model) || typeof model.channels !== 'number') {
       throw new ConfigError(`${owner}: 'model' must be a built network with 'channels' (for example lucidrains Unet)`);
     }
     const m = model as LucidrainsModel;

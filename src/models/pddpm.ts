@@ -16,7 +16,7 @@
 // values live beside them (`buffers64`; `setFloat64Buffers` loads the stored F64 values).
 // What it is not: the UNet (models/unet/ddpm.ts) or the schedule arithmetic (diffusion/).
 
-import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape } from '../util/index.ts';
+import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape, kwargs } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module, mseLoss } from '../nn/index.ts';
@@ -36,18 +36,13 @@ export type NoiseFn = (shape: readonly number[]) => Tensor;
 export const noiseFromGenerator = (gen: Generator): NoiseFn => (shape) => T.randn(shape, gen);
 
 function asModel(owner: string, v: unknown): PddpmModel {
-  if (v instanceof Module && typeof (v as unknown as Partial<PddpmModel>).forward === 'function') return v as PddpmModel;
+  if (v instanceof Module && 'forward' in v && typeof v.forward === 'function') return v as PddpmModel;
   throw new ConfigError(`${owner}: 'model' must be a built network module (for example pytorch-ddpm UNet), got ${v === undefined ? 'nothing' : typeof v}`);
 }
 
-function num(owner: string, params: Record<string, unknown>, key: string, dflt?: number): number {
-  const v = params[key] ?? dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${owner}: parameter '${key}' must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
 
 function steps(owner: string, params: Record<string, unknown>): number {
-  const v = num(owner, params, 'T');
+  const v = kwargs(owner, params).num('T');
   if (!Number.isInteger(v) || v < 1) throw new ConfigError(`${owner}: 'T' must be a positive integer, got ${v}`);
   return v;
 }
@@ -97,7 +92,7 @@ export class GaussianDiffusionTrainer extends Module {
     checkKwargs(owner, params, TRAINER_KEYS);
     this.model = this.child('model', asModel(owner, params['model']));
     this.T = steps(owner, params);
-    this.buffers64 = pddpmTrainerBuffers(pddpmBetas(num(owner, params, 'beta_1'), num(owner, params, 'beta_T'), this.T));
+    this.buffers64 = pddpmTrainerBuffers(pddpmBetas(kwargs(owner, params).num('beta_1'), kwargs(owner, params).num('beta_T'), this.T));
     registerBuffers(this, this.buffers64, TRAINER_BUFFERS);
     this.diffusion = new GaussianDiffusion(pddpmDiffusionBuffers(this.buffers64));
   }
@@ -179,8 +174,8 @@ export class GaussianDiffusionSampler extends Module {
     this.var_type = vt;
     this.model = this.child('model', asModel(owner, params['model']));
     this.T = steps(owner, params);
-    this.img_size = num(owner, params, 'img_size', 32);
-    this.buffers64 = pddpmSamplerBuffers(pddpmBetas(num(owner, params, 'beta_1'), num(owner, params, 'beta_T'), this.T));
+    this.img_size = kwargs(owner, params).num('img_size', 32);
+    this.buffers64 = pddpmSamplerBuffers(pddpmBetas(kwargs(owner, params).num('beta_1'), kwargs(owner, params).num('beta_T'), this.T));
     registerBuffers(this, this.buffers64, SAMPLER_BUFFERS);
     this.diffusion = this.makeDiffusion();
   }

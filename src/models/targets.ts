@@ -14,3 +14,13 @@ export type BuildFn = (cfg: TargetConfig, where: string) => unknown;
 export type TargetFactory = (params: Record<string, unknown>, build: BuildFn) => unknown;
 
 export type TargetTable = Readonly<Record<string, TargetFactory>>;
+
+/**
+ * A config's params as the options type of the constructor they go to. The one unchecked step of
+ * the registry, and deliberately so: each such constructor reads its options through the kwargs
+ * reader (util/kwargs.ts), which rejects unknown keys and checks every value's type, so the
+ * options are validated where they are used rather than twice.
+ */
+export function configOptions<T extends object>(params: Readonly<Record<string, unknown>>): T {
+  return params as unknown as T; // validated by the constructor's Kwargs reader (see above)
+}

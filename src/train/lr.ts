@@ -7,25 +7,14 @@
 // Class paths -> factories in SCHEDULER_TARGETS (built from `model.params.scheduler_config`, as
 // the official `configure_optimizers` does).
 
-import { ConfigError, checkKwargs } from '../util/index.ts';
+import { ConfigError, checkKwargs, kwargs } from '../util/index.ts';
 
 export interface LrSchedule {
   /** the multiplier f(n) of optimizer step n */
   schedule(n: number): number;
 }
 
-function numList(owner: string, p: Record<string, unknown>, key: string, dflt: number[]): number[] {
-  const v = p[key] ?? dflt;
-  const l = Array.isArray(v) ? v : [v];
-  if (!l.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new ConfigError(`${owner}: '${key}' must be a list of numbers, got ${JSON.stringify(v)}`);
-  return l as number[];
-}
 
-function numOpt(owner: string, p: Record<string, unknown>, key: string, dflt?: number): number {
-  const v = p[key] ?? dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${owner}: '${key}' must be a number, got ${JSON.stringify(p[key])}`);
-  return v;
-}
 
 /** LambdaWarmUpCosineScheduler: linear warm-up lr_start -> lr_max, cosine to lr_min at max_decay_steps. */
 export class LambdaWarmUpCosineScheduler implements LrSchedule {
@@ -33,8 +22,8 @@ export class LambdaWarmUpCosineScheduler implements LrSchedule {
   constructor(p: Record<string, unknown>) {
     const o = 'LambdaWarmUpCosineScheduler';
     checkKwargs(o, p, ['warm_up_steps', 'lr_min', 'lr_max', 'lr_start', 'max_decay_steps', 'verbosity_interval']);
-    this.warmUp = numOpt(o, p, 'warm_up_steps'); this.lrMin = numOpt(o, p, 'lr_min'); this.lrMax = numOpt(o, p, 'lr_max');
-    this.lrStart = numOpt(o, p, 'lr_start'); this.maxDecay = numOpt(o, p, 'max_decay_steps');
+    this.warmUp = kwargs(o, p).num('warm_up_steps'); this.lrMin = kwargs(o, p).num('lr_min'); this.lrMax = kwargs(o, p).num('lr_max');
+    this.lrStart = kwargs(o, p).num('lr_start'); this.maxDecay = kwargs(o, p).num('max_decay_steps');
   }
   schedule(n: number): number {
     if (n < this.warmUp) return ((this.lrMax - this.lrStart) / this.warmUp) * n + this.lrStart;
@@ -49,11 +38,11 @@ export class LambdaWarmUpCosineScheduler2 implements LrSchedule {
   readonly cum: number[];
   constructor(p: Record<string, unknown>, owner = 'LambdaWarmUpCosineScheduler2') {
     checkKwargs(owner, p, ['warm_up_steps', 'f_min', 'f_max', 'f_start', 'cycle_lengths', 'verbosity_interval']);
-    this.warmUp = numList(owner, p, 'warm_up_steps', [10000]);
-    this.fMin = numList(owner, p, 'f_min', [1]);
-    this.fMax = numList(owner, p, 'f_max', [1]);
-    this.fStart = numList(owner, p, 'f_start', [1e-6]);
-    this.cycles = numList(owner, p, 'cycle_lengths', [1e13]);
+    this.warmUp = kwargs(owner, p).numList('warm_up_steps', [10000]);
+    this.fMin = kwargs(owner, p).numList('f_min', [1]);
+    this.fMax = kwargs(owner, p).numList('f_max', [1]);
+    this.fStart = kwargs(owner, p).numList('f_start', [1e-6]);
+    this.cycles = kwargs(owner, p).numList('cycle_lengths', [1e13]);
     const n = this.warmUp.length;
     if (![this.fMin, this.fMax, this.fStart, this.cycles].every((l) => l.length === n)) {
       throw new ConfigError(`${owner}: warm_up_steps, f_min, f_max, f_start and cycle_lengths must have the same length`);

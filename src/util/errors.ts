@@ -11,8 +11,21 @@ export class LdmError extends Error {
 /** A tensor shape that does not fit the operation. */
 export class ShapeError extends LdmError {}
 
-/** A configuration key or value that is not valid. */
-export class ConfigError extends LdmError {}
+/** Which configuration key is at fault, as data (callers re-address it, e.g. to a config path). */
+export interface ConfigKeyIssue {
+  /** 'unknown': the key is not a parameter; 'invalid': its value is not what the parameter takes */
+  kind: 'unknown' | 'invalid';
+  key: string;
+  /** the closest valid key (unknown keys) */
+  suggestion?: string | undefined;
+}
+
+/** A configuration key or value that is not valid; `issue` names the key when there is one. */
+export class ConfigError extends LdmError {
+  constructor(message: string, readonly issue?: ConfigKeyIssue) {
+    super(message);
+  }
+}
 
 /** A state dict (checkpoint) that does not match the module. */
 export class StateDictError extends LdmError {}

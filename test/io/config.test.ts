@@ -43,6 +43,12 @@ test('model.params are checked by the model class, reported at their config path
     (e: Error) => e instanceof ConfigError && /unknown key 'model\.params\.timestep' \(did you mean 'model\.params\.timesteps'\?\)/.test(e.message));
   const c2 = loadConfig(DEBUG, ['model.params.unet_config.params.num_res_block=2']);
   assert.throws(() => buildModelFromConfig(c2), /unknown key 'model\.params\.unet_config\.params\.num_res_block' \(did you mean 'model\.params\.unet_config\.params\.num_res_blocks'\?\)/);
+  // the key and its suggestion are data on the error (no parsing of messages)
+  assert.throws(() => buildModelFromConfig(c2), (e: Error) => e instanceof ConfigError && e.issue?.kind === 'unknown' &&
+    e.issue.key === 'model.params.unet_config.params.num_res_block' && e.issue.suggestion === 'model.params.unet_config.params.num_res_blocks');
+  const bad = loadConfig(DEBUG, ['model.params.clip_denoised=3']);
+  assert.throws(() => buildModelFromConfig(bad), (e: Error) => e instanceof ConfigError && e.issue?.kind === 'invalid' &&
+    e.issue.key === 'model.params.clip_denoised' && /'clip_denoised' must be a boolean, got 3/.test(e.message));
   const c3 = loadConfig(DEBUG, ['model.params.unet_config.params.model_channels=16']);
   assert.throws(() => buildModelFromConfig(c3), /config: model\.params\.unet_config: GroupNorm: 32 groups do not divide 16 channels/);
 });

@@ -134,7 +134,9 @@ test('ldm train reads an official data class (LSUNChurchesTrain) from data_root'
     `${p}channels=3`, `${p}image_size=8`, `${p}unet_config.params.in_channels=3`, `${p}unet_config.params.out_channels=3`,
     `${p}unet_config.params.image_size=8`, `${p}unet_config.params.num_classes=null`, `${p}conditioning_key=null`, `${p}ucg_training=null`,
     'data.params.batch_size=2', 'data.params.train.target=ldm.data.lsun.LSUNChurchesTrain', `data.params.train.params={data_root: ${root}, size: 8}`,
-    'data.params.validation=null', 'lightning.trainer.max_steps=2', 'lightning.trainer.val_check_interval=2', '--out', join(root, 'run'), '-q'],
+    'data.params.validation=null', 'lightning.trainer.max_steps=2', 'lightning.trainer.val_check_interval=2',
+    'lightning.callbacks.image_logger.params.guidance_scale=1', // unconditional here: no guidance in the image logger
+    '--out', join(root, 'run'), '-q'],
   { encoding: 'utf8', cwd: ROOT });
   assert.equal(r.status, 0, r.stderr);
   assert.ok(existsSync(join(root, 'run/model.safetensors')));

@@ -81,8 +81,8 @@ function runDdimSchedule(ctx: FixtureContext): FixtureOutputs {
   const out: FixtureOutputs = new Map();
   for (const key of ctx.outputKeys) {
     const name = key.slice('out.'.length);
-    const v = (schedule as unknown as Record<string, ArrayLike<number> | undefined>)[name];
-    if (!v) throw new LdmError(`${ctx.path}: ${key} is not a DDIMSampler schedule attribute`);
+    const v: unknown = Reflect.get(schedule, name);
+    if (!(v instanceof Float64Array || v instanceof Int32Array)) throw new LdmError(`${ctx.path}: ${key} is not a DDIMSampler schedule attribute`);
     out.set(key, name === 'ddim_timesteps'
       ? new Tensor(Float64Array.from(v), [v.length], 'int64')
       : Float64Array.from(v));

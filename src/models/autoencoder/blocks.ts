@@ -4,7 +4,7 @@
 // Child names are the official state_dict keys. Not here: Encoder / Decoder / Model (encoder.ts), AutoencoderKL (kl.ts), and
 // the UNet blocks of openaimodel.py (whose GroupNorm eps, embedding order and names differ).
 
-import { ConfigError, ShapeError, fmtShape } from '../../util/index.ts';
+import { ConfigError, ShapeError, fmtShape, kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Dropout, GroupNorm, Identity, Linear, Module } from '../../nn/index.ts';
@@ -179,51 +179,16 @@ export class Upsample extends Module implements FeatureLayer {
   }
 }
 
-// ---- constructor-kwarg readers shared by encoder.ts and kl.ts ----
+// ---- constructor-kwarg readers shared by encoder.ts, kl.ts and vq.ts: short names over the one
+// kwargs reader of util/ (same messages, same {key} data on errors) ----
 
 type Params = Readonly<Record<string, unknown>>;
 
-export function reqInt(owner: string, p: Params, key: string): number {
-  const v = p[key];
-  if (v === undefined || v === null) throw new ConfigError(`${owner}: missing required parameter '${key}'`);
-  return asInt(owner, key, v);
-}
-
-export function optInt(owner: string, p: Params, key: string, dflt: number): number {
-  const v = p[key];
-  return v === undefined || v === null ? dflt : asInt(owner, key, v);
-}
-
-function asInt(owner: string, key: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new ConfigError(`${owner}: '${key}' must be an integer, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-export function optNum(owner: string, p: Params, key: string, dflt: number): number {
-  const v = p[key];
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'number') throw new ConfigError(`${owner}: '${key}' must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-export function optBool(owner: string, p: Params, key: string, dflt: boolean): boolean {
-  const v = p[key];
-  if (v === undefined || v === null) return dflt;
-  if (typeof v !== 'boolean') throw new ConfigError(`${owner}: '${key}' must be true or false, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-export function intList(owner: string, p: Params, key: string, dflt?: readonly number[]): number[] {
-  const v = p[key];
-  if (v === undefined || v === null) {
-    if (dflt) return [...dflt];
-    throw new ConfigError(`${owner}: missing required parameter '${key}'`);
-  }
-  if (!Array.isArray(v) || !v.every((e) => typeof e === 'number' && Number.isInteger(e))) {
-    throw new ConfigError(`${owner}: '${key}' must be a list of integers, got ${JSON.stringify(v)}`);
-  }
-  return v as number[];
-}
+export const reqInt = (owner: string, p: Params, key: string): number => kwargs(owner, p).int(key);
+export const optInt = (owner: string, p: Params, key: string, dflt: number): number => kwargs(owner, p).int(key, dflt);
+export const optNum = (owner: string, p: Params, key: string, dflt: number): number => kwargs(owner, p).num(key, dflt);
+export const optBool = (owner: string, p: Params, key: string, dflt: boolean): boolean => kwargs(owner, p).bool(key, dflt);
+export const intList = (owner: string, p: Params, key: string, dflt?: readonly number[]): number[] => kwargs(owner, p).intList(key, dflt);
 
 export function attnTypeOf(owner: string, p: Params): AttnType {
   if (optBool(owner, p, 'use_linear_attn', false)) return 'linear';

@@ -6,7 +6,7 @@
 // The Decoder and Model store their up levels in reverse of execution order: `up.0` is the
 // HIGHEST resolution and runs last. Not here: AutoencoderKL and the posterior (kl.ts).
 
-import { ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, GroupNorm, Linear, Module, ModuleList } from '../../nn/index.ts';
@@ -153,7 +153,7 @@ export class Encoder extends Module {
 
   constructor(opts: DDConfig) {
     super();
-    const O = 'Encoder', p = opts as unknown as Params;
+    const O = 'Encoder', p = kwargs(O, opts).params;
     checkKwargs(O, p, DDCONFIG_KEYS);
     this.ch = reqInt(O, p, 'ch');
     const chMult = intList(O, p, 'ch_mult', [1, 2, 4, 8]);
@@ -208,7 +208,7 @@ export class Decoder extends Module {
 
   constructor(opts: DDConfig) {
     super();
-    const O = 'Decoder', p = opts as unknown as Params;
+    const O = 'Decoder', p = kwargs(O, opts).params;
     checkKwargs(O, p, DDCONFIG_KEYS);
     this.ch = reqInt(O, p, 'ch');
     const chMult = intList(O, p, 'ch_mult', [1, 2, 4, 8]);
@@ -288,7 +288,7 @@ export class Model extends Module {
 
   constructor(opts: Omit<DDConfig, 'z_channels'> & { use_timestep?: boolean }) {
     super();
-    const O = 'Model', p = opts as unknown as Params;
+    const O = 'Model', p = kwargs(O, opts).params;
     checkKwargs(O, p, MODEL_KEYS);
     this.ch = reqInt(O, p, 'ch');
     this.tembCh = this.ch * 4;

@@ -4,11 +4,11 @@
 // training loss (LPIPSWithDiscriminator, built through the registry from `lossconfig`), the
 // Lightning training/validation steps, VQModel.
 
-import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Identity, Module, initGenerator } from '../../nn/index.ts';
-import type { BuildFn, TargetConfig, TargetTable } from '../targets.ts';
+import { type BuildFn, type TargetConfig, type TargetTable, configOptions } from '../targets.ts';
 import { type DDConfig, Decoder, Encoder, Model } from './encoder.ts';
 
 const LOG_TWO_PI = Math.log(2 * Math.PI);
@@ -105,7 +105,7 @@ export class AutoencoderKL extends Module {
 
   constructor(opts: AutoencoderKLOptions, build?: BuildFn) {
     super();
-    const O = 'AutoencoderKL', p = opts as unknown as Readonly<Record<string, unknown>>;
+    const O = 'AutoencoderKL', p = kwargs(O, opts).params;
     checkKwargs(O, p, AUTOENCODER_KL_KEYS);
     if (p['ckpt_path'] !== undefined && p['ckpt_path'] !== null) {
       throw new ConfigError(`${O}: ckpt_path '${String(p['ckpt_path'])}' is not loaded by the constructor; build the model without it and load the weights with the checkpoint loader (io/)`);
@@ -221,11 +221,11 @@ export class IdentityFirstStage extends Module {
 
 /** Official class paths of this family -> constructors (merged in models/index.ts). */
 export const autoencoderTargets = {
-  'ldm.models.autoencoder.AutoencoderKL': (p, build) => new AutoencoderKL(p as unknown as AutoencoderKLOptions, build),
+  'ldm.models.autoencoder.AutoencoderKL': (p, build) => new AutoencoderKL(configOptions<AutoencoderKLOptions>(p), build),
   'ldm.models.autoencoder.IdentityFirstStage': (p) => new IdentityFirstStage(p),
-  'ldm.modules.diffusionmodules.model.Encoder': (p) => new Encoder(p as unknown as DDConfig),
-  'ldm.modules.diffusionmodules.model.Decoder': (p) => new Decoder(p as unknown as DDConfig),
-  'ldm.modules.diffusionmodules.model.Model': (p) => new Model(p as unknown as ConstructorParameters<typeof Model>[0]),
+  'ldm.modules.diffusionmodules.model.Encoder': (p) => new Encoder(configOptions<DDConfig>(p)),
+  'ldm.modules.diffusionmodules.model.Decoder': (p) => new Decoder(configOptions<DDConfig>(p)),
+  'ldm.modules.diffusionmodules.model.Model': (p) => new Model(configOptions<ConstructorParameters<typeof Model>[0]>(p)),
   // torch.nn.Identity(*args, **kwargs) ignores its arguments (used as lossconfig / cond_stage_config).
   'torch.nn.Identity': () => new Identity(),
 } satisfies TargetTable;

@@ -21,10 +21,11 @@
 //    fixed integer;
 //  - perplexity and min_encodings are returned as None.
 
-import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Embedding, Module, initGenerator, uniform } from '../../nn/index.ts';
+import { configOptions } from '../targets.ts';
 
 export const VECTOR_QUANTIZER2_KEYS = ['n_e', 'e_dim', 'beta', 'remap', 'unknown_index', 'sane_index_shape', 'legacy'] as const;
 
@@ -80,7 +81,7 @@ export class VectorQuantizer2 extends Module {
 
   constructor(opts: VectorQuantizer2Options) {
     super();
-    const O = 'VectorQuantizer2', p = opts as unknown as Readonly<Record<string, unknown>>;
+    const O = 'VectorQuantizer2', p = kwargs(O, opts).params;
     checkKwargs(O, p, VECTOR_QUANTIZER2_KEYS);
     this.nE = posInt(O, 'n_e', p['n_e']);
     this.eDim = posInt(O, 'e_dim', p['e_dim']);
@@ -227,5 +228,5 @@ export class VectorQuantizer2 extends Module {
 
 /** Build from the official kwargs (taming `VectorQuantizer2(n_e, e_dim, beta, ...)`). */
 export function makeVectorQuantizer2(p: Readonly<Record<string, unknown>>): VectorQuantizer2 {
-  return new VectorQuantizer2(p as unknown as VectorQuantizer2Options);
+  return new VectorQuantizer2(configOptions<VectorQuantizer2Options>(p));
 }

@@ -16,11 +16,11 @@
 //  - ldm's VQModel with use_ema=True, batch_resize_range or scheduler_config runs code that is
 //    not imported in the official file (LitEma, np, LambdaLR: NameError); refused here by name.
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Module, initGenerator } from '../../nn/index.ts';
-import type { BuildFn, TargetConfig, TargetTable } from '../targets.ts';
+import { type BuildFn, type TargetConfig, type TargetTable, configOptions } from '../targets.ts';
 import { type DDConfig, Decoder, Encoder } from './encoder.ts';
 import { type QuantizeOptions, type QuantizeResult, VectorQuantizer2, makeVectorQuantizer2 } from './quantize.ts';
 
@@ -86,7 +86,7 @@ export abstract class VQModelBase extends Module {
 
   protected constructor(owner: string, opts: VQModelOptions, allowed: readonly string[], build?: BuildFn) {
     super();
-    const O = owner, p = opts as unknown as Readonly<Record<string, unknown>>;
+    const O = owner, p = kwargs(O, opts).params;
     this.owner = O;
     checkKwargs(O, p, allowed);
     if (p['ckpt_path'] !== undefined && p['ckpt_path'] !== null) {
@@ -255,8 +255,8 @@ export class VQModelInterface extends VQModelBase {
 
 /** Official class paths of the VQ family -> constructors (merged in models/index.ts). */
 export const vqTargets = {
-  'ldm.models.autoencoder.VQModel': (p, build) => new VQModel(p as unknown as VQModelOptions, build),
-  'ldm.models.autoencoder.VQModelInterface': (p, build) => new VQModelInterface(p as unknown as VQModelOptions, build),
-  'taming.models.vqgan.VQModel': (p, build) => new TamingVQModel(p as unknown as VQModelOptions, build),
+  'ldm.models.autoencoder.VQModel': (p, build) => new VQModel(configOptions<VQModelOptions>(p), build),
+  'ldm.models.autoencoder.VQModelInterface': (p, build) => new VQModelInterface(configOptions<VQModelOptions>(p), build),
+  'taming.models.vqgan.VQModel': (p, build) => new TamingVQModel(configOptions<VQModelOptions>(p), build),
   'taming.modules.vqvae.quantize.VectorQuantizer2': (p) => makeVectorQuantizer2(p),
 } satisfies TargetTable;

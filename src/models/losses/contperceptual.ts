@@ -11,12 +11,13 @@
 // global_step == disc_start (strict `<`); the discriminator step calls D separately on real and
 // on fake images (train-mode BatchNorm uses each call's own batch statistics).
 
-import { ConfigError, LdmError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, LdmError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Module } from '../../nn/index.ts';
 import { LPIPS } from './lpips.ts';
 import { NLayerDiscriminator, weightsInit } from './discriminator.ts';
+import { configOptions } from '../targets.ts';
 
 /** `adopt_weight(weight, global_step, threshold=0, value=0.)`: value while global_step < threshold. */
 export function adoptWeight(weight: number, globalStep: number, threshold = 0, value = 0): number {
@@ -69,17 +70,7 @@ export interface LossOutput {
   logitsReal?: Tensor;
 }
 
-function num(owner: string, p: Readonly<Record<string, unknown>>, k: string, dflt: number): number {
-  const v = p[k] ?? dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${owner}: '${k}' must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
 
-function bool(owner: string, p: Readonly<Record<string, unknown>>, k: string, dflt: boolean): boolean {
-  const v = p[k] ?? dflt;
-  if (typeof v !== 'boolean') throw new ConfigError(`${owner}: '${k}' must be a boolean, got ${JSON.stringify(v)}`);
-  return v;
-}
 
 /** Frobenius norm (torch.norm of a tensor), 0-d. */
 function norm(x: Tensor): Tensor {
@@ -117,28 +108,28 @@ export class LPIPSWithDiscriminator extends Module {
 
   constructor(opts: LPIPSWithDiscriminatorOptions) {
     super();
-    const O = 'LPIPSWithDiscriminator', p = opts as unknown as Readonly<Record<string, unknown>>;
+    const O = 'LPIPSWithDiscriminator', p = kwargs(O, opts).params;
     checkKwargs(O, p, LPIPS_WITH_DISCRIMINATOR_KEYS);
     if (p['disc_start'] === undefined) throw new ConfigError(`${O}: 'disc_start' is required (the step from which the GAN loss is used)`);
     const dl = p['disc_loss'] ?? 'hinge';
     if (dl !== 'hinge' && dl !== 'vanilla') throw new ConfigError(`${O}: disc_loss must be 'hinge' or 'vanilla', got ${JSON.stringify(dl)}`);
-    this.discriminatorIterStart = num(O, p, 'disc_start', 0);
-    this.klWeight = num(O, p, 'kl_weight', 1.0);
-    this.pixelWeight = num(O, p, 'pixelloss_weight', 1.0); // stored, unused (as in the official code)
-    this.perceptualWeight = num(O, p, 'perceptual_weight', 1.0);
-    this.discFactor = num(O, p, 'disc_factor', 1.0);
-    this.discriminatorWeight = num(O, p, 'disc_weight', 1.0);
-    this.discConditional = bool(O, p, 'disc_conditional', false);
+    this.discriminatorIterStart = kwargs(O, p).num('disc_start', 0);
+    this.klWeight = kwargs(O, p).num('kl_weight', 1.0);
+    this.pixelWeight = kwargs(O, p).num('pixelloss_weight', 1.0); // stored, unused (as in the official code)
+    this.perceptualWeight = kwargs(O, p).num('perceptual_weight', 1.0);
+    this.discFactor = kwargs(O, p).num('disc_factor', 1.0);
+    this.discriminatorWeight = kwargs(O, p).num('disc_weight', 1.0);
+    this.discConditional = kwargs(O, p).bool('disc_conditional', false);
     this.discLossName = dl;
     this.discLoss = dl === 'hinge' ? hingeDLoss : vanillaDLoss;
-    const logvarInit = num(O, p, 'logvar_init', 0.0);
+    const logvarInit = kwargs(O, p).num('logvar_init', 0.0);
     // state_dict order as torch: own parameter (logvar) first, then perceptual_loss.*, discriminator.*
     this.perceptual_loss = this.child('perceptual_loss', new LPIPS().eval());
     this.logvar = this.param('logvar', T.scalar(logvarInit)); // nn.Parameter(torch.ones(size=()) * logvar_init)
     this.discriminator = this.child('discriminator', weightsInit(new NLayerDiscriminator({
-      input_nc: num(O, p, 'disc_in_channels', 3),
-      n_layers: num(O, p, 'disc_num_layers', 3),
-      use_actnorm: bool(O, p, 'use_actnorm', false),
+      input_nc: kwargs(O, p).num('disc_in_channels', 3),
+      n_layers: kwargs(O, p).num('disc_num_layers', 3),
+      use_actnorm: kwargs(O, p).bool('use_actnorm', false),
     })));
   }
 
@@ -224,5 +215,5 @@ export class LPIPSWithDiscriminator extends Module {
 
 /** Build from the official kwargs (YAML `lossconfig.params`). */
 export function makeLPIPSWithDiscriminator(p: Readonly<Record<string, unknown>>): LPIPSWithDiscriminator {
-  return new LPIPSWithDiscriminator(p as unknown as LPIPSWithDiscriminatorOptions);
+  return new LPIPSWithDiscriminator(configOptions<LPIPSWithDiscriminatorOptions>(p));
 }

@@ -21,13 +21,14 @@
 //  - ldm's VQModel passes `predicted_indices`, which taming's forward does not accept
 //    (TypeError): the steps pass it to the ldm loss only (vq-training.ts).
 
-import { ConfigError, LdmError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, LdmError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Module } from '../../nn/index.ts';
 import { LPIPS } from './lpips.ts';
 import { NLayerDiscriminator, weightsInit } from './discriminator.ts';
 import { adaptiveGanWeight, adoptWeight, hingeDLoss, vanillaDLoss, type LossOutput } from './contperceptual.ts';
+import { configOptions } from '../targets.ts';
 
 export const TAMING_VQLPIPS_KEYS = [
   'disc_start', 'codebook_weight', 'pixelloss_weight', 'disc_num_layers', 'disc_in_channels', 'disc_factor', 'disc_weight',
@@ -57,17 +58,7 @@ export interface VQLPIPSWithDiscriminatorOptions {
   pixel_loss?: 'l1' | 'l2';
 }
 
-function num(owner: string, p: Readonly<Record<string, unknown>>, k: string, dflt: number): number {
-  const v = p[k] ?? dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new ConfigError(`${owner}: '${k}' must be a number, got ${JSON.stringify(v)}`);
-  return v;
-}
 
-function bool(owner: string, p: Readonly<Record<string, unknown>>, k: string, dflt: boolean): boolean {
-  const v = p[k] ?? dflt;
-  if (typeof v !== 'boolean') throw new ConfigError(`${owner}: '${k}' must be a boolean, got ${JSON.stringify(v)}`);
-  return v;
-}
 
 /** `measure_perplexity(predicted_indices, n_embed)`: exp(entropy of the code histogram) and the
  *  number of codes used (int64). */
@@ -102,7 +93,7 @@ export class VQLPIPSWithDiscriminator extends Module {
 
   constructor(opts: VQLPIPSWithDiscriminatorOptions, variant: 'taming' | 'ldm' = 'taming') {
     super();
-    const O = `VQLPIPSWithDiscriminator (${variant})`, p = opts as unknown as Readonly<Record<string, unknown>>;
+    const O = `VQLPIPSWithDiscriminator (${variant})`, p = kwargs(O, opts).params;
     checkKwargs(O, p, variant === 'ldm' ? LDM_VQLPIPS_KEYS : TAMING_VQLPIPS_KEYS);
     this.variant = variant;
     if (p['disc_start'] === undefined) throw new ConfigError(`${O}: 'disc_start' is required (the step from which the GAN loss is used)`);
@@ -114,13 +105,13 @@ export class VQLPIPSWithDiscriminator extends Module {
     if (px !== 'l1' && px !== 'l2') throw new ConfigError(`${O}: pixel_loss must be 'l1' or 'l2', got ${JSON.stringify(px)}`);
     const nc = p['n_classes'] ?? null;
     if (nc !== null && (typeof nc !== 'number' || !Number.isInteger(nc) || nc <= 0)) throw new ConfigError(`${O}: n_classes must be a positive integer (the codebook size), got ${JSON.stringify(nc)}`);
-    this.codebookWeight = num(O, p, 'codebook_weight', 1.0);
-    this.pixelWeight = num(O, p, 'pixelloss_weight', 1.0); // stored, unused (as in the official code)
-    this.perceptualWeight = num(O, p, 'perceptual_weight', 1.0);
-    this.discriminatorIterStart = num(O, p, 'disc_start', 0);
-    this.discFactor = num(O, p, 'disc_factor', 1.0);
-    this.discriminatorWeight = num(O, p, 'disc_weight', 1.0);
-    this.discConditional = bool(O, p, 'disc_conditional', false);
+    this.codebookWeight = kwargs(O, p).num('codebook_weight', 1.0);
+    this.pixelWeight = kwargs(O, p).num('pixelloss_weight', 1.0); // stored, unused (as in the official code)
+    this.perceptualWeight = kwargs(O, p).num('perceptual_weight', 1.0);
+    this.discriminatorIterStart = kwargs(O, p).num('disc_start', 0);
+    this.discFactor = kwargs(O, p).num('disc_factor', 1.0);
+    this.discriminatorWeight = kwargs(O, p).num('disc_weight', 1.0);
+    this.discConditional = kwargs(O, p).bool('disc_conditional', false);
     this.discLossName = dl;
     this.discLoss = dl === 'hinge' ? hingeDLoss : vanillaDLoss;
     this.pixelLoss = px;
@@ -128,10 +119,10 @@ export class VQLPIPSWithDiscriminator extends Module {
     // state_dict order as torch: perceptual_loss.*, discriminator.* (no own parameters)
     this.perceptual_loss = this.child('perceptual_loss', new LPIPS().eval());
     this.discriminator = this.child('discriminator', weightsInit(new NLayerDiscriminator({
-      input_nc: num(O, p, 'disc_in_channels', 3),
-      n_layers: num(O, p, 'disc_num_layers', 3),
-      use_actnorm: bool(O, p, 'use_actnorm', false),
-      ndf: num(O, p, 'disc_ndf', 64),
+      input_nc: kwargs(O, p).num('disc_in_channels', 3),
+      n_layers: kwargs(O, p).num('disc_num_layers', 3),
+      use_actnorm: kwargs(O, p).bool('use_actnorm', false),
+      ndf: kwargs(O, p).num('disc_ndf', 64),
     })));
   }
 
@@ -211,9 +202,9 @@ export class VQLPIPSWithDiscriminator extends Module {
 export class DummyLoss extends Module {}
 
 export function makeTamingVQLPIPSWithDiscriminator(p: Readonly<Record<string, unknown>>): VQLPIPSWithDiscriminator {
-  return new VQLPIPSWithDiscriminator(p as unknown as VQLPIPSWithDiscriminatorOptions, 'taming');
+  return new VQLPIPSWithDiscriminator(configOptions<VQLPIPSWithDiscriminatorOptions>(p), 'taming');
 }
 
 export function makeLdmVQLPIPSWithDiscriminator(p: Readonly<Record<string, unknown>>): VQLPIPSWithDiscriminator {
-  return new VQLPIPSWithDiscriminator(p as unknown as VQLPIPSWithDiscriminatorOptions, 'ldm');
+  return new VQLPIPSWithDiscriminator(configOptions<VQLPIPSWithDiscriminatorOptions>(p), 'ldm');
 }

@@ -11,7 +11,7 @@
 // (kaiming-uniform convs/linears, mem_kv ~ N(0, 1), g = 1) from our seeded generator.
 // What it is not: GaussianDiffusion (models/lucidrains-diffusion.ts).
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import type { Denoiser } from '../../diffusion/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
@@ -230,11 +230,6 @@ function castTuple<V>(v: V | readonly V[], n: number): readonly V[] {
   return Array.isArray(v) ? (v as readonly V[]) : new Array<V>(n).fill(v as V);
 }
 
-function int(owner: string, p: Record<string, unknown>, key: string, dflt?: number): number {
-  const v = p[key] ?? dflt;
-  if (!Number.isInteger(v) || (v as number) <= 0) throw new ConfigError(`${owner}: '${key}' must be a positive integer, got ${JSON.stringify(v)}`);
-  return v as number;
-}
 
 /** lucidrains `Unet(dim, ...)` v2.3.1: forward(x [B, C, H, W], time [B], x_self_cond?) -> [B, out_dim, H, W]. */
 export class LucidrainsUnet extends Module {
@@ -256,15 +251,15 @@ export class LucidrainsUnet extends Module {
     super();
     const owner = 'lucidrains Unet';
     checkKwargs(owner, params, UNET_KEYS);
-    const dim = int(owner, params, 'dim');
+    const dim = kwargs(owner, params).int('dim', undefined, 1);
     const dimMults = (params['dim_mults'] ?? [1, 2, 4, 8]) as number[];
     if (!Array.isArray(dimMults) || dimMults.length === 0 || !dimMults.every((m) => Number.isInteger(m) && m > 0)) {
       throw new ConfigError(`${owner}: 'dim_mults' must be a non-empty list of positive integers, got ${JSON.stringify(dimMults)}`);
     }
-    this.channels = int(owner, params, 'channels', 3);
+    this.channels = kwargs(owner, params).int('channels', 3, 1);
     this.self_condition = Boolean(params['self_condition'] ?? false);
     const inputChannels = this.channels * (this.self_condition ? 2 : 1);
-    const initDim = int(owner, params, 'init_dim', dim);
+    const initDim = kwargs(owner, params).int('init_dim', dim, 1);
     this.init_conv = this.child('init_conv', new Conv2d(inputChannels, initDim, 7, { padding: 3 }));
     const dims = [initDim, ...dimMults.map((m) => dim * m)];
     const inOut = dims.slice(0, -1).map((d, i) => [d, dims[i + 1]!] as const);
@@ -275,7 +270,7 @@ export class LucidrainsUnet extends Module {
     this.random_or_learned_sinusoidal_cond = learned || randomFF;
     let sinu: Module & Layer, fourierDim: number;
     if (this.random_or_learned_sinusoidal_cond) {
-      const ld = int(owner, params, 'learned_sinusoidal_dim', 16);
+      const ld = kwargs(owner, params).int('learned_sinusoidal_dim', 16, 1);
       sinu = new RandomOrLearnedSinusoidalPosEmb(ld, randomFF);
       fourierDim = ld + 1;
     } else {
@@ -318,7 +313,7 @@ export class LucidrainsUnet extends Module {
         last ? new Conv2d(dOut, dIn, 3, { padding: 1 }) : Upsample(dOut, dIn)));
     }
     this.out_dim = params['out_dim'] === undefined || params['out_dim'] === null
-      ? this.channels * (params['learned_variance'] ? 2 : 1) : int(owner, params, 'out_dim');
+      ? this.channels * (params['learned_variance'] ? 2 : 1) : kwargs(owner, params).int('out_dim', undefined, 1);
     this.final_res_block = this.child('final_res_block', resnet(initDim * 2, initDim));
     this.final_conv = this.child('final_conv', new Conv2d(initDim, this.out_dim, 1));
   }

@@ -6,12 +6,12 @@
 // Not supported (clear errors): dims != 2, use_fp16 = true, n_embed (codebook-id prediction).
 // `use_checkpoint` is accepted and has no effect. Blocks are in openai-blocks.ts.
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Embedding, Linear, Module, ModuleList, SiLU, Sequential } from '../../nn/index.ts';
 import { SpatialTransformer, zeroModule } from '../attention.ts';
-import type { TargetTable } from '../targets.ts';
+import { type TargetTable, configOptions } from '../targets.ts';
 import {
   AttentionBlock, Downsample, ResBlock, TimestepEmbedSequential, Upsample, normalization, timestepEmbedding,
   type TimestepChild,
@@ -60,25 +60,8 @@ export interface UNetCond {
   y?: Tensor | null | undefined;
 }
 
-function intOpt(o: Record<string, unknown>, key: string, dflt?: number): number {
-  const v = o[key] ?? dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new ConfigError(`UNetModel: '${key}' must be an integer, got ${JSON.stringify(o[key])}`);
-  return v;
-}
 
-function boolOpt(o: Record<string, unknown>, key: string, dflt: boolean): boolean {
-  const v = o[key] ?? dflt;
-  if (typeof v !== 'boolean') throw new ConfigError(`UNetModel: '${key}' must be a boolean, got ${JSON.stringify(v)}`);
-  return v;
-}
 
-function intList(o: Record<string, unknown>, key: string, dflt?: readonly number[]): number[] {
-  const v = o[key] ?? dflt;
-  if (!Array.isArray(v) || !v.every((e) => typeof e === 'number' && Number.isInteger(e))) {
-    throw new ConfigError(`UNetModel: '${key}' must be a list of integers, got ${JSON.stringify(o[key])}`);
-  }
-  return v as number[];
-}
 
 /** Python floor division (`//`), as the official head arithmetic uses it; like Python it refuses
  *  a zero divisor (num_head_channels wider than a block gives 0 heads there). */
@@ -109,35 +92,34 @@ export class UNetModel extends Module {
 
   constructor(opts: UNetOptions) {
     super();
-    const o = opts as unknown as Record<string, unknown>;
-    checkKwargs('UNetModel', o, UNET_KWARGS);
+    const kw = kwargs('UNetModel', opts, UNET_KWARGS), o = kw.params;
     for (const k of ['image_size', 'in_channels', 'model_channels', 'out_channels', 'num_res_blocks', 'attention_resolutions']) {
       if (o[k] === undefined || o[k] === null) throw new ConfigError(`UNetModel: required parameter '${k}' is missing`);
     }
     this.config = { ...opts };
-    this.imageSize = typeof o['image_size'] === 'number' ? o['image_size'] : intList(o, 'image_size');
-    const inChannels = this.inChannels = intOpt(o, 'in_channels');
-    const mc = this.modelChannels = intOpt(o, 'model_channels');
-    const outChannels = this.outChannels = intOpt(o, 'out_channels');
-    const numResBlocks = intOpt(o, 'num_res_blocks');
-    const attnRes = intList(o, 'attention_resolutions');
+    this.imageSize = typeof o['image_size'] === 'number' ? o['image_size'] : kw.intList('image_size');
+    const inChannels = this.inChannels = kw.int('in_channels');
+    const mc = this.modelChannels = kw.int('model_channels');
+    const outChannels = this.outChannels = kw.int('out_channels');
+    const numResBlocks = kw.int('num_res_blocks');
+    const attnRes = kw.intList('attention_resolutions');
     const dropout = (o['dropout'] ?? 0) as number;
     if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1)) throw new ConfigError(`UNetModel: 'dropout' must be a number in [0, 1), got ${JSON.stringify(o['dropout'])}`);
-    const channelMult = intList(o, 'channel_mult', [1, 2, 4, 8]);
-    const convResample = boolOpt(o, 'conv_resample', true);
-    const dims = intOpt(o, 'dims', 2);
-    const numClasses = this.numClasses = o['num_classes'] === undefined || o['num_classes'] === null ? null : intOpt(o, 'num_classes');
-    boolOpt(o, 'use_checkpoint', false); // gradient checkpointing: accepted, no effect here
-    const useFp16 = boolOpt(o, 'use_fp16', false);
-    let numHeads = intOpt(o, 'num_heads', -1);
-    const numHeadChannels = intOpt(o, 'num_head_channels', -1);
-    let numHeadsUpsample = intOpt(o, 'num_heads_upsample', -1);
-    const useScaleShiftNorm = boolOpt(o, 'use_scale_shift_norm', false);
-    const resblockUpdown = boolOpt(o, 'resblock_updown', false);
-    const useNewAttentionOrder = boolOpt(o, 'use_new_attention_order', false);
-    const useST = this.useSpatialTransformer = boolOpt(o, 'use_spatial_transformer', false);
-    const transformerDepth = intOpt(o, 'transformer_depth', 1);
-    const legacy = boolOpt(o, 'legacy', true);
+    const channelMult = kw.intList('channel_mult', [1, 2, 4, 8]);
+    const convResample = kw.bool('conv_resample', true);
+    const dims = kw.int('dims', 2);
+    const numClasses = this.numClasses = o['num_classes'] === undefined || o['num_classes'] === null ? null : kw.int('num_classes');
+    kw.bool('use_checkpoint', false); // gradient checkpointing: accepted, no effect here
+    const useFp16 = kw.bool('use_fp16', false);
+    let numHeads = kw.int('num_heads', -1);
+    const numHeadChannels = kw.int('num_head_channels', -1);
+    let numHeadsUpsample = kw.int('num_heads_upsample', -1);
+    const useScaleShiftNorm = kw.bool('use_scale_shift_norm', false);
+    const resblockUpdown = kw.bool('resblock_updown', false);
+    const useNewAttentionOrder = kw.bool('use_new_attention_order', false);
+    const useST = this.useSpatialTransformer = kw.bool('use_spatial_transformer', false);
+    const transformerDepth = kw.int('transformer_depth', 1);
+    const legacy = kw.bool('legacy', true);
 
     if (dims !== 2) throw new ConfigError(`UNetModel: dims=${dims} is not supported (only dims=2, image UNets, is implemented)`);
     if (useFp16) throw new ConfigError('UNetModel: use_fp16=true is not supported (ldm.ts computes in float32); set use_fp16: false');
@@ -292,5 +274,5 @@ export class UNetModel extends Module {
 
 /** Official class paths of this file -> constructors (merged into MODEL_TARGETS). */
 export const openaiTargets = {
-  'ldm.modules.diffusionmodules.openaimodel.UNetModel': (params) => new UNetModel(params as unknown as UNetOptions),
+  'ldm.modules.diffusionmodules.openaimodel.UNetModel': (params) => new UNetModel(configOptions<UNetOptions>(params)),
 } satisfies TargetTable;

@@ -6,6 +6,7 @@ import { ShapeError, fmtShape } from '../../util/index.ts';
 import type { Conv2dGeom } from '../../backend/index.ts';
 import { K } from '../dispatch.ts';
 import { Tensor, record } from '../tensor.ts';
+import { emptyF32 } from '../buffer.ts';
 
 /** Padding as torch accepts it: p, [ph, pw], or asymmetric [top, bottom, left, right]. */
 export type Padding2d = number | readonly [number, number] | readonly [number, number, number, number];
@@ -36,18 +37,18 @@ function geometry(x: Tensor, w: Tensor, stride: number | readonly [number, numbe
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, stride: number | readonly [number, number] = 1,
   padding: Padding2d = 0): Tensor {
   const g = geometry(x, w, stride, padding, 'conv2d');
-  const out = new Float32Array(g.n * g.cout * g.oh * g.ow);
+  const out = emptyF32(g.n * g.cout * g.oh * g.ow);
   K().conv2d(x.f32, w.f32, b ? b.f32 : null, g, out);
   const y = new Tensor(out, [g.n, g.cout, g.oh, g.ow]);
   return record(y, 'conv2d', b ? [x, w, b] : [x, w], (gy) => {
     let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
     if (x.requiresGrad) {
-      const d = new Float32Array(x.size);
+      const d = emptyF32(x.size);
       K().conv2dBackwardInput(gy.f32, w.f32, g, d);
       gx = new Tensor(d, x.shape);
     }
     if (w.requiresGrad || b?.requiresGrad) {
-      const dw = new Float32Array(w.size);
+      const dw = emptyF32(w.size);
       const db = b ? new Float32Array(g.cout) : null;
       K().conv2dBackwardWeight(gy.f32, x.f32, g, dw, db);
       gw = new Tensor(dw, w.shape);

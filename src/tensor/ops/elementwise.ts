@@ -6,14 +6,16 @@ import { broadcastShapes, broadcastStrides, contiguousStrides, numel, shapesEqua
 import type { BinaryOp, UnaryOp } from '../../backend/index.ts';
 import { K } from '../dispatch.ts';
 import { Tensor, record } from '../tensor.ts';
+import { emptyF32 } from '../buffer.ts';
 import { scalar } from './creation.ts';
 
 export type TensorOrNumber = Tensor | number;
 
 const asTensor = (v: TensorOrNumber): Tensor => (typeof v === 'number' ? scalar(v) : v);
 
+/** A result whose kernel writes every element. */
 function out(shape: readonly number[]): Tensor {
-  return new Tensor(new Float32Array(numel(shape)), shape);
+  return new Tensor(emptyF32(numel(shape)), shape);
 }
 
 /** Sum contiguous data of `shape` over `axes` (ascending), one [outer, axis, inner] kernel pass

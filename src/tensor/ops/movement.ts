@@ -6,12 +6,13 @@ import { ShapeError, contiguousStrides, fmtShape, normAxis, numel, shapesEqual }
 import { reference } from '../../backend/index.ts';
 import { K } from '../dispatch.ts';
 import { Tensor, record, type Storage } from '../tensor.ts';
+import { emptyF32 } from '../buffer.ts';
 
 /** Copy a strided view of a tensor's storage into a fresh contiguous tensor (any dtype). */
 function gatherView(x: Tensor, offset: number, strides: readonly number[], shape: readonly number[]): Tensor {
   const n = numel(shape);
   if (x.dtype === 'float32') {
-    const out = new Float32Array(n);
+    const out = emptyF32(n);
     K().stridedCopy(x.f32, offset, strides, shape, out);
     return new Tensor(out, shape);
   }
@@ -136,7 +137,8 @@ export function cat(xs: readonly Tensor[], dim = 0): Tensor {
   const inner = numel(first.shape.slice(d + 1));
   const total = xs.reduce((a, t) => a + t.shape[d]!, 0);
   const shape = first.shape.map((v, i) => (i === d ? total : v));
-  const data: Storage = first.dtype === 'float32' ? new Float32Array(numel(shape)) : new Float64Array(numel(shape));
+  // every element is written by the copies below
+  const data: Storage = first.dtype === 'float32' ? emptyF32(numel(shape)) : new Float64Array(numel(shape));
   let off = 0;
   for (const t of xs) {
     const chunk = t.shape[d]! * inner;

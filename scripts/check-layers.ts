@@ -17,7 +17,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const RANKS: Readonly<Record<string, number>> = {
-  util: 0, backend: 1, formats: 1, tensor: 2, nn: 3, diffusion: 4, models: 5, io: 6, train: 7, dev: 8, cli: 9,
+  util: 0, backend: 1, formats: 1, tensor: 2, nn: 3, diffusion: 4, models: 5, io: 6, train: 7, dev: 8, cli: 9, web: 9,
 };
 
 function walk(dir: string): string[] {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a fresh machine for ldm.ts: system packages (oneDNN for the native backend, the
-# Fashion-MNIST data set, a C++ toolchain), then npm dependencies (which build the native addon).
+# Fashion-MNIST data set, a C++ toolchain, Chromium for the browser tests), then npm dependencies
+# (which build the native addon).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ need=()
 dpkg -s libdnnl-dev >/dev/null 2>&1 || need+=(libdnnl-dev)
 dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || need+=(dataset-fashion-mnist)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
+# Debian's Chromium: the browser tests drive it headless through puppeteer-core (no browser download)
+dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; else SUDO=none; fi
   if [ "$SUDO" = none ]; then

@@ -3,3 +3,4 @@ export type { Kernels, PartialKernels, Conv2dGeom, UnaryOp, BinaryOp } from './t
 export { reference, erf } from './reference/index.ts';
 export { loadNative, nativeInfo, nativeLoadError, setNativePrecision } from './native/index.ts';
 export { profileKernels, type KernelCall } from './profile.ts';
+export { loadWasm, initWasm, wasmSupported } from './wasm/index.ts';

@@ -15,6 +15,7 @@ import { sampleCommand } from './sample.ts';
 import { CLASSIFIER_FILE, FASHION_CLASSIFIER_FILE, evalCommand, trainClassifierCommand } from './eval.ts';
 import { benchMain } from './bench.ts';
 import { parityMain } from './parity.ts';
+import { startServer } from './serve.ts';
 import { convertCommand } from './convert.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -81,8 +82,26 @@ export function buildProgram(): Command {
     .option('--out <dir>', 'run folder (default runs/<config>-<time>)')
     .option('-q, --quiet', 'no progress output')
     .addOption(precisionOption())
-    .action(async (config: string | undefined, overrides: string[], o: { resume?: string; out?: string; quiet?: boolean }) => {
-      await trainCommand(config !== undefined ? [config, ...overrides] : overrides, o);
+    .option('--serve [port]', 'also serve the page (ldm serve) and watch this run live (default port 8080)', int('--serve'))
+    .option('--host <addr>', 'address for --serve (default loopback)', '127.0.0.1')
+    .action(async (config: string | undefined, overrides: string[], o: { resume?: string; out?: string; quiet?: boolean; serve?: number | true; host: string }) => {
+      const { serve, host, ...rest } = o;
+      await trainCommand(config !== undefined ? [config, ...overrides] : overrides, {
+        ...rest, ...(serve !== undefined ? { serve: { port: serve === true ? 8080 : serve, host } } : {}),
+      });
+    });
+
+  program.command('serve')
+    .description('serve the page and JSON API: models, sampling playground, live training runs, in-browser mode (loopback by default)')
+    .option('--port <p>', 'port (0 = any free port)', int('--port'), 8080)
+    .option('--host <addr>', 'address to bind (default loopback; 0.0.0.0 exposes it to the network)', '127.0.0.1')
+    .option('--runs <dir>', 'folder of training runs to list and watch', 'runs')
+    .option('--max-n <n>', 'largest n of a sample request', int('--max-n', 1), 64)
+    .action(async (o: { port: number; host: string; runs: string; maxN: number }) => {
+      const s = await startServer({ port: o.port, host: o.host, runs: o.runs, maxN: o.maxN, log: (l) => process.stderr.write(`${l}\n`) });
+      if (!['127.0.0.1', 'localhost', '::1'].includes(o.host)) process.stderr.write(`warning: listening on ${o.host}: anyone who can reach this address can use the server\n`);
+      console.log(`ldm serve: ${s.url} (runs: ${resolve(o.runs)}; Ctrl-C to quit)`);
+      await new Promise<void>((res) => { process.once('SIGINT', () => { void s.close().then(res); }); });
     });
 
   samplerOptions(program.command('sample'), { steps: 50 })

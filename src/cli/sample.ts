@@ -15,7 +15,9 @@ import { ConfigError } from '../util/index.ts';
 import { Tensor, cat } from '../tensor/index.ts';
 import { labelRows, makeGrid, readImageTensor, saveImageGrid, writePng } from '../io/index.ts';
 import { BERTEmbedder, LatentDiffusion } from '../models/index.ts';
-import { loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SamplerExtras } from '../train/index.ts';
+import {
+  defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest, type SamplerExtras,
+} from '../train/index.ts';
 import { K_SAMPLERS_WITH_ETA, SAMPLER_NAMES, isKSampler, isSamplerName, type SamplerName, type SigmaScheduleName } from '../diffusion/index.ts';
 
 export interface SampleCommandOptions {
@@ -87,12 +89,51 @@ export function describeModel(m: LoadedModel): string {
 /** --guidance, defaulting to the shipped model's measured choice (registry.json `guidance`), else 3
  *  for a model trained with a null class (classifier-free guidance), else 1. */
 export function defaultGuidance(m: LoadedModel, g: number | undefined): number {
-  return g ?? m.guidance ?? (m.cls && (m.cls.nullLabel !== null || m.cls.prompt) ? 3 : 1);
+  return g ?? m.guidance ?? defaultGuidanceFor(m.cls);
 }
 
 export function checkSampler(s: string): SamplerName {
   if (!isSamplerName(s)) throw new ConfigError(`--sampler must be one of ${SAMPLER_NAMES.join(', ')}, got '${s}'`);
   return s;
+}
+
+/** What a sample request asks for (the CLI's options, the server's JSON body). */
+export interface SampleSpec {
+  sampler: SamplerName;
+  steps: number;
+  eta: number;
+  guidance?: number | undefined;
+  class?: number[] | undefined;
+  prompt?: string[] | undefined;
+  seed: number;
+  n: number;
+}
+
+/** Check a request against the model and draw it: labels or prompts cycled over the n samples,
+ *  the default guidance, sampleImages. Shared by `ldm sample` and `ldm serve`. */
+export function drawSamples(m: LoadedModel, o: SampleSpec, hooks: Pick<SampleRequest, 'onStep' | 'onPreview'> = {}):
+  { r: SampleOutput; labels: number[] | null; prompts: string[] | null; guidance: number; nrow: number } {
+  if (o.sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
+  let labels: number[] | null = null;
+  if (o.class && o.class.length > 0) {
+    if (!m.cls) throw new ConfigError('--class: this model is not class-conditional');
+    labels = Array.from({ length: o.n }, (_, i) => o.class![i % o.class!.length]!);
+  }
+  let prompts: string[] | null = null;
+  if (o.prompt && o.prompt.length > 0) {
+    if (labels) throw new ConfigError('give --class or --prompt, not both');
+    if (!m.cls?.prompt) throw new ConfigError('--prompt: this model is not text-conditional (a LatentDiffusion with a BERTEmbedder cond stage)');
+    prompts = Array.from({ length: o.n }, (_, i) => o.prompt![i % o.prompt!.length]!);
+  }
+  const guidance = defaultGuidance(m, o.guidance);
+  // eta reaches the samplers that have one (ddim, and the ancestral / SDE k-samplers: 0 there is a choice)
+  const takesEta = o.sampler === 'ddim' || (isKSampler(o.sampler) && K_SAMPLERS_WITH_ETA.includes(o.sampler));
+  const r = sampleImages(m.model, m.cls, {
+    n: o.n, sampler: o.sampler, steps: o.steps, guidance, labels, prompts, seed: o.seed, snapshots: 10, ...hooks,
+    ...(takesEta ? { eta: o.eta } : {}),
+  });
+  const nrow = m.cls && !labels && !prompts ? Math.min(o.n, m.cls.numClasses) : Math.min(o.n, 8);
+  return { r, labels, prompts, guidance, nrow };
 }
 
 /** --scheduler / --s-noise / --s-churn / --solver-type / --eta checked against the sampler. */

@@ -2,7 +2,10 @@
 // a cli-progress bar (step, loss, it/s, img/s, ETA) on a terminal, plain lines otherwise; the
 // first Ctrl-C saves a checkpoint and stops, a second one exits at once.
 
-import { basename, extname, join } from 'node:path';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { cliWorker } from './bundle.ts';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { applyOverrides, loadConfig, loadTrainingCheckpoint, validateConfig, type ConfigTree, type DataModule } from '../io/index.ts';
@@ -66,6 +69,20 @@ export interface TrainCommandOptions {
   out?: string;
   quiet?: boolean;
   data?: DataModule;
+  /** also serve the page (ldm serve) on this port, watching the run live */
+  serve?: { port: number; host: string };
+}
+
+/** Start `ldm serve` in a worker thread watching the run folder's parent; resolves to the page URL. */
+function serveInThread(out: string, o: { port: number; host: string }): Promise<{ url: string; worker: Worker }> {
+  const worker = cliWorker('serve-thread', { options: { port: o.port, host: o.host, runs: dirname(resolve(out)) } });
+  return new Promise((res, rej) => {
+    worker.once('message', (m: { type: string; url?: string; error?: string }) => {
+      if (m.type === 'listening') res({ url: m.url!, worker });
+      else rej(new ConfigError(`--serve: ${m.error}`));
+    });
+    worker.once('error', rej);
+  });
 }
 
 function timestamp(): string {
@@ -98,6 +115,17 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
     config = loadConfig(configPath, overrides);
     out = o.out ?? join('runs', `${basename(configPath, extname(configPath))}-${timestamp()}`);
   }
+  // RUN/STOP (written by the page's stop button, or by hand) ends the run like Ctrl-C
+  // RUN/RUNNING (this process's pid while it trains) tells `ldm serve` the run is live
+  const stopFile = join(out, 'STOP'), runningFile = join(out, 'RUNNING');
+  rmSync(stopFile, { force: true });
+  mkdirSync(out, { recursive: true });
+  writeFileSync(runningFile, `${process.pid}\n`);
+  let served: { url: string; worker: Worker } | null = null;
+  if (o.serve) {
+    served = await serveInThread(out, o.serve);
+    process.stderr.write(`watch it live: ${served.url}#run=${encodeURIComponent(basename(resolve(out)))}\n`);
+  }
   const rep = progressReporter(o.quiet);
   let stopRequested = false;
   const onSigint = (): void => {
@@ -108,7 +136,7 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
   process.on('SIGINT', onSigint);
   try {
     const r = await train({
-      config, outDir: out, resume: o.resume !== undefined, onEvent: rep.onEvent, shouldStop: () => stopRequested,
+      config, outDir: out, resume: o.resume !== undefined, onEvent: rep.onEvent, shouldStop: () => stopRequested || existsSync(stopFile),
       ...(o.data ? { data: o.data } : {}),
     });
     rep.stop();
@@ -118,5 +146,8 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
   } finally {
     rep.stop();
     process.off('SIGINT', onSigint);
+    rmSync(stopFile, { force: true });
+    rmSync(runningFile, { force: true });
+    if (served) process.stderr.write(`still serving ${served.url} (Ctrl-C to quit)\n`);
   }
 }

@@ -17,7 +17,7 @@ import { ConfigError, InputFileError, StateDictError } from '../util/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import type { Module } from '../nn/index.ts';
 import { extractStateDict, parseSafetensors, readTorchCheckpoint, type RawTensor } from '../formats/index.ts';
-import { readTensorFile, writeFileAtomic, writeTensorFile } from './tensors.ts';
+import { parseTensorFile, readTensorFile, writeFileAtomic, writeTensorFile, type TensorFile } from './tensors.ts';
 
 export const CHECKPOINT_FORMAT = 'ldm.ts/checkpoint/1';
 export const MODEL_FORMAT = 'ldm.ts/model/1';
@@ -134,19 +134,29 @@ export function readWeights(path: string): LoadedWeights {
     const t = loadTrainingCheckpoint(path);
     return { tensors: t.stateDict, metadata: {}, config: t.sidecar.config, path: join(t.dir, t.sidecar.model) };
   }
-  const f = readTensorFile(path);
+  const w = weightsOf(readTensorFile(path));
+  if (!w.config && basename(path).startsWith('step-')) {
+    const side = join(dirname(path), 'last.json');
+    if (existsSync(side)) w.config = (JSON.parse(readFileSync(side, 'utf8')) as CheckpointSidecar).config;
+  }
+  return w;
+}
+
+/** Weights of an ldm.ts model file given as bytes (the browser build fetches the shipped files). */
+export function weightsFromBytes(bytes: Uint8Array, source: string): LoadedWeights {
+  return weightsOf(parseTensorFile(bytes, source));
+}
+
+function weightsOf(f: TensorFile): LoadedWeights {
   let config: Record<string, unknown> | null = null;
   if (f.metadata['config']) {
     try {
       config = JSON.parse(f.metadata['config']) as Record<string, unknown>;
     } catch {
-      throw new InputFileError(`${path}: the 'config' metadata is not valid JSON`);
+      throw new InputFileError(`${f.path}: the 'config' metadata is not valid JSON`);
     }
-  } else if (basename(path).startsWith('step-')) {
-    const side = join(dirname(path), 'last.json');
-    if (existsSync(side)) config = (JSON.parse(readFileSync(side, 'utf8')) as CheckpointSidecar).config;
   }
-  return { tensors: f.tensors, metadata: f.metadata, config, path };
+  return { tensors: f.tensors, metadata: f.metadata, config, path: f.path };
 }
 
 /**

@@ -12,7 +12,7 @@
 import { ConfigError } from '../util/index.ts';
 import { DDPM } from '../models/index.ts';
 import { buildModelFromConfig, getPath, readConfigFile, validateModelConfig, type ConfigTree } from './config.ts';
-import { loadWeightsInto, readWeights } from './checkpoint.ts';
+import { loadWeightsInto, readWeights, type LoadedWeights } from './checkpoint.ts';
 
 export interface LoadedDiffusionModel {
   model: DDPM;
@@ -52,14 +52,19 @@ export function loadDiffusionModel(opts: LoadDiffusionModelOptions): LoadedDiffu
   const w = readWeights(opts.checkpoint);
   const config: ConfigTree | null = opts.config ? readConfigFile(opts.config) : (w.config as ConfigTree | null);
   if (!config) throw new ConfigError(`${opts.checkpoint} carries no config: pass --config CONFIG.yaml (the model's YAML)`);
+  return diffusionModelFromWeights(w, config, opts.noEma);
+}
+
+/** Steps 3-5 for weights read elsewhere (the browser build fetches model files as bytes). */
+export function diffusionModelFromWeights(w: LoadedWeights, config: ConfigTree, noEma?: boolean): LoadedDiffusionModel {
   validateModelConfig(config); // data / lightning are for training: they never stop sampling
   const built = buildModelFromConfig(withoutCkptPaths(config));
-  if (!(built instanceof DDPM)) throw new ConfigError(`${opts.checkpoint}: model.target must be a DDPM-family model`);
+  if (!(built instanceof DDPM)) throw new ConfigError(`${w.path}: model.target must be a DDPM-family model`);
   const model = built;
   const r = loadWeightsInto(model, w.tensors, w.path, false);
   const hasEma = model.model_ema !== null && [...w.tensors.keys()].some((k) => k.startsWith('model_ema.'));
   let weights: 'ema' | 'raw' = 'raw';
-  if (hasEma && !opts.noEma) {
+  if (hasEma && !noEma) {
     model.model_ema!.copyTo();
     weights = 'ema';
   } else if (w.metadata['ema'] === 'true') {

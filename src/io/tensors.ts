@@ -52,6 +52,11 @@ export function readTensorFile(path: string): TensorFile {
     }
     return { tensors, float64, metadata: {}, path };
   }
+  return parseTensorFile(bytes, path);
+}
+
+/** A .safetensors file from its bytes (no file system: the browser build fetches them). */
+export function parseTensorFile(bytes: Uint8Array, path: string): TensorFile {
   const f = parseSafetensors(bytes, path);
   const tensors = new Map<string, Tensor>();
   const float64 = new Map<string, Float64Array>();

@@ -1,23 +1,32 @@
-// Kernel dispatch: the active backend is the native addon's kernels laid over the reference
-// ones, so any kernel the native backend lacks falls back to the reference (ggml `supports_op`).
-// Choose with LDM_BACKEND=reference|native or setBackend(); default: native when it is built.
+// Kernel dispatch: the active backend is a partial backend's kernels (the native addon, or the
+// WebAssembly SIMD kernels) laid over the reference ones, so any kernel it lacks falls back to the
+// reference (ggml `supports_op`). Choose with LDM_BACKEND=reference|native|wasm or setBackend();
+// default: native when it is built. In a browser there is no addon: call setBackend('reference')
+// or (after backend.initWasm()) setBackend('wasm') before the first op.
 
-import { reference, loadNative, nativeInfo, profileKernels, setNativePrecision, type KernelCall, type Kernels } from '../backend/index.ts';
-import { envString, requestedBackend } from '../util/index.ts';
+import { reference, loadNative, loadWasm, nativeInfo, profileKernels, setNativePrecision, type KernelCall, type Kernels } from '../backend/index.ts';
+import { envString, requestedBackend, type BackendName } from '../util/index.ts';
 
 let active: Kernels | null = null;
-let activeName: 'reference' | 'native' = 'reference';
+let activeName: BackendName = 'reference';
 let nativeNote: string | null = null;
 /** The unwrapped kernels while a profile is being recorded. */
 let unprofiled: Kernels | null = null;
 
-function compose(name: 'reference' | 'native'): Kernels {
+function warn(msg: string): void {
+  if (typeof process !== 'undefined' && typeof process.emitWarning === 'function') process.emitWarning(msg);
+  else console.warn(msg);
+}
+
+function compose(name: BackendName): Kernels {
   if (name === 'reference') return reference;
-  const nat = loadNative();
+  const nat = name === 'wasm' ? loadWasm() : loadNative();
   if (!nat) {
     if (nativeNote === null) {
-      nativeNote = `ldm.ts: native backend unavailable (${nativeInfo().reason ?? 'addon not built'}); using the reference backend`;
-      process.emitWarning(nativeNote);
+      nativeNote = name === 'wasm'
+        ? 'ldm.ts: this engine has no WebAssembly SIMD; using the reference backend'
+        : `ldm.ts: native backend unavailable (${nativeInfo().reason ?? 'addon not built'}); using the reference backend`;
+      warn(nativeNote);
     }
     activeName = 'reference';
     return reference;
@@ -26,7 +35,7 @@ function compose(name: 'reference' | 'native'): Kernels {
   // LDM_NATIVE_DISABLE=conv2d,attention keeps those kernels on the reference (a debugging aid).
   const disabled = new Set((envString('LDM_NATIVE_DISABLE') ?? '').split(',').filter(Boolean));
   for (const [k, v] of Object.entries(nat)) if (v !== undefined && !disabled.has(k)) merged[k] = v;
-  merged['name'] = 'native';
+  merged['name'] = name;
   return merged as unknown as Kernels;
 }
 
@@ -41,7 +50,7 @@ export function K(): Kernels {
 }
 
 /** Switch backend for the rest of the process (tests run every op on every backend). */
-export function setBackend(name: 'reference' | 'native'): 'reference' | 'native' {
+export function setBackend(name: BackendName): BackendName {
   unprofiled = null;
   activeName = name;
   active = compose(name);
@@ -49,7 +58,7 @@ export function setBackend(name: 'reference' | 'native'): 'reference' | 'native'
   return activeName;
 }
 
-export function backendName(): 'reference' | 'native' {
+export function backendName(): BackendName {
   K();
   return activeName;
 }

@@ -13,3 +13,4 @@ export * from './fid.ts';
 export * from './load.ts';
 export * from './autoencoder.ts';
 export * from './latent.ts';
+export * from './memory.ts';

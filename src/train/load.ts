@@ -5,7 +5,7 @@
 
 import { ConfigError } from '../util/index.ts';
 import type { DDPM } from '../models/index.ts';
-import { loadDiffusionModel, resolveModel, type ConfigTree } from '../io/index.ts';
+import { diffusionModelFromWeights, loadDiffusionModel, resolveModel, type ConfigTree, type LoadedWeights } from '../io/index.ts';
 import { conditioningSettings } from './settings.ts';
 import { classConditioning, type ClassCond } from './sampling.ts';
 
@@ -54,4 +54,10 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
   // is not read: the model file carries first_stage_model.*)
   const m = loadDiffusionModel({ checkpoint: path, config: configPath, noEma: opts.noEma });
   return { ...m, cls: classConditioning(m.model, conditioningSettings(m.config)), ...(guidance !== undefined ? { guidance } : {}) };
+}
+
+/** The model of weights read elsewhere (the browser build fetches model files as bytes). */
+export function modelFromWeights(w: LoadedWeights, config: ConfigTree, noEma?: boolean): LoadedModel {
+  const m = diffusionModelFromWeights(w, config, noEma);
+  return { ...m, cls: classConditioning(m.model, conditioningSettings(m.config)) };
 }

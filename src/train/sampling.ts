@@ -80,6 +80,15 @@ export interface SampleRequest {
   strength?: number;
   /** inpainting: [1 | n, 1, H, W] in [0, 1], white (> 0.5) = regenerate, black = keep */
   mask?: Tensor | null;
+  /** after each step, the current x_t and x0 estimate [n, C, H, W] as images (latents decoded):
+   *  the denoising trajectory as it is computed (the page's playground draws it) */
+  onPreview?: (i: number, total: number, xt: Tensor, x0: Tensor) => void;
+}
+
+/** The guidance scale when none is asked for: 3 for a model trained with a null class or a text
+ *  encoder (classifier-free guidance), else 1. */
+export function defaultGuidanceFor(cls: ClassCond | null): number {
+  return cls && (cls.nullLabel !== null || cls.prompt) ? 3 : 1;
 }
 
 export interface SampleOutput extends SamplerResult {
@@ -88,6 +97,12 @@ export interface SampleOutput extends SamplerResult {
 
 /** A sampler's StepInfo as the (steps done, total) of a progress bar. */
 const stepCounter = (f: (done: number, total: number) => void) => (s: StepInfo): void => f(s.i + 1, s.total);
+
+/** A sampler's onStep for a request's onStep (steps done) and onPreview (x_t and x0 as images, through `image`). */
+const stepHooks = (req: SampleRequest, image: (x: Tensor) => Tensor) => (s: StepInfo): void => {
+  req.onStep?.(s.i + 1, s.total);
+  req.onPreview?.(s.i + 1, s.total, image(s.x), image(s.predX0));
+};
 
 /** The conditioning of a request: prompts, else labels (given or 0, 1, 2, ... cycling). */
 function requestCondition(model: DiffusionModel, cls: ClassCond | null, req: SampleRequest): { cond: Cond | undefined; labels: number[] | null } {
@@ -162,7 +177,7 @@ export function sampleImages(model: DiffusionModel, cls: ClassCond | null, req: 
       ...(decode ? defined({ clipDenoised: req.clipDenoised }) : { clipDenoised: req.clipDenoised ?? model.clipDenoised }),
       ...extras, ...init,
       ...defined({ cond, uncond }),
-      ...(req.onStep ? { onStep: stepCounter(req.onStep) } : {}),
+      ...(req.onStep || req.onPreview ? { onStep: stepHooks(req, (x) => clamp(decode ? decode(x) : x, -1, 1)) } : {}),
     });
     const paste = (x: Tensor): Tensor => (image && hole ? pasteKept(x, image, sub(1, hole)) : x); // the kept region, exactly
     if (!decode) return { ...r, samples: paste(clamp(r.samples, -1, 1)), labels };

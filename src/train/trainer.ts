@@ -73,7 +73,7 @@ function trainerState(v: Readonly<Record<string, unknown>>, where: string): Trai
 }
 
 /** How a batch becomes a loss for this model. */
-function lossFn(model: DDPM, settings: TrainSettings): (batch: Batch, gen: Generator) => { loss: Tensor; log: Map<string, Tensor> } {
+export function lossFn(model: DDPM, settings: TrainSettings): (batch: Batch, gen: Generator) => { loss: Tensor; log: Map<string, Tensor> } {
   const ck = model.model.conditioningKey;
   if (model.constructor === DDPM && ck === 'adm') {
     return (batch, gen) => {
@@ -94,7 +94,7 @@ function lossFn(model: DDPM, settings: TrainSettings): (batch: Batch, gen: Gener
 }
 
 /** Conditioning dropout (Stability's `ucg_training`): each row's value replaced with prob. p. */
-function applyUcg(batch: Batch, settings: TrainSettings, gen: Generator): Batch {
+export function applyUcg(batch: Batch, settings: TrainSettings, gen: Generator): Batch {
   if (settings.ucg.length === 0) return batch;
   const out: Batch = { ...batch };
   const B = batch.index.length;
@@ -118,7 +118,7 @@ function applyUcg(batch: Batch, settings: TrainSettings, gen: Generator): Batch 
 /** [B, H, W, C] channels-last batch images -> [B, C, H, W]. */
 const nchw = (x: Tensor): Tensor => permute(x, [0, 3, 1, 2]);
 
-function paramNames(model: DDPM, params: readonly Tensor[]): string[] {
+export function paramNames(model: DDPM, params: readonly Tensor[]): string[] {
   const byId = new Map(model.namedParameters().map(([n, p]) => [p.id, n]));
   return params.map((p, i) => byId.get(p.id) ?? `param.${i}`);
 }

@@ -5,12 +5,15 @@ export function envString(name: string): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
-/** LDM_BACKEND=reference|native (default: native when built). */
-export function requestedBackend(): 'reference' | 'native' | undefined {
+/** The compute backends: reference (plain TS), native (oneDNN addon), wasm (WebAssembly SIMD). */
+export type BackendName = 'reference' | 'native' | 'wasm';
+
+/** LDM_BACKEND=reference|native|wasm (default: native when built). */
+export function requestedBackend(): BackendName | undefined {
   const v = envString('LDM_BACKEND');
   if (v === undefined) return undefined;
-  if (v !== 'reference' && v !== 'native') {
-    throw new Error(`LDM_BACKEND must be 'reference' or 'native', got '${v}'`);
+  if (v !== 'reference' && v !== 'native' && v !== 'wasm') {
+    throw new Error(`LDM_BACKEND must be 'reference', 'native' or 'wasm', got '${v}'`);
   }
   return v;
 }

@@ -60,7 +60,9 @@ export function gradcheck(f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], opts
   });
 }
 
-export const BACKENDS: ('reference' | 'native')[] = T.nativeAvailable() ? ['reference', 'native'] : ['reference'];
+/** Every backend that runs here: the reference first, then the WebAssembly SIMD kernels (Node 20 has
+ *  them everywhere), then the native addon when it is built (left active after each check). */
+export const BACKENDS: ('reference' | 'native' | 'wasm')[] = T.nativeAvailable() ? ['reference', 'wasm', 'native'] : ['reference', 'wasm'];
 
 /** Run fn on every backend; outputs and input gradients must match the reference within tol. */
 export function checkOp(name: string, f: (...xs: Tensor[]) => Tensor, inputs: Tensor[], tol = 1e-4): void {

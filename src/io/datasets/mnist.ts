@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { ConfigError, InputFileError } from '../../util/index.ts';
-import { readIdx } from './idx.ts';
+import { parseIdx, readIdx, type IdxArray } from './idx.ts';
 import { ArrayImageDataset } from './types.ts';
 
 export type Split = 'train' | 'test';
@@ -68,8 +68,11 @@ function loadIdxPair(kind: 'MNIST' | 'Fashion-MNIST', dir: string, opts: MnistOp
   const prefix = split === 'train' ? 'train' : 't10k';
   const imgPath = findFile(dir, `${prefix}-images-idx3-ubyte`, kind);
   const lblPath = findFile(dir, `${prefix}-labels-idx1-ubyte`, kind);
-  const images = readIdx(imgPath);
-  const labels = readIdx(lblPath);
+  return datasetFromIdx(kind, split, readIdx(imgPath), readIdx(lblPath), imgPath, lblPath, opts, classNames, caption);
+}
+
+function datasetFromIdx(kind: 'MNIST' | 'Fashion-MNIST', split: Split, images: IdxArray, labels: IdxArray, imgPath: string, lblPath: string,
+  opts: MnistOptions, classNames: readonly string[], caption: (l: number) => string): ArrayImageDataset {
   if (images.shape.length !== 3) throw new InputFileError(`${imgPath}: expected [N, H, W] images, got [${images.shape.join(', ')}]`);
   if (labels.shape.length !== 1 || labels.shape[0] !== images.shape[0]) {
     throw new InputFileError(`${lblPath}: ${labels.shape[0]} labels for ${images.shape[0]} images in ${imgPath}`);
@@ -99,6 +102,13 @@ function loadIdxPair(kind: 'MNIST' | 'Fashion-MNIST', dir: string, opts: MnistOp
 /** MNIST (LeCun et al.): handwritten digits 0-9, 60000 train / 10000 test. */
 export function loadMnist(opts: MnistOptions = {}): ArrayImageDataset {
   return loadIdxPair('MNIST', opts.root ?? mnistDataDir(), opts, MNIST_CLASSES, mnistCaption);
+}
+
+/** MNIST from the bytes of its two IDX files (the browser build fetches them as static files). */
+export function mnistFromBytes(images: Uint8Array, labels: Uint8Array, opts: MnistOptions = {}): ArrayImageDataset {
+  const split = opts.split ?? 'train';
+  const img = parseIdx(images, `MNIST ${split} images`), lbl = parseIdx(labels, `MNIST ${split} labels`);
+  return datasetFromIdx('MNIST', split, img, lbl, `MNIST ${split} images`, `MNIST ${split} labels`, opts, MNIST_CLASSES, mnistCaption);
 }
 
 /** Fashion-MNIST (Xiao et al. 2017): 10 clothing classes, 60000 train / 10000 test. */

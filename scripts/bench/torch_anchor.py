@@ -7,11 +7,12 @@
 #         100 training steps (batch 64, v-prediction, AdamW, grad clip 1, EMA) and sampling 100 digits
 #         with DDIM 50 steps and classifier-free guidance 3 (two forward passes per step, batched).
 #         Data is random tensors of MNIST's shape: timing does not depend on the pixel values.
-# Prints JSON lines {"engine", "workload", "times": [seconds...], "flop"?} like shared/bench.
-# Env: LDM_SHARED_BENCH (folder of unet_torch.py), LDM_REF (the CompVis latent-diffusion clone,
-# default /work/ref/CompVis+latent-diffusion), PRECISION (fp32|bf16), REPS, TORCH_THREADS.
+# Prints JSON lines {"engine", "workload", "times": [seconds...], "cpu_times"?, "flop"?} like shared/bench
+# (cpu_times: process CPU seconds of each repetition, for W4).
+# Env: JOB_STEPS / JOB_SAMPLES (100 / 100; smaller for a quick check), LDM_SHARED_BENCH (folder of
+# unet_torch.py), LDM_REF (the CompVis latent-diffusion clone, default /work/ref/CompVis+latent-diffusion), PRECISION (fp32|bf16), REPS, TORCH_THREADS.
 # Run with the tuned setting of shared/bench/README.md (bench.ts sets it).
-import json, math, os, sys, time, types
+import json, os, sys, time
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,8 @@ if BF16:
 
 def emit(workload, times, flop=None, **extra):
     d = {'engine': ENGINE, 'workload': workload, 'times': times}
+    if workload in CPU:
+        d['cpu_times'] = CPU[workload]
     if flop:
         d['flop'] = flop
     d.update(extra)
@@ -44,14 +47,22 @@ def emit(workload, times, flop=None, **extra):
     sys.stdout.flush()
 
 
-def timed(fn, reps, warm=2):
+CPU = {}  # workload -> CPU seconds (all threads) of each timed repetition
+
+
+def timed(fn, reps, warm=2, name=None):
+    """Wall seconds of each repetition; the process CPU seconds go to CPU[name] (on a shared
+    machine wall time includes waiting for a core, CPU time does not)."""
     for _ in range(warm):
         fn()
-    ts = []
+    ts, cs = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)
+        cs.append(time.process_time() - c0)
+    if name:
+        CPU[name] = cs
     return ts
 
 
@@ -78,22 +89,21 @@ def w4():
         loss.backward()
         opt.step()
 
-    emit('W4_train_step', timed(step, REPS), 3 * ff)
+    emit('W4_train_step', timed(step, REPS, name='W4_train_step'), 3 * ff)
 
     def fwd():
         with torch.no_grad(), autocast():
             model(x0, t)
 
-    emit('W4_sample_fwd', timed(fwd, REPS * 2), ff)
+    emit('W4_sample_fwd', timed(fwd, REPS * 2, name='W4_sample_fwd'), ff)
 
 
 def official_unet():
-    """configs/mnist-ddpm.yaml's UNetModel from the official code (pytorch_lightning and other
-    training-only imports stubbed; no weights are read)."""
-    ref = os.environ.get('LDM_REF', '/work/ref/CompVis+latent-diffusion')
-    sys.path.insert(0, ref)
-    for name in ['pytorch_lightning', 'pytorch_lightning.utilities', 'pytorch_lightning.utilities.distributed']:
-        sys.modules.setdefault(name, types.ModuleType(name))
+    """configs/mnist-ddpm.yaml's UNetModel from the official code, imported through
+    scripts/fixtures/official_env.py (LDM_REF; stand-ins for packages absent offline; no weights)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'fixtures'))
+    import official_env  # the fixture generators' offline stand-ins (einops wheel, pytorch_lightning, ...)
+    official_env.setup()
     from ldm.modules.diffusionmodules.openaimodel import UNetModel
     return UNetModel(image_size=28, in_channels=1, out_channels=1, model_channels=32, channel_mult=(1, 2, 2),
                      num_res_blocks=1, attention_resolutions=[4], num_heads=4, num_classes=11, dropout=0.0,
@@ -130,15 +140,16 @@ def jobs():
             for e, p in zip(ema, model.parameters()):
                 e.mul_(0.9999).add_(p, alpha=1 - 0.9999)
 
+    steps = int(os.environ.get('JOB_STEPS', '100'))
     for _ in range(2):
         train_step()
     t0 = time.perf_counter()
-    for _ in range(100):
+    for _ in range(steps):
         train_step()
-    emit('job_train_100_steps', [time.perf_counter() - t0])
+    emit(f'job_train_{steps}_steps', [time.perf_counter() - t0])
 
     def sample():
-        n, g = 100, 3.0
+        n, g = int(os.environ.get('JOB_SAMPLES', '100')), 3.0
         ts = list(range(0, T, T // 50))        # DDIM "uniform": 0, 20, ..., 980
         x = torch.randn(n, 1, 28, 28)
         y = torch.arange(n) % 10
@@ -160,7 +171,7 @@ def jobs():
 
     model.eval()
     sample()
-    emit('job_sample_100_ddim50_cfg', timed(sample, 1, warm=0))
+    emit(f"job_sample_{os.environ.get('JOB_SAMPLES', '100')}_ddim50_cfg", timed(sample, 1, warm=0))
 
 
 if __name__ == '__main__':

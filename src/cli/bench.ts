@@ -31,6 +31,8 @@ interface Row {
   median_s: number;
   gflops: number | null;
   peak_rss_mb: number | null;
+  /** Median process CPU seconds (all threads) per repetition, where measured (W4). */
+  cpu_s?: number;
 }
 
 const median = (xs: number[]): number => {
@@ -96,20 +98,29 @@ function w4Setup(): { step: () => void; sample: () => void; flop: number } {
   return { step, sample, flop: benchUnetFlops(B) };
 }
 
-function timeRuns(fn: () => void, n: number, warm: number): number[] {
+/** Wall seconds of each run, and the process CPU seconds of each (on a shared machine wall time
+ *  includes waiting for a core; CPU time counts the work). */
+function timeRuns(fn: () => void, n: number, warm: number): { times: number[]; cpu: number[] } {
   for (let i = 0; i < warm; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < n; i++) { const t0 = performance.now(); fn(); ts.push((performance.now() - t0) / 1000); }
-  return ts;
+  const times: number[] = [], cpu: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now(), c0 = process.cpuUsage();
+    fn();
+    times.push((performance.now() - t0) / 1000);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1e6);
+  }
+  return { times, cpu };
 }
 
 function benchW4(reps: number): Row[] {
   const { step, sample, flop: ff } = w4Setup();
-  const trainTimes = timeRuns(step, reps, 2);
+  const tr = timeRuns(step, reps, 2);
   const rssTrain = process.memoryUsage().rss / 2 ** 20;
-  const sampleTimes = timeRuns(sample, reps * 2, 2);
+  const sa = timeRuns(sample, reps * 2, 2);
   const rss = Math.max(rssTrain, process.memoryUsage().rss / 2 ** 20);
-  return [row('W4_train_step', trainTimes, 3 * ff, rss), row('W4_sample_fwd', sampleTimes, ff, rss)];
+  return [{ ...row('W4_train_step', tr.times, 3 * ff, rss), cpu_s: median(tr.cpu) },
+    { ...row('W4_sample_fwd', sa.times, ff, rss), cpu_s: median(sa.cpu) }];
 }
 
 /** `--profile`: per-kernel breakdown of W4's training step and sampling forward pass. */
@@ -130,7 +141,7 @@ function profileW4(reps: number, peak: number): string[] {
   return lines;
 }
 
-interface TorchRow { workload: string; times: number[]; flop?: number; peak_rss_mb?: number; engine?: string }
+interface TorchRow { workload: string; times: number[]; cpu_times?: number[]; flop?: number; peak_rss_mb?: number; engine?: string }
 
 /** The tuned PyTorch setting of shared/bench/README.md; OMP_WAIT_POLICY as ours (passive: on
  *  2 shared cores spinning threads cost 2-3x, to both engines). */
@@ -257,7 +268,8 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
     for (const [x, name] of [[tr, tr?.engine ?? 'pytorch'], [orr, 'onnxruntime-node']] as const) {
       if (!x) continue;
       const tb = Math.min(...x.times);
-      line += `\n${''.padEnd(26)} ${name} best ${tb.toFixed(4)} s → time ratio ours/theirs ${(r.best_s / tb).toFixed(2)}x, throughput ${(tb / r.best_s).toFixed(2)}x${x.peak_rss_mb && r.peak_rss_mb ? `, RSS ratio ${(r.peak_rss_mb / x.peak_rss_mb).toFixed(2)}` : ''}`;
+      const cpuRatio = r.cpu_s !== undefined && x.cpu_times ? `, CPU-time ratio ${(r.cpu_s / median(x.cpu_times)).toFixed(2)}x (${r.cpu_s.toFixed(3)} / ${median(x.cpu_times).toFixed(3)} s)` : '';
+      line += `\n${''.padEnd(26)} ${name} best ${tb.toFixed(4)} s → time ratio ours/theirs ${(r.best_s / tb).toFixed(2)}x, throughput ${(tb / r.best_s).toFixed(2)}x${cpuRatio}${x.peak_rss_mb && r.peak_rss_mb ? `, RSS ratio ${(r.peak_rss_mb / x.peak_rss_mb).toFixed(2)}` : ''}`;
     }
     print(line);
   }

@@ -32,7 +32,7 @@ export const TRAINER_MODEL_KEYS = ['ucg_training', 'cond_stage_key'] as const;
 // ---- schema of the parts we own (model.params and dataset params are checked by their classes) --
 
 type Leaf = 'number' | 'integer' | 'boolean' | 'string' | 'list' | 'any';
-interface Node { [key: string]: Node | Leaf | 'free' }
+interface Node { readonly [key: string]: Node | Leaf | 'free' }
 
 const TARGET_NODE: Node = { target: 'string', params: 'free' };
 
@@ -62,7 +62,7 @@ const SCHEMA: Node = {
     },
   },
   lightning: {
-    trainer: TRAINER_KEYS as unknown as Node,
+    trainer: TRAINER_KEYS,
     callbacks: {
       image_logger: {
         target: 'string',

@@ -23,7 +23,7 @@ import {
   DIFFUSION_BUFFER_KEYS, GaussianDiffusion as Diffusion, SAMPLERS, lucidrainsBetaSchedule, lucidrainsBuffers, lucidrainsDdimPlan,
   type Denoiser, type LucidrainsBetaScheduleKind, type LucidrainsObjective, type SampleOptions, type SamplerResult,
 } from '../diffusion/index.ts';
-import { noiseFromGenerator, type NoiseFn } from './pddpm.ts';
+import { noiseFromGenerator, type NoiseFn } from './pddpm-diffusion.ts';
 
 
 /** The network GaussianDiffusion drives (lucidrains Unet or anything with the same attributes). */
@@ -35,7 +35,7 @@ export interface LucidrainsModel extends Module {
   forward(x: Tensor, t: Tensor, xSelfCond?: Tensor | null): Tensor;
 }
 
-export interface ModelPrediction {
+export interface LucidrainsModelPrediction {
   pred_noise: Tensor;
   pred_x_start: Tensor;
 }
@@ -51,7 +51,7 @@ const SCHEDULE_KWARGS: Record<LucidrainsBetaScheduleKind, readonly string[]> = {
   sigmoid: ['start', 'end', 'tau', 'clamp_min'], // clamp_min is accepted and unused by the official
 };
 
-export interface LossOptions {
+export interface LucidrainsLossOptions {
   /** Timesteps int64 [B]; drawn with torch.randint(0, T, (B,)) from `generator` when absent. */
   times?: Tensor;
   /** Noise like the image; drawn with torch.randn_like from `generator` when absent. */
@@ -61,7 +61,7 @@ export interface LossOptions {
   generator?: Generator;
 }
 
-export interface LossTerms {
+export interface LucidrainsLossTerms {
   /** loss_reduction 'mean': 0-d; 'none': [B]. */
   loss: Tensor;
   x_t: Tensor;
@@ -73,8 +73,8 @@ const PARAMETERIZATION = { pred_noise: 'eps', pred_x0: 'x0', pred_v: 'v' } as co
 
 type BufferName = (typeof DIFFUSION_BUFFER_KEYS)[number] | 'loss_weight';
 
-/** lucidrains `GaussianDiffusion(model, *, image_size, timesteps=1000, ...)`. */
-export class GaussianDiffusion extends Module {
+/** lucidrains `GaussianDiffusion(model, *, image_size, timesteps=1000, ...)` (named apart from diffusion/'s GaussianDiffusion, which it holds). */
+export class LucidrainsDiffusion extends Module {
   readonly model: LucidrainsModel;
   readonly channels: number;
   readonly self_condition: boolean;
@@ -194,7 +194,7 @@ export class GaussianDiffusion extends Module {
     return this.diffusion.qPosterior(x0, xt, t);
   }
 
-  modelPredictions(x: Tensor, t: Tensor, xSelfCond: Tensor | null = null, clipXStart = false, rederivePredNoise = false): ModelPrediction {
+  modelPredictions(x: Tensor, t: Tensor, xSelfCond: Tensor | null = null, clipXStart = false, rederivePredNoise = false): LucidrainsModelPrediction {
     const out = this.model.forward(x, t, xSelfCond);
     const clip = (v: Tensor): Tensor => (clipXStart ? T.clamp(v, -1, 1) : v);
     let predNoise: Tensor, xStart: Tensor;
@@ -285,7 +285,7 @@ export class GaussianDiffusion extends Module {
   }
 
   /** `p_losses(x_start, t, noise, offset_noise_strength, loss_reduction)` with its intermediate values. */
-  pLossTerms(x0: Tensor, t: Tensor, opts: LossOptions = {}): LossTerms {
+  pLossTerms(x0: Tensor, t: Tensor, opts: LucidrainsLossOptions = {}): LucidrainsLossTerms {
     const [b, c] = x0.shape as [number, number];
     let noise = opts.noise ?? (opts.generator ? T.randn(x0.shape, opts.generator) : missing('noise'));
     if (noise.size !== x0.size) throw new ShapeError(`GaussianDiffusion: noise ${fmtShape(noise.shape)} vs image ${fmtShape(x0.shape)}`);
@@ -309,12 +309,12 @@ export class GaussianDiffusion extends Module {
   }
 
   /** `forward(img, times=None, noise=None, loss_reduction='mean')`: img in [0, 1] -> the training loss. */
-  forward(img: Tensor, opts: LossOptions = {}): Tensor {
+  forward(img: Tensor, opts: LucidrainsLossOptions = {}): Tensor {
     return this.lossTerms(img, opts).loss;
   }
 
   /** forward() with its intermediate values (x_t, the model output, the target). */
-  lossTerms(img: Tensor, opts: LossOptions = {}): LossTerms {
+  lossTerms(img: Tensor, opts: LucidrainsLossOptions = {}): LucidrainsLossTerms {
     const [b, , h, w] = img.shape as [number, number, number, number];
     if (img.ndim !== 4 || h !== this.image_size[0] || w !== this.image_size[1]) {
       throw new ShapeError(`GaussianDiffusion: height and width of image must be [${this.image_size.join(', ')}], got ${fmtShape(img.shape)}`);

@@ -36,7 +36,7 @@ function compose(name: BackendName): Kernels {
   const disabled = new Set((envString('LDM_NATIVE_DISABLE') ?? '').split(',').filter(Boolean));
   for (const [k, v] of Object.entries(nat)) if (v !== undefined && !disabled.has(k)) merged[k] = v;
   merged['name'] = name;
-  return merged as unknown as Kernels;
+  return merged as unknown as Kernels; // every Kernels key: the reference backend's, overridden per op above
 }
 
 /** The kernels of the active backend. */

@@ -52,7 +52,7 @@ export function describe(value: unknown, max = DESCRIBE_MAX): string {
       seen.add(v);
       try {
         if (ArrayBuffer.isView(v)) {
-          const n = (v as unknown as { length?: unknown }).length;
+          const n: unknown = Reflect.get(v, 'length');
           return put(`<${Object.prototype.toString.call(v).slice(8, -1)} of ${typeof n === 'number' ? n : (v as ArrayBufferView).byteLength} elements>`);
         }
         if (Array.isArray(v)) {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 
 import { readTensorFile, type TensorFile } from '../../src/io/index.ts';
 import {
-  GaussianDiffusion, GaussianDiffusionSampler, GaussianDiffusionTrainer, LucidrainsUnet, MODEL_TARGETS, PddpmUNet,
+  LucidrainsDiffusion, GaussianDiffusionSampler, GaussianDiffusionTrainer, LucidrainsUnet, MODEL_TARGETS, PddpmUNet,
   classicTargets, pddpmTimeTable, type BuildFn,
 } from '../../src/models/index.ts';
 import * as T from '../../src/tensor/index.ts';
@@ -91,7 +91,7 @@ test('lucidrains Unet + GaussianDiffusion: official key set and shapes (fixture 
   const f = fixture('ddp_loss_pred_v');
   const cfg = meta(f, 'config');
   const d = build({ target: cfg.class, params: { ...cfg.init, model: { target: cfg.unet_class, params: cfg.unet } } }, 'gd');
-  assert.ok(d instanceof GaussianDiffusion);
+  assert.ok(d instanceof LucidrainsDiffusion);
   assertKeys(d.stateDict(), f);
   // default full_attn: linear attention outside, full attention at the innermost stage
   const unet = d.model as LucidrainsUnet;
@@ -109,7 +109,7 @@ test('lucidrains Unet: shapes with learned variance, self-conditioning and learn
   assert.deepEqual([...y.shape], [1, 6, 8, 8]);
   assert.throws(() => u.forward(T.zeros([1, 3, 5, 5]), T.tensor([3], [1], 'int64')), /divisible by 2/);
   // GaussianDiffusion refuses a learned-variance Unet, as the official asserts
-  assert.throws(() => new GaussianDiffusion({ model: u, image_size: 8 }), ConfigError);
+  assert.throws(() => new LucidrainsDiffusion({ model: u, image_size: 8 }), ConfigError);
 });
 
 test('seeded training losses are deterministic and differentiable', () => {
@@ -125,7 +125,7 @@ test('seeded training losses are deterministic and differentiable', () => {
   assert.ok(unet.head.weight.grad !== null && T.maxAll(T.abs(unet.head.weight.grad)).item() > 0);
 
   setInitSeed(12);
-  const gd = new GaussianDiffusion({ model: new LucidrainsUnet(smallLucid), image_size: 8, timesteps: 50 });
+  const gd = new LucidrainsDiffusion({ model: new LucidrainsUnet(smallLucid), image_size: 8, timesteps: 50 });
   const img = T.rand([2, 3, 8, 8], new Generator(6));
   const l1 = T.noGrad(() => gd.forward(img, { generator: new Generator(9) })).item();
   const l2 = T.noGrad(() => gd.forward(img, { generator: new Generator(9) })).item();
@@ -139,7 +139,7 @@ test('samplers run end to end from a generator (pytorch-ddpm chain, lucidrains D
   const s = new GaussianDiffusionSampler({ model: unet, beta_1: 1e-4, beta_T: 0.02, T: 100, img_size: 8, mean_type: 'epsilon', var_type: 'fixedsmall' });
   const x = T.noGrad(() => s.forward(T.randn([1, 3, 4, 4], new Generator(1)), { steps: 2, generator: new Generator(2) }));
   assert.ok(T.maxAll(T.abs(x)).item() <= 1);
-  const gd = new GaussianDiffusion({ model: new LucidrainsUnet(smallLucid).eval(), image_size: 8, timesteps: 50, sampling_timesteps: 2 });
+  const gd = new LucidrainsDiffusion({ model: new LucidrainsUnet(smallLucid).eval(), image_size: 8, timesteps: 50, sampling_timesteps: 2 });
   const all = T.noGrad(() => gd.sample(1, true, { generator: new Generator(3) }));
   assert.deepEqual([...all.shape], [1, 3, 3, 8, 8]);
 });
@@ -155,7 +155,7 @@ test('registry names and configuration errors', () => {
   assert.throws(() => new GaussianDiffusionSampler({ model: unet, beta_1: 1e-4, beta_T: 0.02, T: 100 }), /mean_type 'eps'/);
   assert.throws(() => new LucidrainsUnet({ dim: 8, dim_mult: [1, 2] }), /did you mean 'dim_mults'/);
   const u = new LucidrainsUnet(smallLucid);
-  assert.throws(() => new GaussianDiffusion({ model: u, image_size: 8, objective: 'pred_eps' }), /objective/);
-  assert.throws(() => new GaussianDiffusion({ model: u, image_size: 8, immiscible: true }), /immiscible/);
-  assert.throws(() => new GaussianDiffusion({ model: u, image_size: 8, beta_schedule: 'cosine', schedule_fn_kwargs: { tau: 1 } }), /unknown parameter 'tau'/);
+  assert.throws(() => new LucidrainsDiffusion({ model: u, image_size: 8, objective: 'pred_eps' }), /objective/);
+  assert.throws(() => new LucidrainsDiffusion({ model: u, image_size: 8, immiscible: true }), /immiscible/);
+  assert.throws(() => new LucidrainsDiffusion({ model: u, image_size: 8, beta_schedule: 'cosine', schedule_fn_kwargs: { tau: 1 } }), /unknown parameter 'tau'/);
 });

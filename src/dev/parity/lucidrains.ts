@@ -13,7 +13,7 @@
 import { LdmError } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
-import { GaussianDiffusion, LucidrainsUnet, MODEL_TARGETS, type BuildFn } from '../../models/index.ts';
+import { LucidrainsDiffusion, LucidrainsUnet, MODEL_TARGETS, type BuildFn } from '../../models/index.ts';
 import { loadSubset, replayNoise } from './pddpm.ts';
 import type { FixtureContext, FixtureHandler, FixtureOutputs } from './types.ts';
 
@@ -33,10 +33,10 @@ function makeUnet(ctx: FixtureContext): LucidrainsUnet {
   return unet;
 }
 
-function makeDiffusion(ctx: FixtureContext, unet: LucidrainsUnet, extra: Record<string, unknown> = {}): GaussianDiffusion {
+function makeDiffusion(ctx: FixtureContext, unet: LucidrainsUnet, extra: Record<string, unknown> = {}): LucidrainsDiffusion {
   const cls = ctx.config.class ?? GD_CLASS;
   const d = build({ target: cls, params: { ...(ctx.config.init as Record<string, unknown>), ...extra, model: unet } }, `${ctx.path} config.class`);
-  if (!(d instanceof GaussianDiffusion)) throw new LdmError(`${ctx.path}: ${cls} did not build a GaussianDiffusion`);
+  if (!(d instanceof LucidrainsDiffusion)) throw new LdmError(`${ctx.path}: ${cls} did not build a GaussianDiffusion`);
   if (ctx.config['eval'] !== false) d.eval();
   return d;
 }
@@ -44,8 +44,8 @@ function makeDiffusion(ctx: FixtureContext, unet: LucidrainsUnet, extra: Record<
 function runSchedule(ctx: FixtureContext): FixtureOutputs {
   const unet = makeUnet(ctx);
   const out: FixtureOutputs = new Map();
-  const cache = new Map<string, GaussianDiffusion>();
-  const get = (extra: Record<string, unknown>): GaussianDiffusion => {
+  const cache = new Map<string, LucidrainsDiffusion>();
+  const get = (extra: Record<string, unknown>): LucidrainsDiffusion => {
     const key = JSON.stringify(extra);
     let d = cache.get(key);
     if (!d) { d = makeDiffusion(ctx, unet, extra); cache.set(key, d); }
@@ -64,12 +64,12 @@ function runSchedule(ctx: FixtureContext): FixtureOutputs {
   return out;
 }
 
-function loadedDiffusion(ctx: FixtureContext, extra: Record<string, unknown> = {}): GaussianDiffusion {
+function loadedDiffusion(ctx: FixtureContext, extra: Record<string, unknown> = {}): LucidrainsDiffusion {
   const d = makeDiffusion(ctx, makeUnet(ctx), extra);
   const used = new Set<string>();
   loadSubset(ctx, d, used);
   const unused = ctx.stateKeys.filter((k) => !used.has(k));
-  if (unused.length > 0) throw new LdmError(`${ctx.path}: state dict keys GaussianDiffusion does not have: ${unused.slice(0, 8).join(', ')}`);
+  if (unused.length > 0) throw new LdmError(`${ctx.path}: state dict keys LucidrainsDiffusion does not have: ${unused.slice(0, 8).join(', ')}`);
   return d;
 }
 

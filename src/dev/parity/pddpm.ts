@@ -13,7 +13,7 @@ import { LdmError } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import {
-  GaussianDiffusionSampler, GaussianDiffusionTrainer, MODEL_TARGETS, PddpmUNet, type BuildFn, type ClassicNoiseFn,
+  GaussianDiffusionSampler, GaussianDiffusionTrainer, MODEL_TARGETS, PddpmUNet, type BuildFn, type NoiseFn,
 } from '../../models/index.ts';
 import type { Module } from '../../nn/index.ts';
 import type { FixtureContext, FixtureHandler, FixtureOutputs } from './types.ts';
@@ -30,7 +30,7 @@ const build: BuildFn = (cfg, where) => {
 };
 
 /** Draws taken in order from a stack of tensors [N, ...shape] (the official randn calls, replayed). */
-export function replayNoise(stack: Tensor | readonly Tensor[], what: string): ClassicNoiseFn {
+export function replayNoise(stack: Tensor | readonly Tensor[], what: string): NoiseFn {
   const items = Array.isArray(stack) ? [...stack] : T.chunk(stack as Tensor, (stack as Tensor).dim(0), 0).map((t) => T.squeeze(t, 0));
   let i = 0;
   return (shape) => {

@@ -9,7 +9,7 @@
 // ResnetBlock on cat(x, init features) and 1x1 conv. RMSNorm = F.normalize(x, dim=1) * g * sqrt(dim).
 // Child names equal the official state_dict keys. Weights are initialised with torch's defaults
 // (kaiming-uniform convs/linears, mem_kv ~ N(0, 1), g = 1) from our seeded generator.
-// What it is not: GaussianDiffusion (models/lucidrains-diffusion.ts).
+// What it is not: the diffusion wrapper, LucidrainsDiffusion (models/lucidrains-diffusion.ts).
 
 import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
 import type { Denoiser } from '../../diffusion/index.ts';

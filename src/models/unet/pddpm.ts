@@ -5,7 +5,7 @@
 // GroupNorm32-Swish-Dropout-conv, shortcut; attention applied AFTER the residual sum) and UNet
 // (head 3->ch, downblocks, middleblocks, upblocks with skip concatenation, tail ch->3), with the
 // official xavier_uniform initialisation. Child names equal the official state_dict keys.
-// What it is not: the diffusion (trainer / sampler) wrappers, which live in models/pddpm.ts.
+// What it is not: the diffusion (trainer / sampler) wrappers, which live in models/pddpm-diffusion.ts.
 
 import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
 import type { Denoiser } from '../../diffusion/index.ts';

@@ -6,10 +6,10 @@
 
 import { ConfigError } from '../util/index.ts';
 import type { BuildFn, TargetConfig, TargetTable } from './targets.ts';
-import { PddpmUNet } from './unet/ddpm.ts';
-import { GaussianDiffusionSampler, GaussianDiffusionTrainer } from './pddpm.ts';
+import { PddpmUNet } from './unet/pddpm.ts';
+import { GaussianDiffusionSampler, GaussianDiffusionTrainer } from './pddpm-diffusion.ts';
 import { LucidrainsUnet } from './unet/lucidrains.ts';
-import { GaussianDiffusion } from './lucidrains-diffusion.ts';
+import { LucidrainsDiffusion } from './lucidrains-diffusion.ts';
 
 /** params with `model` built when it is a nested {target, params} config. */
 function withModel(owner: string, params: Record<string, unknown>, build: BuildFn): Record<string, unknown> {
@@ -27,7 +27,7 @@ const trainer = (p: Record<string, unknown>, b: BuildFn): GaussianDiffusionTrain
 const sampler = (p: Record<string, unknown>, b: BuildFn): GaussianDiffusionSampler =>
   new GaussianDiffusionSampler(withModel('GaussianDiffusionSampler', p, b));
 const lunet = (p: Record<string, unknown>): LucidrainsUnet => new LucidrainsUnet(p);
-const gd = (p: Record<string, unknown>, b: BuildFn): GaussianDiffusion => new GaussianDiffusion(withModel('GaussianDiffusion', p, b));
+const gd = (p: Record<string, unknown>, b: BuildFn): LucidrainsDiffusion => new LucidrainsDiffusion(withModel('GaussianDiffusion', p, b));
 
 export const classicTargets = {
   // w86763777/pytorch-ddpm
@@ -43,14 +43,3 @@ export const classicTargets = {
   'denoising_diffusion_pytorch.Unet': lunet,
   'denoising_diffusion_pytorch.GaussianDiffusion': gd,
 } satisfies TargetTable;
-
-export { PddpmUNet, TimeEmbedding as PddpmTimeEmbedding, pddpmTimeTable, type PddpmUNetOptions } from './unet/ddpm.ts';
-export {
-  GaussianDiffusionTrainer, GaussianDiffusionSampler, noiseFromGenerator as classicNoiseFromGenerator,
-  type NoiseFn as ClassicNoiseFn, type PddpmModel, type PddpmMeanType, type PddpmVarType,
-} from './pddpm.ts';
-export {
-  LucidrainsUnet, RMSNorm as LucidrainsRMSNorm, SinusoidalPosEmb as LucidrainsSinusoidalPosEmb,
-  LinearAttention as LucidrainsLinearAttention, Attention as LucidrainsAttention,
-} from './unet/lucidrains.ts';
-export { GaussianDiffusion, type LucidrainsModel, type ModelPrediction as LucidrainsModelPrediction, type LossTerms as LucidrainsLossTerms } from './lucidrains-diffusion.ts';

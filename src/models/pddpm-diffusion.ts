@@ -14,7 +14,7 @@
 // samples through the sampler table's `ddpm` row.
 // Our Tensor has no float64 dtype: the state-dict buffers hold the float32 casts, and the float64
 // values live beside them (`buffers64`; `setFloat64Buffers` loads the stored F64 values).
-// What it is not: the UNet (models/unet/ddpm.ts) or the schedule arithmetic (diffusion/).
+// What it is not: the UNet (models/unet/pddpm.ts) or the schedule arithmetic (diffusion/).
 
 import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape, kwargs } from '../util/index.ts';
 import * as T from '../tensor/index.ts';

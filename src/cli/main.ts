@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { DEBUG, LdmError, fmtShape } from '../util/index.ts';
+import { DEBUG, LdmError, clip, describe, fmtShape } from '../util/index.ts';
 import { precisionFallback, setPrecision } from '../tensor/index.ts';
 import { SAMPLER_NAMES, SIGMA_SCHEDULES } from '../diffusion/index.ts';
 import { inspectConfig, inspectFile, modelsDir, readRegistry } from '../io/index.ts';
@@ -25,9 +25,10 @@ const int = (name: string, min = 0) => (v: string): number => {
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
   return n;
 };
-const float = (name: string) => (v: string): number => {
+const float = (name: string, min = -Infinity, hint = '') => (v: string): number => {
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+  if (n < min) throw new InvalidArgumentError(`${name} must be >= ${min}${hint}, got ${n}`);
   return n;
 };
 const classes = (v: string, prev: number[] | undefined): number[] => {
@@ -55,16 +56,31 @@ function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
     .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('ddim'))
     .option('--steps <n>', 'sampler steps (all but ddpm, which always runs all T)', int('--steps', 1), defaults.steps)
     .addOption(new Option('--scheduler <name>', 'sigma schedule of the k-diffusion samplers (default karras)').choices(SIGMA_SCHEDULES))
-    .option('--eta <e>', 'DDIM eta (default 0 = deterministic); euler_a, dpmpp_2s_a, dpmpp_2m_sde, dpmpp_3m_sde: noise amount (default 1)', float('--eta'))
-    .option('--s-noise <s>', 'k-samplers: scale of the added noise (default 1)', float('--s-noise'))
-    .option('--s-churn <s>', 'euler, heun, dpm2: Karras churn (default 0)', float('--s-churn'))
+    .option('--eta <e>', 'DDIM eta (default 0 = deterministic); euler_a, dpmpp_2s_a, dpmpp_2m_sde, dpmpp_3m_sde: noise amount (default 1)', float('--eta', 0))
+    .option('--s-noise <s>', 'k-samplers: scale of the added noise (default 1)', float('--s-noise', 0))
+    .option('--s-churn <s>', 'euler, heun, dpm2: Karras churn (default 0)', float('--s-churn', 0))
     .option('--solver-type <t>', 'dpmpp_2m_sde: midpoint (default) or heun')
-    .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: the shipped model\'s own choice, else 3 for models trained with a null class, else 1)', float('--guidance'))
+    .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: the shipped model\'s own choice, else 3 for models trained with a null class, else 1)', float('--guidance', 0, ' (1 = no guidance, 0 = unconditional, larger = follow the condition more)'))
     .option('--seed <s>', 'random seed', int('--seed'), 0)
     .option('--model <name>', 'shipped model (see `ldm models`) when no checkpoint is given', 'mnist-ddpm')
     .option('--config <yaml>', 'config of the checkpoint (needed for official .ckpt files)')
     .option('--no-ema', 'use the raw weights instead of the EMA weights');
 }
+
+const BENCH_HELP = `Usage: ldm bench [options]
+
+performance benchmark: W1 conv 3x3 forward / backward, W2 sgemm, W3 attention (native backend),
+W4 a training step and a sampling pass of the benchmark UNet at batch 16
+
+Options:
+  --json                   one JSON object per workload
+  --reps <n>               repetitions of W4 (default 5)
+  --w4-only                skip the kernel workloads W1-W3
+  --profile                per-kernel breakdown of W4 instead of the table
+  --jobs                   also time the main user jobs (training and sampling)
+  --precision fp32|bf16    W4 and the jobs in mixed precision with bf16 (default fp32)
+  --torch                  also run the PyTorch anchor (../shared/bench/unet_torch.py) and print ratios
+  -h, --help               display this help`;
 
 export function buildProgram(): Command {
   const program = new Command('ldm')
@@ -211,9 +227,14 @@ export function buildProgram(): Command {
 
   program.command('bench')
     .description('performance benchmark (kernels and a UNet training step); options after --, e.g. ldm bench -- --json')
+    .helpOption(false)
     .allowUnknownOption()
     .argument('[args...]')
-    .action(async (args: string[]) => { process.exitCode = await benchMain(args); });
+    .action(async (args: string[]) => {
+      // `ldm bench --help` and `ldm bench -- --help` print the options instead of starting a run
+      if (args.includes('--help') || args.includes('-h')) { console.log(BENCH_HELP); return; }
+      process.exitCode = await benchMain(args);
+    });
 
   program.command('parity')
     .description('run the official-code parity fixtures (default test/fixtures/parity)')
@@ -224,8 +245,22 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** A closed stdout (`ldm inspect FILE | head -2`) ends the command quietly, as Unix tools do. */
+let epipeHandled = false;
+function quietOnEpipe(): void {
+  if (epipeHandled) return;
+  epipeHandled = true;
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
+}
+
 /** Run the CLI on argv (without node and script); returns the exit status. */
 export async function main(argv: readonly string[]): Promise<number> {
+  quietOnEpipe();
   const program = buildProgram();
   try {
     await program.parseAsync([...argv], { from: 'user' });
@@ -234,8 +269,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (e instanceof CommanderError) return e.exitCode; // commander printed the message or help
     if (DEBUG > 0) console.error(e);
     else {
-      const msg = e instanceof LdmError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : String(e);
-      console.error(`ldm: error: ${msg.split('\n')[0]}${msg.includes('\n') ? ' (DEBUG=1 for details)' : ''}`);
+      const msg = e instanceof LdmError ? e.message : e instanceof Error ? `${e.name}: ${e.message}` : describe(e);
+      console.error(`ldm: error: ${clip(msg.split('\n')[0] ?? '', 1000)}${msg.includes('\n') ? ' (DEBUG=1 for details)' : ''}`);
     }
     return 1;
   }

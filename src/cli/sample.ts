@@ -13,8 +13,8 @@ import { extname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { Tensor, cat } from '../tensor/index.ts';
-import { labelRows, makeGrid, readImageTensor, saveImageGrid, writePng } from '../io/index.ts';
-import { BERTEmbedder, LatentDiffusion } from '../models/index.ts';
+import { checkWritable, imageFormatOf, labelRows, makeGrid, readImageTensor, saveImageGrid, writePng } from '../io/index.ts';
+import { BERTEmbedder, LatentDiffusion, basicTokenize } from '../models/index.ts';
 import {
   defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest, type SamplerExtras,
 } from '../train/index.ts';
@@ -97,6 +97,19 @@ export function checkSampler(s: string): SamplerName {
   return s;
 }
 
+/** Words of the prompts that are not tokens of the model's vocabulary (split into pieces or [UNK]: never seen whole in training). */
+export function unknownPromptWords(m: LoadedModel, prompts: readonly string[]): string[] {
+  const cs = (m.model as unknown as { cond_stage_model?: unknown }).cond_stage_model;
+  if (!(cs instanceof BERTEmbedder) || !cs.hasTokenizer) return [];
+  const tok = cs.tokenizer;
+  const out = new Set<string>();
+  for (const p of prompts) for (const w of basicTokenize(p, tok.doLowerCase)) if (tok.tokenId(w) === undefined) out.add(w);
+  return [...out];
+}
+
+/** The strip file beside --out: samples.png -> samples-strip.png. */
+const stripPathOf = (out: string): string => `${out.slice(0, out.length - extname(out).length)}-strip${extname(out) || '.png'}`;
+
 /** What a sample request asks for (the CLI's options, the server's JSON body). */
 export interface SampleSpec {
   sampler: SamplerName;
@@ -112,8 +125,13 @@ export interface SampleSpec {
 /** Check a request against the model and draw it: labels or prompts cycled over the n samples,
  *  the default guidance, sampleImages. Shared by `ldm sample` and `ldm serve`. */
 export function drawSamples(m: LoadedModel, o: SampleSpec, hooks: Pick<SampleRequest, 'onStep' | 'onPreview'> = {}):
-  { r: SampleOutput; labels: number[] | null; prompts: string[] | null; guidance: number; nrow: number } {
+  { r: SampleOutput; labels: number[] | null; prompts: string[] | null; guidance: number; nrow: number; unknownWords: string[] } {
   if (o.sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
+  if (o.guidance !== undefined && !(o.guidance >= 0)) throw new ConfigError(`--guidance must be >= 0 (1 = no guidance, 0 = unconditional), got ${o.guidance}`);
+  const T = m.model.numTimesteps;
+  if (o.sampler !== 'ddpm' && o.steps > T) {
+    throw new ConfigError(`--steps ${o.steps} is more than the model's ${T} diffusion timesteps; give at most ${T} (or --sampler ddpm, which always runs all ${T})`);
+  }
   let labels: number[] | null = null;
   if (o.class && o.class.length > 0) {
     if (!m.cls) throw new ConfigError('--class: this model is not class-conditional');
@@ -133,7 +151,7 @@ export function drawSamples(m: LoadedModel, o: SampleSpec, hooks: Pick<SampleReq
     ...(takesEta ? { eta: o.eta } : {}),
   });
   const nrow = m.cls && !labels && !prompts ? Math.min(o.n, m.cls.numClasses) : Math.min(o.n, 8);
-  return { r, labels, prompts, guidance, nrow };
+  return { r, labels, prompts, guidance, nrow, unknownWords: o.prompt ? unknownPromptWords(m, o.prompt) : [] };
 }
 
 /** --scheduler / --s-noise / --s-churn / --solver-type / --eta checked against the sampler. */
@@ -151,14 +169,6 @@ export function samplerExtras(sampler: SamplerName, o: Pick<SampleCommandOptions
   if (o.sChurn !== undefined) out.sChurn = o.sChurn;
   if (o.solverType === 'midpoint' || o.solverType === 'heun') out.solverType = o.solverType;
   return out;
-}
-
-/** Words of the prompts the model's tokenizer cannot spell (they become [UNK]). */
-export function unknownPromptWords(m: LoadedModel, prompts: readonly string[]): string[] {
-  const cs = m.model instanceof LatentDiffusion ? m.model.cond_stage_model : null;
-  if (!(cs instanceof BERTEmbedder) || !cs.useTokenizer) return [];
-  const tok = cs.tokenizer;
-  return [...new Set(prompts.flatMap((p) => tok.unknownWords(p)))];
 }
 
 /** The pixel shape [C, H, W] a model samples (decodes a zero latent for latent models). */
@@ -185,6 +195,12 @@ const isDirOut = (out: string): boolean => out.endsWith('/') || (existsSync(out)
 export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOptions): Promise<string[]> {
   const sampler = checkSampler(o.sampler);
   const extras = samplerExtras(sampler, o);
+  // the output is checked before the model is loaded and sampled (minutes), not after
+  if (!isDirOut(o.out)) {
+    imageFormatOf(o.out);
+    checkWritable(o.out);
+    if (o.strip) checkWritable(stripPathOf(o.out));
+  }
   const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
   for (const k of m.missing.slice(0, 1)) process.stderr.write(`warning: ${m.missing.length} model tensors not in the checkpoint (first: ${k})\n`);
   process.stderr.write(`${describeModel(m)}\n`);
@@ -210,7 +226,10 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
   const negativeLabels = o.negativeClass && o.negativeClass.length > 0 ? nullOr(o.negativeClass, '--negative-class') : null;
   if (negativeLabels && (!m.cls || m.cls.prompt)) throw new ConfigError('--negative-class: this model is not class-conditional');
   const unknown = unknownPromptWords(m, [...(prompts ?? []), ...(negativePrompts ?? [])]);
-  if (unknown.length > 0) process.stderr.write(`warning: the model's vocabulary does not know ${unknown.map((w) => `'${w}'`).join(', ')} (read as [UNK])\n`);
+  if (unknown.length > 0) {
+    process.stderr.write(`warning: the model's vocabulary does not know ${unknown.slice(0, 8).map((w) => `'${w.slice(0, 40)}'`).join(', ')}` +
+      `${unknown.length > 8 ? ` and ${unknown.length - 8} more` : ''} (it knows only words of its training captions); they are split into pieces or [UNK] and will not steer the samples as intended\n`);
+  }
   const guidance = defaultGuidance(m, o.guidance);
   if ((negativePrompts || negativeLabels) && guidance === 1) throw new ConfigError('a negative prompt / class acts through guidance: give --guidance > 1');
   let init: Tensor | null = null, mask: Tensor | null = null;

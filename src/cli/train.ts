@@ -138,8 +138,16 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
     const r = await train({
       config, outDir: out, resume: o.resume !== undefined, onEvent: rep.onEvent, shouldStop: () => stopRequested || existsSync(stopFile),
       ...(o.data ? { data: o.data } : {}),
+    }).catch((e: unknown) => {
+      // "config: ..." errors of the trainer are about the config file: name it
+      if (e instanceof ConfigError && e.message.startsWith('config:')) {
+        throw new ConfigError(`${o.resume ? `${o.resume} (the run's saved config)` : configPath}: ${e.message}`);
+      }
+      throw e;
     });
     rep.stop();
+    // Ctrl-C: the checkpoint is written; exit 130 as interrupted commands do
+    if (stopRequested && r.reason === 'stopped') process.exitCode = 130;
     console.log(`${r.reason === 'finished' ? 'finished' : 'stopped'} at step ${r.step} (${r.imgPerSec.toFixed(1)} img/s); run folder: ${out}` +
       (r.modelPath ? `\nmodel: ${r.modelPath}\nsample it: ldm sample ${r.modelPath} --out ${join(out, 'samples.png')}` : `\nresume: ldm train --resume ${out}`));
     return r;

@@ -8,5 +8,7 @@ export { serializeTorchCheckpoint, writeStoredZip, contiguousStrides, type Torch
 export { FormatError } from './errors.ts';
 export { parseNpy, type NpyArray } from './npy.ts';
 export { readZipDirectory, readZipEntry, type ZipEntry } from './zip.ts';
+export { unpickle, type UnpickleOptions } from './pickle.ts';
+export { resolveTorchGlobal } from './torch-pickle.ts';
 export { encodePngSync } from './png.ts';
 export { addPngText, readPngText, crc32 } from './png-text.ts';

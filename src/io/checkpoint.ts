@@ -13,11 +13,11 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, InputFileError, StateDictError } from '../util/index.ts';
+import { ConfigError, InputFileError, OutputFileError, StateDictError } from '../util/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import type { Module } from '../nn/index.ts';
 import { extractStateDict, parseSafetensors, readTorchCheckpoint, type RawTensor } from '../formats/index.ts';
-import { parseTensorFile, readTensorFile, writeFileAtomic, writeTensorFile, type TensorFile } from './tensors.ts';
+import { ensureDir, parseTensorFile, readTensorFile, writeFileAtomic, writeTensorFile, type TensorFile } from './tensors.ts';
 
 export const CHECKPOINT_FORMAT = 'ldm.ts/checkpoint/1';
 export const MODEL_FORMAT = 'ldm.ts/model/1';
@@ -52,16 +52,23 @@ const stepName = (step: number): string => `step-${String(step).padStart(6, '0')
  */
 export function saveTrainingCheckpoint(dir: string, stateDict: ReadonlyMap<string, Tensor>, optimizer: ReadonlyMap<string, Tensor> | null,
   sidecar: Omit<CheckpointSidecar, 'format' | 'model' | 'optimizer' | 'time'>, keep = 2): CheckpointSidecar {
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const base = stepName(sidecar.step);
   const meta = { format: CHECKPOINT_FORMAT, step: String(sidecar.step) };
-  writeTensorFile(join(dir, `${base}.safetensors`), stateDict, meta);
-  if (optimizer) writeTensorFile(join(dir, `${base}.optim.safetensors`), optimizer, meta);
   const full: CheckpointSidecar = {
     format: CHECKPOINT_FORMAT, step: sidecar.step, model: `${base}.safetensors`, optimizer: optimizer ? `${base}.optim.safetensors` : null,
     config: sidecar.config, state: sidecar.state, time: new Date().toISOString(),
   };
-  writeFileAtomic(join(dir, 'last.json'), `${JSON.stringify(full)}\n`);
+  try {
+    writeTensorFile(join(dir, `${base}.safetensors`), stateDict, meta);
+    if (optimizer) writeTensorFile(join(dir, `${base}.optim.safetensors`), optimizer, meta);
+    writeFileAtomic(join(dir, 'last.json'), `${JSON.stringify(full)}\n`);
+  } catch (e) {
+    // last.json still names the previous complete checkpoint (its files are only pruned after)
+    if (!(e instanceof OutputFileError)) throw e;
+    const prev = existsSync(join(dir, 'last.json')) ? `the last complete checkpoint (${join(dir, 'last.json')}) is unchanged` : 'no earlier checkpoint exists';
+    throw new OutputFileError(`checkpoint of step ${sidecar.step} not written: ${e.message}; ${prev}`);
+  }
   pruneCheckpoints(dir, keep, base);
   return full;
 }
@@ -92,7 +99,13 @@ export function hasCheckpoint(path: string): boolean {
 export function loadTrainingCheckpoint(path: string): TrainingCheckpoint {
   const dir = checkpointDir(path);
   const side = join(dir, 'last.json');
-  if (!existsSync(side)) throw new InputFileError(`no checkpoint to resume in ${path} (expected ${side}; a run writes it at its first checkpoint)`);
+  if (!existsSync(side)) {
+    const isRunDir = !path.endsWith('.json') && basename(dir) !== 'checkpoints';
+    const expected = isRunDir ? join(path, 'checkpoints', 'last.json') : side;
+    const what = !existsSync(path) ? `no checkpoint to resume: ${path} does not exist`
+      : isRunDir && !existsSync(join(path, 'checkpoints')) ? `no checkpoint to resume: ${path} is not a run folder` : `no checkpoint to resume in ${path}`;
+    throw new InputFileError(`${what} (expected ${expected}; a run writes it at its first checkpoint)`);
+  }
   let sidecar: CheckpointSidecar;
   try {
     sidecar = JSON.parse(readFileSync(side, 'utf8')) as CheckpointSidecar;
@@ -110,7 +123,7 @@ export function loadTrainingCheckpoint(path: string): TrainingCheckpoint {
 /** Write a model file: tensors under official keys + metadata (config as JSON, format, step). */
 export function saveModelFile(path: string, stateDict: ReadonlyMap<string, Tensor>, config: Record<string, unknown>,
   extra: Record<string, string> = {}): void {
-  mkdirSync(dirname(resolve(path)), { recursive: true });
+  ensureDir(dirname(resolve(path)));
   writeTensorFile(path, stateDict, { format: MODEL_FORMAT, config: JSON.stringify(config), ...extra });
 }
 

@@ -11,8 +11,8 @@
 
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import YAML from 'yaml';
-import { ConfigError, InputFileError, LdmError, closest } from '../util/index.ts';
+import YAML, { isMap as isYamlMap, isScalar, isSeq, type Node as YamlNode } from 'yaml';
+import { ConfigError, InputFileError, LdmError, clip, closest, describe } from '../util/index.ts';
 import { MODEL_TARGETS, type TargetConfig } from '../models/index.ts';
 import { parseNpy } from '../formats/index.ts';
 import { DATA_MODULE_KEYS, DATA_MODULE_TARGET, DATA_TARGETS, type DataBuildContext, type DataModule } from './datasets/index.ts';
@@ -94,17 +94,17 @@ function leafOk(kind: Leaf, v: unknown): boolean {
 }
 
 function validateNode(v: unknown, schema: Node, path: string): void {
-  if (!isMap(v)) throw new ConfigError(`config: '${path}' must be a mapping of keys, got ${JSON.stringify(v)}`);
+  if (!isMap(v)) throw new ConfigError(`config: '${path}' must be a mapping of keys, got ${describe(v)}`);
   for (const [k, val] of Object.entries(v)) {
     const p = path ? `${path}.${k}` : k;
     const s = schema[k];
     if (s === undefined) {
       const c = closest(k, Object.keys(schema));
-      throw new ConfigError(`config: unknown key '${p}'${c ? ` (did you mean '${path ? `${path}.` : ''}${c}'?)` : ''}; valid keys here: ${Object.keys(schema).join(', ')}`);
+      throw new ConfigError(`config: unknown key '${clip(p, 120)}'${c ? ` (did you mean '${path ? `${path}.` : ''}${c}'?)` : ''}; valid keys here: ${Object.keys(schema).join(', ')}`);
     }
     if (s === 'free' || val === null) continue;
     if (typeof s === 'string') {
-      if (!leafOk(s, val)) throw new ConfigError(`config: '${p}' must be ${s === 'integer' ? 'an integer' : s === 'list' ? 'a list' : `a ${s}`}, got ${JSON.stringify(val)}`);
+      if (!leafOk(s, val)) throw new ConfigError(`config: '${p}' must be ${s === 'integer' ? 'an integer' : s === 'list' ? 'a list' : `a ${s}`}, got ${describe(val)}`);
     } else {
       validateNode(val, s, p);
     }
@@ -113,17 +113,27 @@ function validateNode(v: unknown, schema: Node, path: string): void {
 
 /** Check the structure and the types of the parts of a config that ldm.ts owns (for training:
  *  model, data and lightning). */
-export function validateConfig(tree: ConfigTree): void {
+export function validateConfig(tree: ConfigTree, source?: string): void {
+  if (source !== undefined) {
+    // the same checks, each message prefixed with the file it is about
+    try {
+      validateConfig(tree);
+    } catch (e) {
+      if (e instanceof ConfigError && !e.message.startsWith(source)) throw new ConfigError(`${source}: ${e.message}`);
+      throw e;
+    }
+    return;
+  }
   validateNode(tree, SCHEMA, '');
   validateModelConfig(tree);
   const data = tree['data'];
   if (isMap(data)) {
-    if (data['target'] !== undefined) checkTarget(String(data['target']), 'data.target', 'data-module');
+    if (data['target'] !== undefined) checkTarget(typeof data['target'] === 'string' ? data['target'] : describe(data['target']), 'data.target', 'data-module');
     const dp = data['params'];
     if (isMap(dp)) {
       for (const split of ['train', 'validation', 'test']) {
         const n = dp[split];
-        if (isMap(n)) checkTarget(String(n['target']), `data.params.${split}.target`, 'data');
+        if (isMap(n)) checkTarget(typeof n['target'] === 'string' ? n['target'] : describe(n['target']), `data.params.${split}.target`, 'data');
       }
     }
   }
@@ -142,19 +152,90 @@ export function validateModelConfig(tree: ConfigTree): void {
 function checkTarget(target: string, path: string, kind: 'model' | 'data' | 'data-module'): void {
   if (CONFIG_TARGETS[target] === kind) return;
   const names = Object.entries(CONFIG_TARGETS).filter(([, k]) => k === kind).map(([n]) => n);
-  if (CONFIG_TARGETS[target]) throw new ConfigError(`config: '${path}' names '${target}', which is a ${CONFIG_TARGETS[target]} class, not a ${kind} class`);
-  const c = closest(target, names) ?? names.find((n) => n.endsWith(`.${target.split('.').pop()}`));
-  throw new ConfigError(`config: '${path}': unknown class '${target}'${c ? ` (did you mean '${c}'?)` : ''}; known: ${names.join(', ')}`);
+  if (Object.prototype.hasOwnProperty.call(CONFIG_TARGETS, target)) throw new ConfigError(`config: '${path}' names '${target}', which is a ${CONFIG_TARGETS[target]} class, not a ${kind} class`);
+  const c = closest(target, names) ?? (target.length <= 1000 ? names.find((n) => n.endsWith(`.${target.split('.').pop()}`)) : undefined);
+  throw new ConfigError(`config: '${path}': unknown class '${clip(target, 120)}'${c ? ` (did you mean '${c}'?)` : ''}; known: ${clip(names.join(', '), 280)}`);
 }
 
 // ---- reading and overriding -------------------------------------------------------------------
 
+/** Largest config text read (official configs are a few KiB). */
+export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** Deepest flow nesting ([ { ) accepted; the YAML parser recurses per level. */
+export const MAX_CONFIG_DEPTH = 200;
+
+/** Deepest run of '[' / '{' (or '- ' sequence entries on one line) outside quotes and comments. */
+function flowDepth(text: string): number {
+  let depth = 0, max = 0, quote = '', comment = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (comment) { if (c === '\n') comment = false; continue; }
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = '';
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === '#') comment = i === 0 || /\s/.test(text[i - 1]!);
+    else if (c === '[' || c === '{') max = Math.max(max, ++depth);
+    else if (c === ']' || c === '}') depth = Math.max(0, depth - 1);
+    else if (c === '-' && text[i + 1] === ' ' && (i === 0 || text[i - 1] === ' ' || text[i - 1] === '\n')) {
+      // compact nested block sequences: "- - - - 1" nest one level per dash
+      let k = i, n = 0;
+      while (text[k] === '-' && text[k + 1] === ' ') { n++; k += 2; }
+      max = Math.max(max, depth + n);
+      i = k - 1;
+    }
+  }
+  return max;
+}
+
+/** Duplicate keys of every mapping (a Set per mapping: linear, where the YAML library's check is quadratic). */
+function checkUniqueKeys(root: unknown, source: string): void {
+  const stack: { node: unknown; path: string }[] = [{ node: root, path: '' }];
+  while (stack.length > 0) {
+    const { node, path } = stack.pop()!;
+    if (isYamlMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        if (pair.key !== null && !isScalar(pair.key)) {
+          // a mapping or a list used as a key: YAML allows it, no config means it
+          throw new ConfigError(`${source}: invalid YAML: a mapping or list used as a key under '${clip(path || '(root)', 120)}' (at character ${(pair.key as YamlNode).range?.[0] ?? '?'})`);
+        }
+        const k = isScalar(pair.key) ? String(pair.key.value) : 'null';
+        const p = path ? `${path}.${k}` : k;
+        {
+          if (seen.has(k)) {
+            const line = (pair.key as YamlNode | null)?.range?.[0];
+            throw new ConfigError(`${source}: invalid YAML: duplicate key '${clip(p, 120)}'${line !== undefined ? ` (at character ${line})` : ''}; each key may appear once per mapping`);
+          }
+          seen.add(k);
+        }
+        stack.push({ node: pair.value, path: p });
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((v, i) => stack.push({ node: v, path: `${path}.${i}` }));
+    }
+  }
+}
+
 export function parseConfigText(text: string, source: string): ConfigTree {
+  if (text.length > MAX_CONFIG_BYTES) {
+    throw new ConfigError(`${source}: the config is ${text.length} characters; configs are at most ${MAX_CONFIG_BYTES} (is this the right file?)`);
+  }
+  const depth = flowDepth(text);
+  if (depth > MAX_CONFIG_DEPTH) throw new ConfigError(`${source}: invalid YAML: nesting ${depth} levels deep (at most ${MAX_CONFIG_DEPTH})`);
   let tree: unknown;
   try {
-    tree = YAML.parse(text);
+    // uniqueKeys: false and our own linear check (the library's is quadratic in the keys of a mapping)
+    const doc = YAML.parseDocument(text, { uniqueKeys: false });
+    const err = doc.errors[0];
+    if (err !== undefined) throw err;
+    checkUniqueKeys(doc.contents, source);
+    tree = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    throw new ConfigError(`${source}: invalid YAML: ${(e as Error).message.split('\n')[0]}`);
+    if (e instanceof ConfigError) throw e;
+    throw new ConfigError(`${source}: invalid YAML: ${clip((e as Error).message.split('\n')[0] ?? '', 200)}`);
   }
   if (!isMap(tree)) throw new ConfigError(`${source}: a config must be a YAML mapping (with model, data, lightning)`);
   return tree;
@@ -270,7 +351,7 @@ function schemaNode(path: readonly string[]): Node | Leaf | 'free' | undefined {
 
 export function loadConfig(path: string, overrides: readonly string[] = []): ConfigTree {
   const tree = applyOverrides(readConfigFile(path), overrides);
-  validateConfig(tree);
+  validateConfig(tree, path);
   return tree;
 }
 
@@ -358,14 +439,14 @@ function stripTrainerKeys(target: string, params: Record<string, unknown>): Reco
 export function buildModelFromConfig(tree: ConfigTree): unknown {
   const m = tree['model'];
   if (!isMap(m)) throw new ConfigError("config: 'model' is missing");
-  return buildModel({ target: String(m['target']), params: (m['params'] ?? {}) as Record<string, unknown> }, 'model');
+  return buildModel({ target: typeof m['target'] === 'string' ? m['target'] : describe(m['target']), params: (m['params'] ?? {}) as Record<string, unknown> }, 'model');
 }
 
 /** Build `data` (main.DataModuleFromConfig) and load its data sets. */
 export async function buildDataFromConfig(tree: ConfigTree, ctx: DataBuildContext = {}, splits: readonly ('train' | 'validation' | 'test')[] = ['train', 'validation', 'test']): Promise<DataModule> {
   const d = tree['data'];
   if (!isMap(d)) throw new ConfigError("config: 'data' is missing (a main.DataModuleFromConfig with batch_size and train)");
-  const target = String(d['target'] ?? DATA_MODULE_TARGET);
+  const target = typeof d['target'] === 'string' ? d['target'] : d['target'] === undefined || d['target'] === null ? DATA_MODULE_TARGET : describe(d['target']);
   checkTarget(target, 'data.target', 'data-module');
   const p = (d['params'] ?? {}) as ConfigTree;
   for (const k of Object.keys(p)) {
@@ -375,7 +456,7 @@ export async function buildDataFromConfig(tree: ConfigTree, ctx: DataBuildContex
     }
   }
   const bs = p['batch_size'];
-  if (typeof bs !== 'number' || !Number.isInteger(bs) || bs < 1) throw new ConfigError(`config: 'data.params.batch_size' must be a positive integer, got ${JSON.stringify(bs)}`);
+  if (typeof bs !== 'number' || !Number.isInteger(bs) || bs < 1) throw new ConfigError(`config: 'data.params.batch_size' must be a positive integer, got ${describe(bs)}`);
   const load = async (split: 'train' | 'validation' | 'test') => {
     const n = p[split];
     if (!splits.includes(split) || n === undefined || n === null) return null;

@@ -1,15 +1,14 @@
 // Images out: tensors [B, C, H, W] in [-1, 1] -> grids (torchvision `make_grid` layout: nrow images
-// per row, `padding` pixels around each, pad value), nearest-neighbour upscaling, PNG files written
-// atomically through sharp; and a loss-curve PNG drawn into a raw RGB buffer (axes, tick labels in
+// per row, `padding` pixels around each, pad value), nearest-neighbour upscaling, image files
+// (PNG, or JPEG / WebP when the extension says so) written atomically through sharp; and a loss-curve PNG drawn into a raw RGB buffer (axes, tick labels in
 // a built-in 3x5 pixel font, optional log scale, raw and smoothed series) — no plotting library.
 
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, extname } from 'node:path';
 import sharp from 'sharp';
-import { InputFileError, ShapeError, fmtShape } from '../util/index.ts';
+import { InputFileError, OutputFileError, ShapeError, fmtShape } from '../util/index.ts';
 import { addPngText } from '../formats/index.ts';
 import { Tensor as TensorCtor, type Tensor } from '../tensor/index.ts';
-import { writeFileAtomic } from './tensors.ts';
+import { ensureDir, writeFileAtomic } from './tensors.ts';
 
 /** A raw 8-bit image, channels-last. */
 export interface RawImage {
@@ -113,14 +112,45 @@ export async function encodePng(img: RawImage, text: Readonly<Record<string, str
 /** Write a PNG atomically (temp file + rename), with optional tEXt chunks. */
 export async function writePng(path: string, img: RawImage, text: Readonly<Record<string, string>> = {}): Promise<void> {
   const bytes = await encodePng(img, text);
-  mkdirSync(dirname(path), { recursive: true });
+  ensureDir(dirname(path));
   writeFileAtomic(path, bytes);
 }
 
-/** Write x [B, C, H, W] in [-1, 1] as a grid PNG. */
+/** Image formats written by file extension (no extension: PNG). */
+export const IMAGE_FORMATS = { '.png': 'png', '.jpg': 'jpeg', '.jpeg': 'jpeg', '.webp': 'webp' } as const;
+
+/** The format a path's extension names, or an OutputFileError naming the ones we write. */
+export function imageFormatOf(path: string): 'png' | 'jpeg' | 'webp' {
+  const ext = extname(path).toLowerCase();
+  if (ext === '') return 'png';
+  const f = (IMAGE_FORMATS as Record<string, 'png' | 'jpeg' | 'webp'>)[ext];
+  if (f === undefined) {
+    throw new OutputFileError(`cannot write ${path}: '${ext}' is not an image format ldm writes (${Object.keys(IMAGE_FORMATS).join(', ')})`);
+  }
+  return f;
+}
+
+/** Encoded bytes of a raw image in a format (JPEG / WebP at quality 95: grids of small digits need it). */
+export async function encodeImage(img: RawImage, format: 'png' | 'jpeg' | 'webp', text: Readonly<Record<string, string>> = {}): Promise<Uint8Array> {
+  if (format === 'png') return encodePng(img, text); // tEXt chunks: PNG only
+  const s = sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), {
+    raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 },
+  });
+  const buf = await (format === 'jpeg' ? s.jpeg({ quality: 95 }) : s.webp({ quality: 95 })).toBuffer();
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+}
+
+/** Write an image atomically in the format its extension names (.png, .jpg / .jpeg, .webp). */
+export async function writeImage(path: string, img: RawImage, text: Readonly<Record<string, string>> = {}): Promise<void> {
+  const bytes = await encodeImage(img, imageFormatOf(path), text);
+  ensureDir(dirname(path));
+  writeFileAtomic(path, bytes);
+}
+
+/** Write x [B, C, H, W] in [-1, 1] as a grid image (format by extension, see writeImage). */
 export async function saveImageGrid(path: string, x: Tensor, opts: GridOptions = {}): Promise<RawImage> {
   const g = makeGrid(x, opts);
-  await writePng(path, g, opts.text ?? {});
+  await writeImage(path, g, opts.text ?? {});
   return g;
 }
 

@@ -5,7 +5,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { InputFileError } from '../util/index.ts';
-import { writeFileAtomic } from './tensors.ts';
+import { ensureDir, writeFileAtomic } from './tensors.ts';
 
 export type MetricsRow = Record<string, number | string | null> & { step: number };
 
@@ -48,6 +48,6 @@ export class MetricsLog {
 
 /** Write a small text/JSON file atomically (run summaries, configs). */
 export function writeTextFile(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
+  ensureDir(dirname(path));
   writeFileAtomic(path, text);
 }

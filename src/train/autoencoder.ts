@@ -10,20 +10,23 @@
 // row, posterior mode or quantised latent, held-out images), reconstruction error on held-out test images (L1, MSE and
 // PSNR on the [0, 1] scale) every val_check_interval and at the end, the loss curve. Checkpoints
 // and RUN/model.safetensors hold the whole state dict under the official keys (encoder.*,
-// decoder.*, quant_conv.*, post_quant_conv.*, loss.*). No resume (a run is minutes long).
+// decoder.*, quant_conv.*, post_quant_conv.*, loss.*). Checkpoints are training checkpoints
+// (io/checkpoint.ts: weights, both optimizers' moments, generator and loader state), so `--resume`
+// continues a run exactly as the diffusion trainer does; Ctrl-C writes one and stops.
 
 import { join } from 'node:path';
-import { ConfigError, Generator } from '../util/index.ts';
-import { cat, noGrad, permute } from '../tensor/index.ts';
-import { setInitSeed } from '../nn/index.ts';
+import { ConfigError, Generator, type GeneratorState } from '../util/index.ts';
+import { Tensor as TensorClass, cat, noGrad, permute } from '../tensor/index.ts';
+import { initGenerator, setInitSeed, type Adam } from '../nn/index.ts';
 import type { Tensor } from '../tensor/index.ts';
 import {
   AutoencoderKL, LPIPSWithDiscriminator, VQLPIPSWithDiscriminator, VQModel, autoencoderOptimizationStep, configureAutoencoderOptimizers,
   configureVQOptimizers, vqOptimizationStep,
 } from '../models/index.ts';
 import {
-  DataLoader, MetricsLog, buildDataFromConfig, buildModelFromConfig, drawCurve, dumpConfig, makeBatch, saveImageGrid,
-  saveModelFile, writePng, writeTextFile, type ConfigTree, type ImageDataset, type MetricsRow,
+  DataLoader, MetricsLog, buildDataFromConfig, buildModelFromConfig, drawCurve, dumpConfig, hasCheckpoint, loadTrainingCheckpoint, makeBatch,
+  saveImageGrid, saveModelFile, saveTrainingCheckpoint, writePng, writeTextFile, type ConfigTree, type ImageDataset, type LoaderState,
+  type MetricsRow,
 } from '../io/index.ts';
 import { resolveSettings } from './settings.ts';
 import type { RunResult, TrainEvent, TrainOptions } from './types.ts';
@@ -91,7 +94,10 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   const emit = (e: TrainEvent): void => opts.onEvent?.(e);
   const config: ConfigTree = opts.config;
   const out = opts.outDir;
-  if (opts.resume) throw new ConfigError('train: --resume is not supported for autoencoder configs (runs are short); start a new run');
+  const resumed = opts.resume ? loadTrainingCheckpoint(out) : null;
+  if (!opts.resume && hasCheckpoint(out)) {
+    throw new ConfigError(`the run folder ${out} already has checkpoints: continue it with --resume ${out}, or choose another --out`);
+  }
   const s = resolveSettings(config);
   setInitSeed(s.seed);
   const built = buildModelFromConfig(config);
@@ -101,21 +107,23 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   let stepFn: (batch: Readonly<Record<string, Tensor>>, step: number) => { aeloss: Tensor; discloss: Tensor; log: Record<string, Tensor> };
   let loss: LPIPSWithDiscriminator | VQLPIPSWithDiscriminator;
   let nParams: number;
+  let optimizers: { optAe: Adam; optDisc: Adam };
+  const trainGen = new Generator(BigInt(s.seed) + 1n);
   if (ae instanceof AutoencoderKL) {
     if (!(lossModule instanceof LPIPSWithDiscriminator)) throw new ConfigError('train: an AutoencoderKL needs lossconfig ldm.modules.losses.LPIPSWithDiscriminator to train');
     const l = lossModule;
-    const optimizers = configureAutoencoderOptimizers(ae, l, s.learningRate);
-    const trainGen = new Generator(BigInt(s.seed) + 1n);
-    stepFn = (batch, step) => autoencoderOptimizationStep(ae, l, optimizers, batch, step, { noise0: trainGen, noise1: trainGen });
+    const opt = configureAutoencoderOptimizers(ae, l, s.learningRate);
+    optimizers = opt;
+    stepFn = (batch, step) => autoencoderOptimizationStep(ae, l, opt, batch, step, { noise0: trainGen, noise1: trainGen });
     loss = l;
     nParams = [...ae.encoder.parameters(), ...ae.decoder.parameters(), ...ae.quant_conv.parameters(), ...ae.post_quant_conv.parameters()]
       .reduce((a, p) => a + p.size, 0);
   } else {
     if (!(lossModule instanceof VQLPIPSWithDiscriminator)) throw new ConfigError('train: a VQModel needs lossconfig taming.modules.losses.vqperceptual.VQLPIPSWithDiscriminator (or ldm.modules.losses.vqperceptual.VQLPIPSWithDiscriminator) to train');
     const l = lossModule;
-    const optimizers = configureVQOptimizers(ae, l, s.learningRate);
-    const remapGen = new Generator(BigInt(s.seed) + 1n);
-    stepFn = (batch, step) => vqOptimizationStep(ae, l, optimizers, batch, step, { unknownDraw: remapGen });
+    const opt = configureVQOptimizers(ae, l, s.learningRate);
+    optimizers = opt;
+    stepFn = (batch, step) => vqOptimizationStep(ae, l, opt, batch, step, { unknownDraw: trainGen });
     loss = l;
     nParams = ae.autoencoderParameters().reduce((a, p) => a + p.size, 0);
   }
@@ -125,16 +133,54 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   const heldOut = data.validation ?? data.test ?? data.train;
   const loader = new DataLoader(data.train, { batchSize: s.batchSize, seed: s.seed });
   const metrics = new MetricsLog(join(out, 'metrics.jsonl'));
-  metrics.truncate(0);
+  // both optimizers' moments under the parameters' state-dict names
+  const byId = new Map(ae.namedParameters().map(([n, p]) => [p.id, n]));
+  const optList: ['optAe' | 'optDisc', Adam][] = [['optAe', optimizers.optAe], ['optDisc', optimizers.optDisc]];
+  const namesOf = (o: Adam): string[] => o.params.map((p, i) => byId.get(p.id) ?? `param.${i}`);
+  let step = 0;
+  if (resumed) {
+    ae.loadStateDict(resumed.stateDict, true, join(resumed.dir, resumed.sidecar.model));
+    const st = resumed.sidecar.state as unknown as AutoencoderTrainerState;
+    for (const [key, o] of optList) {
+      const names = namesOf(o);
+      const m = names.map((n) => resumed.optimizer.get(`exp_avg.${n}`));
+      const v = names.map((n) => resumed.optimizer.get(`exp_avg_sq.${n}`));
+      const missing = names.filter((_, i) => !m[i] || !v[i]);
+      if (missing.length > 0 || !st[key]) throw new ConfigError(`resume: the optimizer state lacks ${missing.slice(0, 3).join(', ') || key}`);
+      o.loadStateDict({ step: st[key].step, lr: st[key].lr, exp_avg: m.map((t) => t!.f32), exp_avg_sq: v.map((t) => t!.f32) });
+    }
+    trainGen.setState(st.trainGen);
+    initGenerator().setState(st.initGen);
+    loader.setState(st.loader);
+    step = resumed.sidecar.step;
+    metrics.truncate(step);
+  } else {
+    metrics.truncate(0);
+  }
   writeTextFile(join(out, 'config.yaml'), dumpConfig(config));
   emit({
-    type: 'start', step: 0, maxSteps: s.maxSteps, parameters: nParams, learningRate: s.learningRate, dataset: data.train.name,
-    examples: data.train.length, outDir: out, resumed: false, batchSize: s.batchSize,
+    type: 'start', step, maxSteps: s.maxSteps, parameters: nParams, learningRate: s.learningRate, dataset: data.train.name,
+    examples: data.train.length, outDir: out, resumed: resumed !== null, batchSize: s.batchSize,
   });
   emit({ type: 'info', message: `autoencoder: ${nParams} trainable parameters, discriminator ${loss.discriminator.parameters().reduce((a, p) => a + p.size, 0)}; GAN term from step ${loss.discriminatorIterStart}` });
 
   const saveWeights = (path: string, step: number): void => {
     saveModelFile(path, ae.stateDict(), config, { step: String(step), ema: 'false' });
+  };
+  const ckptDir = join(out, 'checkpoints');
+  const saveCheckpoint = (): void => {
+    const moments = new Map<string, Tensor>();
+    const state: Partial<AutoencoderTrainerState> = { trainGen: trainGen.getState(), initGen: initGenerator().getState(), loader: loader.getState() };
+    for (const [key, o] of optList) {
+      const sd = o.stateDict();
+      state[key] = { step: sd.step, lr: sd.lr };
+      namesOf(o).forEach((n, i) => {
+        moments.set(`exp_avg.${n}`, new TensorClass(sd.exp_avg[i]!, o.params[i]!.shape));
+        moments.set(`exp_avg_sq.${n}`, new TensorClass(sd.exp_avg_sq[i]!, o.params[i]!.shape));
+      });
+    }
+    const side = saveTrainingCheckpoint(ckptDir, ae.stateDict(), moments, { step, config, state: state as Record<string, unknown> }, s.keepCheckpoints);
+    emit({ type: 'checkpoint', step, path: join(ckptDir, side.model) });
   };
   const valRows = (step: number): ReconstructionReport => {
     ae.eval();
@@ -159,7 +205,8 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   };
 
   const losses: number[] = [];
-  let step = 0, ema = 0, emaN = 0;
+  let ema = 0, emaN = 0;
+  let lastCkptStep = resumed ? step : -1;
   let reason: AutoencoderTrainResult['reason'] = 'finished';
   let lastVal: ReconstructionReport | null = null;
   while (step < s.maxSteps) {
@@ -178,21 +225,24 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
       metrics.append(row);
     }
     emit({ type: 'step', step, maxSteps: s.maxSteps, loss: l, lr: s.learningRate, itPerSec: 1 / ema, imgPerSec: s.batchSize / ema, etaSec: ema * (s.maxSteps - step), epoch: loader.currentEpoch });
-    if (opts.killAfterSteps !== undefined && step >= opts.killAfterSteps) { reason = 'killed'; break; }
+    if (opts.killAfterSteps !== undefined && losses.length >= opts.killAfterSteps) { reason = 'killed'; break; }
+    // Ctrl-C: stop now (validation and pictures skipped), the checkpoint is written below (the
+    // event loop runs the SIGINT handler once per step)
+    if (opts.shouldStop) await new Promise<void>((r) => setImmediate(r));
+    if (opts.shouldStop?.()) { reason = 'stopped'; break; }
     if (step % s.checkpointEvery === 0) {
-      const p = join(out, 'checkpoints', `${stepTag(step)}.safetensors`);
-      saveWeights(p, step);
-      emit({ type: 'checkpoint', step, path: p });
+      saveCheckpoint();
+      lastCkptStep = step;
     }
     if (s.valEvery && step % s.valEvery === 0) lastVal = valRows(step);
     if (s.imageEvery && step % s.imageEvery === 0) {
       await images(step);
       await writeCurve(metrics, out);
     }
-    if (opts.shouldStop?.()) { reason = 'stopped'; break; }
   }
   let modelPath: string | null = null;
-  if (reason !== 'killed') {
+  if (reason !== 'killed' && lastCkptStep !== step) saveCheckpoint();
+  if (reason === 'finished') {
     if (!s.valEvery || step % s.valEvery !== 0) lastVal = valRows(step);
     if (!s.imageEvery || step % s.imageEvery !== 0) await images(step);
     modelPath = join(out, 'model.safetensors');
@@ -214,6 +264,15 @@ async function writeCurve(metrics: MetricsLog, out: string): Promise<void> {
   await writePng(join(out, 'loss.png'), drawCurve(rows.map((r) => r.step), rows.map((r) => Math.max(1e-6, r['loss'] as number)), { logScale: true, title: 'autoencoder loss (reconstruction + KL or codebook + GAN)' }));
 }
 
+
+/** What a training checkpoint's sidecar holds for an autoencoder run. */
+interface AutoencoderTrainerState {
+  optAe: { step: number; lr: number };
+  optDisc: { step: number; lr: number };
+  trainGen: GeneratorState;
+  initGen: GeneratorState;
+  loader: LoaderState;
+}
 
 function getPathSafe(config: ConfigTree): unknown {
   const m = config['model'];

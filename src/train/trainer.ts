@@ -274,6 +274,13 @@ export async function trainDiffusion(opts: TrainOptions): Promise<TrainResult> {
       reason = 'killed';
       break;
     }
+    // Ctrl-C: stop now (validation and pictures skipped), the checkpoint is written below. The loop
+    // is synchronous: let the event loop run the SIGINT handler once per step.
+    if (opts.shouldStop) await new Promise<void>((r) => setImmediate(r));
+    if (opts.shouldStop?.()) {
+      reason = 'stopped';
+      break;
+    }
     if (step % settings.checkpointEvery === 0) lastCkptStep = (saveCheckpoint(), step);
     if (settings.valEvery && step % settings.valEvery === 0 && data.validation) {
       const values = validate(model, computeLoss, data.validation, settings);
@@ -283,10 +290,6 @@ export async function trainDiffusion(opts: TrainOptions): Promise<TrainResult> {
     if (settings.imageEvery && step % settings.imageEvery === 0) {
       emit({ type: 'images', step, paths: await logImages(model, cls, settings, data, out, step) });
       await writeLossCurve(metrics, out);
-    }
-    if (opts.shouldStop?.()) {
-      reason = 'stopped';
-      break;
     }
   }
 

@@ -33,6 +33,9 @@ export class StateDictError extends LdmError {}
 /** An unreadable or malformed input file. */
 export class InputFileError extends LdmError {}
 
+/** A file or folder that cannot be written (missing or non-folder parent, a folder in the way, disk full). */
+export class OutputFileError extends LdmError {}
+
 export function assert(cond: unknown, message: string | (() => string)): asserts cond {
   if (!cond) throw new LdmError(typeof message === 'string' ? message : message());
 }

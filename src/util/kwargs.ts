@@ -5,23 +5,41 @@
 // `issue` is {kind, key, suggestion} as data, so io/config.ts can address it by config path.
 
 import { ConfigError } from './errors.ts';
+import { clip } from './describe.ts';
 
+/** Levenshtein distance (two rows: O(|a|·|b|) time, O(|b|) memory). */
 export function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) dp[0]![j] = j;
-  for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) {
-    dp[i]![j] = Math.min(dp[i - 1]![j]! + 1, dp[i]![j - 1]! + 1, dp[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  let cur = new Array<number>(b.length + 1).fill(0);
+  for (let i = 1; i <= a.length; i++) {
+    cur[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    [prev, cur] = [cur, prev];
   }
-  return dp[a.length]![b.length]!;
+  return prev[b.length]!;
 }
 
+/** Names longer than this get no did-you-mean (a 10 MB key would cost seconds for nothing). */
+export const CLOSEST_MAX_LENGTH = 128;
+
+/**
+ * The candidate nearest to `name` by edit distance when it is near enough to be a typo
+ * (within max(2, |name|/3)); candidates whose length alone rules them out are skipped, so the
+ * cost is bounded by CLOSEST_MAX_LENGTH² per candidate.
+ */
 export function closest(name: string, candidates: readonly string[]): string | undefined {
+  if (name.length > CLOSEST_MAX_LENGTH) return undefined;
+  const limit = Math.max(2, Math.floor(name.length / 3));
+  const lower = name.toLowerCase();
   let best: string | undefined, bd = Infinity;
   for (const c of candidates) {
-    const d = editDistance(name.toLowerCase(), c.toLowerCase());
+    if (Math.abs(c.length - name.length) > limit || c.length > CLOSEST_MAX_LENGTH * 2) continue;
+    const d = editDistance(lower, c.toLowerCase());
     if (d < bd) { bd = d; best = c; }
   }
-  return best !== undefined && bd <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+  return best !== undefined && bd <= limit ? best : undefined;
 }
 
 /** Throw a ConfigError for any key of `params` not in `allowed`, naming the owner and a suggestion. */
@@ -29,7 +47,7 @@ export function checkKwargs(owner: string, params: object, allowed: readonly str
   for (const k of Object.keys(params)) {
     if (allowed.includes(k)) continue;
     const s = closest(k, allowed);
-    throw new ConfigError(`${owner}: unknown parameter '${k}'${s ? ` (did you mean '${s}'?)` : ''}; valid: ${allowed.join(', ')}`,
+    throw new ConfigError(`${owner}: unknown parameter '${clip(k, 80)}'${s ? ` (did you mean '${s}'?)` : ''}; valid: ${allowed.join(', ')}`,
       { kind: 'unknown', key: k, suggestion: s });
   }
 }

@@ -322,6 +322,7 @@ async function trainInPage(): Promise<void> {
   losses = [];
   drawLoss();
   $('t-name').textContent = `mnist-demo in your browser (${browser.backend})`;
+  for (const id of ['t-samples', 't-strip']) $<HTMLImageElement>(id).removeAttribute('src');
   const btn = $<HTMLButtonElement>('b-train');
   btn.disabled = true;
   $<HTMLButtonElement>('t-stop').disabled = false;
@@ -330,6 +331,8 @@ async function trainInPage(): Promise<void> {
     const r = await browser.train({
       config: 'mnist-demo', steps: Number($<HTMLInputElement>('b-steps').value), seed: Number($<HTMLInputElement>('b-seed').value),
       batchSize: Number($<HTMLInputElement>('b-batch').value),
+      // a short run: the base learning rate of the form and 2 warm-up steps instead of the config's 100
+      overrides: [`model.base_learning_rate=${Number($<HTMLInputElement>('b-lr').value)}`, 'model.params.scheduler_config.params.warm_up_steps=[2]'],
       onStep: (s) => {
         spent += s.seconds;
         losses.push({ step: s.step, loss: s.loss });
@@ -342,6 +345,7 @@ async function trainInPage(): Promise<void> {
     await refreshModels();
     const url = await browser.sample({ model: 'trained', class: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], n: 10, steps: 20, seed: 0 });
     $<HTMLImageElement>('t-samples').src = url;
+    $('t-status').textContent += '\n(samples below: DDIM 20, guidance 3)';
   } catch (e) {
     $('t-status').textContent = `error: ${(e as Error).message}`;
   } finally {

@@ -8,12 +8,11 @@
 //  - image-to-image (--init, --strength, SDEdit) and inpainting (--init + --mask, white = regenerate);
 //  - progress: a bar on a terminal, else a line on stderr every few seconds; --json: a summary on stdout.
 
-import { existsSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { Tensor, cat } from '../tensor/index.ts';
-import { checkWritable, imageFormatOf, labelRows, makeGrid, readImageTensor, saveImageGrid, writePng } from '../io/index.ts';
+import { checkWritable, imageFormatOf, labelRows, makeGrid, readImageTensor, saveImageGrid, writeImage, writePng } from '../io/index.ts';
 import { BERTEmbedder, LatentDiffusion, basicTokenize } from '../models/index.ts';
 import {
   defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest, type SamplerExtras,
@@ -190,7 +189,8 @@ function parametersText(p: Record<string, string | number | null | undefined>): 
   return `${head}${neg}${rest}`;
 }
 
-const isDirOut = (out: string): boolean => out.endsWith('/') || (existsSync(out) && statSync(out).isDirectory());
+/** --out DIR/ (a trailing slash): grid.png and one PNG per image in DIR. */
+const isDirOut = (out: string): boolean => out.endsWith('/');
 
 export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOptions): Promise<string[]> {
   const sampler = checkSampler(o.sampler);
@@ -204,6 +204,11 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
   const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
   for (const k of m.missing.slice(0, 1)) process.stderr.write(`warning: ${m.missing.length} model tensors not in the checkpoint (first: ${k})\n`);
   process.stderr.write(`${describeModel(m)}\n`);
+  if (o.guidance !== undefined && !(o.guidance >= 0)) throw new ConfigError(`--guidance must be >= 0 (1 = no guidance, 0 = unconditional), got ${o.guidance}`);
+  const T = m.model.numTimesteps;
+  if (sampler !== 'ddpm' && o.steps > T) {
+    throw new ConfigError(`--steps ${o.steps} is more than the model's ${T} diffusion timesteps; give at most ${T} (or --sampler ddpm, which always runs all ${T})`);
+  }
   const nullOr = (list: readonly number[], flag: string): number[] => list.map((c) => {
     if (c >= 0) return c;
     if (!m.cls || m.cls.nullLabel === null) throw new ConfigError(`${flag} none: this model has no null class (it was not trained for unconditional sampling)`);
@@ -295,7 +300,7 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
     const st = trajectoryStrip(parts[0]!, k);
     const rowNames = Array.from({ length: k }, (_, b) => [`${b} x_t`, `${b} x0`]).flat();
     const grid = makeGrid(st.images, { nrow: st.nrow, upscale: o.upscale });
-    await writePng(stripPath, labelRows(grid, rowNames, 2 * k), { parameters: parametersText(params) });
+    await writeImage(stripPath, labelRows(grid, rowNames, 2 * k), { parameters: parametersText(params) });
     written.push(stripPath);
   }
   const what = prompts ? ` (prompts ${[...new Set(prompts)].map((p) => `'${p}'`).join(', ')})` : sampleLabels ? ` (classes ${[...new Set(sampleLabels)].join(',')})` : '';

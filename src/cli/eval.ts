@@ -12,7 +12,7 @@ import {
   MnistClassifier, evalBitsPerDim, evalClassAccuracy, evalFid, type FidReport, loadModel, trainClassifier, type AccuracyReport, type BpdReport,
 } from '../train/index.ts';
 import { LatentDiffusion } from '../models/index.ts';
-import { checkSampler, defaultGuidance, describeModel, stepBar } from './sample.ts';
+import { checkSampler, defaultGuidance, describeModel, samplerExtras, stepBar } from './sample.ts';
 
 export const CLASSIFIER_FILE = 'mnist-classifier.safetensors';
 /** The evaluation classifier of Fashion-MNIST models (`ldm train-classifier --dataset fashion-mnist`). */
@@ -37,7 +37,11 @@ export interface EvalCommandOptions {
   perClass: number;
   sampler: string;
   steps: number;
-  eta: number;
+  eta?: number | undefined;
+  scheduler?: string;
+  sNoise?: number;
+  sChurn?: number;
+  solverType?: string;
   guidance?: number | undefined;
   seed: number;
   classifier?: string;
@@ -50,7 +54,7 @@ export interface EvalCommandOptions {
 
 export interface EvalReport {
   model: string;
-  sampling: { sampler: string; steps: number; eta: number; guidance: number; seed: number };
+  sampling: { sampler: string; scheduler?: string; steps: number; eta?: number; guidance: number; seed: number; secondsPerSample?: number };
   bpd: BpdReport | null;
   accuracy: Omit<AccuracyReport, 'samples'> | null;
   /** classifier-FID of the accuracy samples against real test images, with its real-vs-real floor */
@@ -83,7 +87,11 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
   const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
   process.stderr.write(`${describeModel(m)}\n`);
   const guidance = defaultGuidance(m, o.guidance);
-  const report: EvalReport = { model: m.path, sampling: { sampler, steps: o.steps, eta: o.eta, guidance, seed: o.seed }, bpd: null, accuracy: null, fid: null };
+  const extras = samplerExtras(sampler, o);
+  const report: EvalReport = {
+    model: m.path, bpd: null, accuracy: null, fid: null,
+    sampling: { sampler, steps: o.steps, guidance, seed: o.seed, ...(o.eta !== undefined ? { eta: o.eta } : {}), ...(extras.scheduler ? { scheduler: extras.scheduler } : {}) },
+  };
   // a LatentDiffusion: no pixel bits/dim (its bound is over latents); accuracy of decoded samples
   const latent = m.model instanceof LatentDiffusion;
   if (latent && o.bpdN > 0 && !o.json) console.log('bits/dim: skipped (latent diffusion: the bound would be over latents, not pixels)');
@@ -103,16 +111,19 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
     const real = await testSet(m.config, true);
     const classifier = loadClassifier(o.classifier ?? classifierFor(real));
     const bar = stepBar('samples');
+    const t0 = Date.now();
     const acc = evalClassAccuracy(m.model, m.cls, classifier, {
-      perClass: o.perClass, sampler, steps: o.steps, eta: o.eta, guidance, seed: o.seed, onBatch: bar.onStep,
+      perClass: o.perClass, sampler, steps: o.steps, eta: o.eta, guidance, seed: o.seed, onBatch: bar.onStep, samplerOptions: extras,
     });
     bar.stop();
+    report.sampling.secondsPerSample = (Date.now() - t0) / 1000 / acc.n;
     const { samples, ...rest } = acc;
     report.accuracy = rest;
     if (o.fid !== false) report.fid = evalFid(samples, real, classifier);
     if (o.samples) await saveImageGrid(o.samples, samples, { nrow: m.cls.numClasses });
     if (!o.json) {
-      console.log(`class accuracy of samples: ${(acc.accuracy * 100).toFixed(2)}% (${acc.n} samples, ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}, guidance ${guidance})`);
+      console.log(`class accuracy of samples: ${(acc.accuracy * 100).toFixed(2)}% (${acc.n} samples, ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}` +
+        `${extras.scheduler ? ` ${extras.scheduler}` : ''}, guidance ${guidance}; ${report.sampling.secondsPerSample!.toFixed(3)} s per sample)`);
       console.log(`per class: ${acc.perClass.map((a, k) => `${k}:${(a * 100).toFixed(0)}%`).join(' ')}`);
       if (report.fid) console.log(`classifier-FID: ${report.fid.fid.toFixed(2)} (real-vs-real floor at the same N: ${report.fid.floor.toFixed(2)}; ` +
         `N = ${report.fid.n} against ${report.fid.reference} images; features of the evaluation classifier, not Inception)`);

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEBUG, LdmError, clip, describe, fmtShape } from '../util/index.ts';
 import { precisionFallback, setPrecision } from '../tensor/index.ts';
-import { SAMPLER_NAMES } from '../diffusion/index.ts';
+import { SAMPLER_NAMES, SIGMA_SCHEDULES } from '../diffusion/index.ts';
 import { inspectConfig, inspectFile, modelsDir, readRegistry } from '../io/index.ts';
 import { trainCommand } from './train.ts';
 import { sampleCommand } from './sample.ts';
@@ -32,10 +32,12 @@ const float = (name: string, min = -Infinity, hint = '') => (v: string): number 
   return n;
 };
 const classes = (v: string, prev: number[] | undefined): number[] => {
-  const list = v.split(',').map((s) => Number(s.trim()));
-  if (list.some((n) => !Number.isInteger(n) || n < 0)) throw new InvalidArgumentError('--class takes class indices, e.g. 7 or 0,1,2');
+  // 'none' = the null class (unconditional sampling of a class-conditional model), kept as -1
+  const list = v.split(',').map((s) => (s.trim().toLowerCase() === 'none' ? -1 : Number(s.trim())));
+  if (list.some((n) => !Number.isInteger(n) || n < -1)) throw new InvalidArgumentError("--class takes class indices or 'none', e.g. 7 or 0,1,2 or none");
   return [...(prev ?? []), ...list];
 };
+const texts = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...v.split('|').map((s) => s.trim()).filter((s) => s.length > 0)];
 
 /** `--precision fp32|bf16` (train, sample): bf16 = mixed precision like torch.autocast (bf16
  *  convolutions on avx512_bf16/AMX, fp32 master weights, norms and losses); one line on stderr
@@ -52,8 +54,12 @@ function applyPrecision(p: unknown): void {
 function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
   return cmd
     .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('ddim'))
-    .option('--steps <n>', 'sampler steps (ddim, plms, dpm-solver++; ddpm always runs all T)', int('--steps', 1), defaults.steps)
-    .option('--eta <e>', 'DDIM eta (0 = deterministic)', float('--eta', 0), 0)
+    .option('--steps <n>', 'sampler steps (all but ddpm, which always runs all T)', int('--steps', 1), defaults.steps)
+    .addOption(new Option('--scheduler <name>', 'sigma schedule of the k-diffusion samplers (default karras)').choices(SIGMA_SCHEDULES))
+    .option('--eta <e>', 'DDIM eta (default 0 = deterministic); euler_a, dpmpp_2s_a, dpmpp_2m_sde, dpmpp_3m_sde: noise amount (default 1)', float('--eta', 0))
+    .option('--s-noise <s>', 'k-samplers: scale of the added noise (default 1)', float('--s-noise', 0))
+    .option('--s-churn <s>', 'euler, heun, dpm2: Karras churn (default 0)', float('--s-churn', 0))
+    .option('--solver-type <t>', 'dpmpp_2m_sde: midpoint (default) or heun')
     .option('--guidance <g>', 'classifier-free guidance scale, 1 = none (default: the shipped model\'s own choice, else 3 for models trained with a null class, else 1)', float('--guidance', 0, ' (1 = no guidance, 0 = unconditional, larger = follow the condition more)'))
     .option('--seed <s>', 'random seed', int('--seed'), 0)
     .option('--model <name>', 'shipped model (see `ldm models`) when no checkpoint is given', 'mnist-ddpm')
@@ -118,12 +124,18 @@ export function buildProgram(): Command {
     .addOption(precisionOption())
     .description('sample a trained model into a grid PNG (and the denoising strip with --strip)')
     .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
-    .option('--class <k>', 'class of the samples (repeat or comma-separate to mix)', classes)
-    .option('--prompt <text>', "text prompt of a text-conditional LDM, e.g. 'a handwritten seven' (repeat or '|'-separate to mix)",
-      (v: string, prev: string[] | undefined) => [...(prev ?? []), ...v.split('|').map((s) => s.trim()).filter((s) => s.length > 0)])
+    .option('--class <k>', "class of the samples (repeat or comma-separate to mix; 'none' = unconditional, the null class)", classes)
+    .option('--negative-class <k>', 'class the guidance steers away from (instead of the null class)', classes)
+    .option('--prompt <text>', "text prompt of a text-conditional LDM, e.g. 'a handwritten seven' (repeat or '|'-separate to mix)", texts)
+    .option('--negative-prompt <text>', 'text the guidance steers away from (instead of the empty prompt)', texts)
+    .option('--init <image>', 'image-to-image: start from this image (resized to the model size), noised to --strength')
+    .option('--strength <s>', 'image-to-image: how much of the schedule to run, in (0, 1] (default 0.75; 1 with --mask)', float('--strength'))
+    .option('--mask <image>', 'inpainting with --init: white = regenerate, black = keep')
     .option('--n <n>', 'number of samples', int('--n', 1), 40)
-    .option('--out <file>', 'output PNG', 'samples.png')
+    .option('--batch-size <b>', 'samples per batch (memory stays bounded for large --n; batch k uses seed + k * b)', int('--batch-size', 1))
+    .option('--out <file>', 'output PNG, or a folder DIR/ for grid.png plus one PNG per image', 'samples.png')
     .option('--strip', 'also write the denoising trajectory as <out>-strip.png')
+    .option('--json', 'print a JSON summary on stdout')
     .option('--upscale <k>', 'nearest-neighbour upscaling of the grid', int('--upscale', 1), 1)
     .action(async (ckpt: string | undefined, o: Parameters<typeof sampleCommand>[1] & { ema?: boolean }) => {
       await sampleCommand(ckpt, { ...o, noEma: o.ema === false });

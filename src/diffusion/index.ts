@@ -9,3 +9,5 @@ export * from './gaussian.ts';
 export * from './losses.ts';
 export * from './guidance.ts';
 export * from './samplers/index.ts';
+export * from './k-denoiser.ts';
+export * from './sigma-schedules.ts';

@@ -19,7 +19,8 @@ export interface Cond {
   y?: Tensor;
 }
 
-/** x [B, C, H, W], t int64 [B] -> model output [B, C', H, W]. */
+/** x [B, C, H, W], t [B] (int64 timesteps; float32 fractional ones from the k-diffusion rows, as
+ *  k-diffusion's CompVisDenoiser passes them, unless they quantize) -> model output [B, C', H, W]. */
 export type Denoiser = (x: Tensor, t: Tensor, cond?: Cond) => Tensor;
 
 /** What the network predicts (LDM `parameterization`; 'xprev' is improved-DDPM's PREVIOUS_X). */

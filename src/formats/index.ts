@@ -11,3 +11,4 @@ export { readZipDirectory, readZipEntry, type ZipEntry } from './zip.ts';
 export { unpickle, type UnpickleOptions } from './pickle.ts';
 export { resolveTorchGlobal } from './torch-pickle.ts';
 export { encodePngSync } from './png.ts';
+export { addPngText, readPngText, crc32 } from './png-text.ts';

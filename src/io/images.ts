@@ -5,8 +5,9 @@
 
 import { dirname, extname } from 'node:path';
 import sharp from 'sharp';
-import { OutputFileError, ShapeError, fmtShape } from '../util/index.ts';
-import type { Tensor } from '../tensor/index.ts';
+import { InputFileError, OutputFileError, ShapeError, fmtShape } from '../util/index.ts';
+import { addPngText } from '../formats/index.ts';
+import { Tensor as TensorCtor, type Tensor } from '../tensor/index.ts';
 import { ensureDir, writeFileAtomic } from './tensors.ts';
 
 /** A raw 8-bit image, channels-last. */
@@ -27,6 +28,8 @@ export interface GridOptions {
   padValue?: number;
   /** integer nearest-neighbour scale of the finished grid (default 1) */
   upscale?: number;
+  /** PNG tEXt chunks to write (e.g. `parameters`: the generation parameters, as A1111 writes them) */
+  text?: Readonly<Record<string, string>>;
 }
 
 /** [-1, 1] -> 0..255 as the official `log_images` saving does: ((x + 1) / 2).clamp(0, 1) * 255, rounded. */
@@ -96,17 +99,19 @@ export function stackVertical(imgs: readonly RawImage[], gap = 0): RawImage {
   return { data: out, width, height, channels };
 }
 
-/** PNG bytes of a raw image. */
-export async function encodePng(img: RawImage): Promise<Uint8Array> {
+/** PNG bytes of a raw image (with tEXt chunks keyword -> text). */
+export async function encodePng(img: RawImage, text: Readonly<Record<string, string>> = {}): Promise<Uint8Array> {
   const buf = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), {
     raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 },
   }).png({ compressionLevel: 9 }).toBuffer();
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+  let png = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+  for (const [k, v] of Object.entries(text).reverse()) png = addPngText(png, k, v);
+  return png;
 }
 
-/** Write a PNG atomically (temp file + rename). */
-export async function writePng(path: string, img: RawImage): Promise<void> {
-  const bytes = await encodePng(img);
+/** Write a PNG atomically (temp file + rename), with optional tEXt chunks. */
+export async function writePng(path: string, img: RawImage, text: Readonly<Record<string, string>> = {}): Promise<void> {
+  const bytes = await encodePng(img, text);
   ensureDir(dirname(path));
   writeFileAtomic(path, bytes);
 }
@@ -126,8 +131,8 @@ export function imageFormatOf(path: string): 'png' | 'jpeg' | 'webp' {
 }
 
 /** Encoded bytes of a raw image in a format (JPEG / WebP at quality 95: grids of small digits need it). */
-export async function encodeImage(img: RawImage, format: 'png' | 'jpeg' | 'webp'): Promise<Uint8Array> {
-  if (format === 'png') return encodePng(img);
+export async function encodeImage(img: RawImage, format: 'png' | 'jpeg' | 'webp', text: Readonly<Record<string, string>> = {}): Promise<Uint8Array> {
+  if (format === 'png') return encodePng(img, text); // tEXt chunks: PNG only
   const s = sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.length), {
     raw: { width: img.width, height: img.height, channels: img.channels as 1 | 3 },
   });
@@ -136,8 +141,8 @@ export async function encodeImage(img: RawImage, format: 'png' | 'jpeg' | 'webp'
 }
 
 /** Write an image atomically in the format its extension names (.png, .jpg / .jpeg, .webp). */
-export async function writeImage(path: string, img: RawImage): Promise<void> {
-  const bytes = await encodeImage(img, imageFormatOf(path));
+export async function writeImage(path: string, img: RawImage, text: Readonly<Record<string, string>> = {}): Promise<void> {
+  const bytes = await encodeImage(img, imageFormatOf(path), text);
   ensureDir(dirname(path));
   writeFileAtomic(path, bytes);
 }
@@ -145,7 +150,7 @@ export async function writeImage(path: string, img: RawImage): Promise<void> {
 /** Write x [B, C, H, W] in [-1, 1] as a grid image (format by extension, see writeImage). */
 export async function saveImageGrid(path: string, x: Tensor, opts: GridOptions = {}): Promise<RawImage> {
   const g = makeGrid(x, opts);
-  await writeImage(path, g);
+  await writeImage(path, g, opts.text ?? {});
   return g;
 }
 
@@ -168,6 +173,7 @@ const FONT: Readonly<Record<string, readonly number[]>> = {
   'u': [0, 5, 5, 5, 7], 'f': [3, 2, 7, 2, 2], 'h': [4, 4, 7, 5, 5], 'w': [0, 5, 5, 7, 7], 'x': [0, 5, 2, 2, 5],
   'y': [0, 5, 7, 1, 7], '%': [5, 1, 2, 4, 5], ',': [0, 0, 0, 2, 4], ':': [0, 2, 0, 2, 0],
   ' ': [0, 0, 0, 0, 0], '(': [1, 2, 2, 2, 1], ')': [4, 2, 2, 2, 4], '/': [1, 1, 2, 4, 4], '=': [0, 7, 0, 7, 0],
+  '_': [0, 0, 0, 0, 7], 'j': [1, 0, 1, 5, 7], 'q': [0, 7, 5, 7, 1], 'z': [0, 7, 1, 4, 7], '^': [2, 5, 0, 0, 0],
 };
 
 type RGB = readonly [number, number, number];
@@ -291,4 +297,51 @@ export function drawCurve(xs: readonly number[], ys: readonly number[], opts: Cu
     }
   }
   return { data: cv.data, width: W, height: H, channels: 3 };
+}
+
+/**
+ * A grid with a text label left of each row (e.g. the trajectory strip's `#0 x_t` / `#0 x0`
+ * rows): white margin, black 3x5-font text scaled to the row height; the grid becomes RGB.
+ * rows = the grid's number of image rows; labels beyond it are ignored.
+ */
+export function labelRows(grid: RawImage, labels: readonly string[], rows: number): RawImage {
+  const rowH = grid.height / Math.max(1, rows);
+  const scale = Math.max(1, Math.min(3, Math.floor(rowH / 9)));
+  const margin = Math.max(...labels.map((l) => l.length), 1) * 4 * scale + 2 * scale;
+  const c = new Canvas(grid.width + margin, grid.height);
+  for (let y = 0; y < grid.height; y++) {
+    for (let x = 0; x < grid.width; x++) {
+      const s = (y * grid.width + x) * grid.channels, d = (y * c.width + margin + x) * 3;
+      for (let j = 0; j < 3; j++) c.data[d + j] = grid.data[s + Math.min(j, grid.channels - 1)]!;
+    }
+  }
+  labels.slice(0, rows).forEach((l, r) => c.text(l, scale, Math.round(r * rowH + rowH / 2 - 2.5 * scale), [0, 0, 0], scale));
+  return { data: c.data, width: c.width, height: c.height, channels: 3 };
+}
+
+/**
+ * An image file as a tensor [1, C, H, W] (C = 1 grey or 3 RGB), resized to width x height with
+ * sharp (Lanczos, aspect ratio not kept: the model's size), alpha dropped; values in [-1, 1]
+ * (range 'signed', what the models take) or [0, 1] (range 'unit', masks).
+ */
+export async function readImageTensor(path: string, o: { channels: number; height: number; width: number; range?: 'signed' | 'unit' }): Promise<Tensor> {
+  if (o.channels !== 1 && o.channels !== 3) throw new ShapeError(`readImageTensor: channels must be 1 or 3, got ${o.channels}`);
+  let img = sharp(path).resize(o.width, o.height, { fit: 'fill' }).removeAlpha();
+  img = o.channels === 1 ? img.greyscale() : img.toColourspace('srgb');
+  let raw: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    raw = await img.raw().toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    throw new InputFileError(`${path}: cannot read the image (${(e as Error).message})`);
+  }
+  const { data, info } = raw;
+  const C = o.channels, H = o.height, W = o.width, ch = info.channels;
+  const out = new Float32Array(C * H * W);
+  for (let c = 0; c < C; c++) {
+    for (let p = 0; p < H * W; p++) {
+      const u = data[p * ch + Math.min(c, ch - 1)]! / 255;
+      out[c * H * W + p] = o.range === 'unit' ? u : u * 2 - 1;
+    }
+  }
+  return new TensorCtor(out, [1, C, H, W]);
 }

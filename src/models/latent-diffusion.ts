@@ -32,7 +32,7 @@ import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module } from '../nn/index.ts';
 import {
-  getSampler, type Cond, type LossWithLog, type SamplerIntermediates, type SamplerName, type StepInfo,
+  getSampler, type Cond, type LossWithLog, type SampleOptions, type SamplerIntermediates, type SamplerName, type StepInfo,
 } from '../diffusion/index.ts';
 import { DDPM, type CondInput } from './ddpm.ts';
 import { DiagonalGaussianDistribution } from './autoencoder/kl.ts';
@@ -138,6 +138,8 @@ export interface LatentSampleOptions {
   /** img2img: run the last tStart steps from xT (the noised latent) */
   tStart?: number;
   onStep?: (info: StepInfo) => void;
+  /** further options of the sampler table row (k-diffusion scheduler and kwargs; img2img xT / tStart, mask / x0) */
+  samplerOptions?: Partial<SampleOptions>;
 }
 
 export interface LatentSampleResult {
@@ -549,8 +551,9 @@ export class LatentDiffusion extends DDPM {
       if (guidance !== 1 && !uncond) throw new ConfigError(`${this.owner}.sampleLatent: guidance ${guidance} needs the unconditional conditioning uc`);
       if (this.model.conditioningKey !== null && !cond) throw new ConfigError(`${this.owner}.sampleLatent: conditioning_key '${this.model.conditioningKey}' needs cond`);
       const r = getSampler(o.sampler ?? 'ddim')(this.denoiser(), this.diffusion, {
-        shape, steps: o.steps ?? 50, eta: o.eta ?? 0, guidance, gen: o.gen ?? defaultGenerator, logEvery: o.logEveryT ?? this.logEveryT,
+        shape, steps: o.steps ?? 50, ...defined({ eta: o.eta }), guidance, gen: o.gen ?? defaultGenerator, logEvery: o.logEveryT ?? this.logEveryT,
         ...defined({ cond, uncond, xT: o.xT, mask: o.mask, x0: o.x0, tStart: o.tStart, onStep: o.onStep }),
+        ...o.samplerOptions,
       });
       const images = o.decode === false ? null : T.clamp(this.decodeFirstStage(r.samples), -1, 1);
       return { images, latents: r.samples, intermediates: r.intermediates };

@@ -206,6 +206,11 @@ export class BERTTokenizer {
     return out;
   }
 
+  /** The words of a text the vocabulary cannot spell (each becomes [UNK]): worth a warning. */
+  unknownWords(text: string): string[] {
+    return basicTokenize(text, this.doLowerCase).filter((w) => this.wordpiece(w).includes('[UNK]'));
+  }
+
   /** Steps 1-2: the token strings of a text (no specials). */
   tokenize(text: string): string[] {
     return basicTokenize(text, this.doLowerCase).flatMap((w) => this.wordpiece(w));

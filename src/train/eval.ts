@@ -17,6 +17,7 @@ import { centerCrop28, type MnistClassifier } from './classifier.ts';
 import { sampleImages, type ClassCond } from './sampling.ts';
 import { featureStats, frechetDistance } from './fid.ts';
 import type { SamplerName } from '../diffusion/index.ts';
+import type { SamplerExtras } from './img2img.ts';
 
 export interface BpdReport {
   bitsPerDim: number;
@@ -93,7 +94,8 @@ export interface AccuracyReport {
 }
 
 export function evalClassAccuracy(model: DDPM, cls: ClassCond, classifier: MnistClassifier,
-  opts: { perClass: number; sampler: SamplerName; steps: number; eta?: number; guidance?: number; seed?: number; batchSize?: number;
+  opts: { perClass: number; sampler: SamplerName; steps: number; eta?: number | undefined; guidance?: number; seed?: number; batchSize?: number;
+    samplerOptions?: SamplerExtras;
     onBatch?: (done: number, total: number) => void }): AccuracyReport {
   const K = cls.numClasses;
   const labels = Array.from({ length: K * opts.perClass }, (_, i) => i % K);
@@ -102,7 +104,8 @@ export function evalClassAccuracy(model: DDPM, cls: ClassCond, classifier: Mnist
   for (let s = 0; s < labels.length; s += bs) {
     const lab = labels.slice(s, s + bs);
     const r = sampleImages(model, cls, {
-      n: lab.length, labels: lab, sampler: opts.sampler, steps: opts.steps, eta: opts.eta ?? 0, guidance: opts.guidance ?? 1,
+      n: lab.length, labels: lab, sampler: opts.sampler, steps: opts.steps, guidance: opts.guidance ?? 1,
+      ...(opts.eta !== undefined ? { eta: opts.eta } : {}), ...(opts.samplerOptions ? { samplerOptions: opts.samplerOptions } : {}),
       seed: (opts.seed ?? 0) + s,
     });
     parts.push(r.samples);

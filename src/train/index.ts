@@ -3,6 +3,7 @@
 export * from './lr.ts';
 export * from './settings.ts';
 export * from './sampling.ts';
+export * from './img2img.ts';
 export * from './types.ts';
 export * from './trainer.ts';
 export * from './run.ts';

@@ -6,15 +6,19 @@
 //  - the trajectory strip of a sampling run: x_t and pred_x0 at the logged steps.
 // Everything goes through the DiffusionModel face (models/diffusion-model.ts): pixel DDPMs and
 // latent diffusion models (sampled in latent space, decoded through the first stage) take the same
-// path; labels of a text model become the MNIST captions 'a handwritten seven'.
+// path; labels of a text model become the MNIST captions 'a handwritten seven'. Image-to-image
+// and inpainting (img2img.ts) start from an image: pixel models directly, latent models through
+// their first stage's encode; the kept region is pasted back in pixels; a concat-conditioned
+// inpainting model gets the scripts/inpaint.py conditioning instead.
 // What it is not: no file output (cli/ and trainer.ts write the PNGs through io/).
 
-import { ConfigError, Generator, defined } from '../util/index.ts';
-import { Tensor, cat, clamp, noGrad, randn, stack } from '../tensor/index.ts';
-import { fullT, getSampler, type Cond, type SamplerName, type SamplerResult, type StepInfo } from '../diffusion/index.ts';
-import type { DiffusionModel } from '../models/index.ts';
+import { ConfigError, Generator, defined, fmtShape } from '../util/index.ts';
+import { Tensor, cat, clamp, noGrad, randn, stack, sub } from '../tensor/index.ts';
+import { fullT, getSampler, type Cond, type SampleOptions, type SamplerName, type SamplerResult, type StepInfo } from '../diffusion/index.ts';
+import { LatentDiffusion, interpolate, type DiffusionModel } from '../models/index.ts';
 import { MNIST_CLASSES } from '../io/index.ts';
 import type { TrainSettings } from './settings.ts';
+import { binarizeMask, checkInitShapes, expandBatch, initOptions, pasteKept, type SamplerExtras } from './img2img.ts';
 
 /** Class conditioning of a model: real classes 0..numClasses-1, and the null label (if trained with one). */
 export interface ClassCond {
@@ -64,6 +68,18 @@ export interface SampleRequest {
    *  models, as the ancestral sampler does; the official DDIM / PLMS samplers never clamp) */
   clipDenoised?: boolean;
   onStep?: (i: number, total: number) => void;
+  /** k-diffusion rows: --scheduler and the sampler kwargs (s_noise, s_churn, solver_type, ...) */
+  samplerOptions?: SamplerExtras;
+  /** the unconditional branch of guidance: these classes (negative class) instead of the null class */
+  negativeLabels?: readonly number[] | null;
+  /** text models: the unconditional branch of guidance from these prompts (negative prompt) */
+  negativePrompts?: readonly string[] | null;
+  /** image-to-image / inpainting: the initial image(s) in [-1, 1] at the model's pixel size [1 | n, C, H, W] */
+  init?: Tensor | null;
+  /** SDEdit strength in (0, 1] (default 1 = from pure noise) */
+  strength?: number;
+  /** inpainting: [1 | n, 1, H, W] in [0, 1], white (> 0.5) = regenerate, black = keep */
+  mask?: Tensor | null;
   /** after each step, the current x_t and x0 estimate [n, C, H, W] as images (latents decoded):
    *  the denoising trajectory as it is computed (the page's playground draws it) */
   onPreview?: (i: number, total: number, xt: Tensor, x0: Tensor) => void;
@@ -97,12 +113,14 @@ function requestCondition(model: DiffusionModel, cls: ClassCond | null, req: Sam
   if (cls) {
     const labels = req.labels ? [...req.labels] : Array.from({ length: req.n }, (_, i) => i % cls.numClasses);
     if (labels.length !== req.n) throw new ConfigError(`sample: ${labels.length} labels for ${req.n} samples`);
-    const bad = labels.find((l) => !Number.isInteger(l) || l < 0 || l >= cls.numClasses);
-    if (bad !== undefined) throw new ConfigError(`sample: class ${bad} is outside 0..${cls.numClasses - 1}`);
+    checkLabels(labels, cls);
     return { cond: model.condition(cls.prompt ? { prompts: labels.map(cls.prompt) } : { labels }), labels };
   }
   if (req.labels && req.labels.length > 0) throw new ConfigError('sample: this model is not class-conditional; leave out --class');
   const kind = model.conditioningSpec().kind;
+  if (kind === 'other' && model instanceof LatentDiffusion && model.model.conditioningKey === 'concat' && req.init && req.mask) {
+    return { cond: undefined, labels: null }; // the inpainting recipe of sampleImages builds it
+  }
   if (kind !== 'none') throw new ConfigError(`sample: this model is conditional (${kind}): give --class or --prompt`);
   return { cond: undefined, labels: null };
 }
@@ -117,26 +135,69 @@ export function sampleImages(model: DiffusionModel, cls: ClassCond | null, req: 
   return noGrad(() => {
     const gen = new Generator(req.seed);
     const guidance = req.guidance ?? 1;
-    const { cond, labels } = requestCondition(model, cls, req); // 1.
+    let { cond, labels } = requestCondition(model, cls, req); // 1.
     let uncond: Cond | undefined;
     if (guidance !== 1) {
-      uncond = model.unconditional(req.n, cls?.nullLabel ?? null) ?? undefined;
-      if (!uncond) throw new ConfigError('sample: guidance needs a model trained with a null class (model.params.ucg_training); use --guidance 1');
+      if (req.negativePrompts && req.negativePrompts.length > 0) {
+        uncond = model.condition({ prompts: Array.from({ length: req.n }, (_, i) => req.negativePrompts![i % req.negativePrompts!.length]!) });
+      } else if (req.negativeLabels && cls && !cls.prompt) {
+        uncond = model.condition({ labels: negatives(req.negativeLabels, req.n, cls) });
+      } else {
+        uncond = model.unconditional(req.n, cls?.nullLabel ?? null) ?? undefined;
+        if (!uncond) throw new ConfigError('sample: guidance needs a model trained with a null class (model.params.ucg_training); use --guidance 1');
+      }
+    }
+    // image-to-image / inpainting in the model's space
+    const shape = model.sampleShape(req.n);
+    const image = req.init ? expandBatch(req.init, req.n, '--init') : null;
+    if (image) checkInitShapes(image, req.mask, image.shape[1]!, image.shape[2]!, image.shape[3]!);
+    const hole = req.mask ? expandBatch(binarizeMask(req.mask), req.n, '--mask') : null; // 1 = regenerate
+    if (req.mask && !image) throw new ConfigError('--mask needs --init (the image whose black region is kept)');
+    const extras = req.samplerOptions ?? {};
+    let init: Partial<SampleOptions> = {};
+    if (image && hole && model instanceof LatentDiffusion && model.model.conditioningKey === 'concat' && model.conditioningSpec().kind === 'other') {
+      // scripts/inpaint.py: c = cat([encode((1 - mask) image), nearest(mask)]); sample; paste in pixels
+      cond = { c_concat: [model.inpaintingConditioning(image, hole)] };
+    } else if (image) {
+      const z0 = model.encode ? model.encode(image) : image;
+      if (z0.shape.some((d, i) => d !== shape[i])) {
+        throw new ConfigError(`--init: the image gives ${fmtShape(z0.shape)} in the model's space; it samples ${fmtShape(shape)} (resize the image to the model's size)`);
+      }
+      const keep = hole ? sub(1, z0 === image ? hole : interpolate(hole, { size: [z0.shape[2]!, z0.shape[3]!], mode: 'nearest' })) : null;
+      init = initOptions(model.diffusion, req.sampler, { steps: req.steps, ...defined({ eta: req.eta }), ...extras }, z0, keep, req.strength ?? 1, gen);
+    } else if (req.strength !== undefined && req.strength !== 1) {
+      throw new ConfigError('--strength needs --init (the image to start from)');
     }
     const snaps = Math.max(1, req.snapshots ?? 10);
     const chain = req.sampler === 'ddpm' ? model.numTimesteps : req.steps; // the ancestral row logs in timesteps
     const decode = model.decode?.bind(model);
     const r = getSampler(req.sampler)(model.denoiser(), model.diffusion, { // 2.
-      shape: model.sampleShape(req.n), steps: req.steps, eta: req.eta ?? 0, guidance, gen,
+      shape, steps: req.steps, guidance, gen, ...defined({ eta: req.eta }),
       logEvery: Math.max(1, Math.floor(chain / snaps)),
       ...(decode ? defined({ clipDenoised: req.clipDenoised }) : { clipDenoised: req.clipDenoised ?? model.clipDenoised }),
+      ...extras, ...init,
       ...defined({ cond, uncond }),
       ...(req.onStep || req.onPreview ? { onStep: stepHooks(req, (x) => clamp(decode ? decode(x) : x, -1, 1)) } : {}),
     });
-    if (!decode) return { ...r, samples: clamp(r.samples, -1, 1), labels };
+    const paste = (x: Tensor): Tensor => (image && hole ? pasteKept(x, image, sub(1, hole)) : x); // the kept region, exactly
+    if (!decode) return { ...r, samples: paste(clamp(r.samples, -1, 1)), labels };
     const dec = (xs: Tensor[]): Tensor[] => xs.map((x) => decode(x)); // 3. the trajectory strip shows decoded latents
-    return { samples: clamp(decode(r.samples), -1, 1), intermediates: { x_inter: dec(r.intermediates.x_inter), pred_x0: dec(r.intermediates.pred_x0) }, labels };
+    return { samples: paste(clamp(decode(r.samples), -1, 1)), intermediates: { x_inter: dec(r.intermediates.x_inter), pred_x0: dec(r.intermediates.pred_x0) }, labels };
   });
+}
+
+/** Labels of real classes, or the null class (unconditional sampling, `--class none`). */
+function checkLabels(labels: readonly number[], cls: ClassCond): void {
+  const bad = labels.find((l) => !Number.isInteger(l) || l < 0 || (l >= cls.numClasses && l !== cls.nullLabel));
+  if (bad !== undefined) throw new ConfigError(`sample: class ${bad} is outside 0..${cls.numClasses - 1}${cls.nullLabel !== null ? ` (null class ${cls.nullLabel})` : ''}`);
+}
+
+/** The negative classes cycled over n samples. */
+function negatives(neg: readonly number[], n: number, cls: ClassCond): number[] {
+  if (neg.length === 0) throw new ConfigError('sample: empty list of negative classes');
+  const out = Array.from({ length: n }, (_, i) => neg[i % neg.length]!);
+  checkLabels(out, cls);
+  return out;
 }
 
 /**

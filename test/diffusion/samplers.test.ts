@@ -25,7 +25,12 @@ const model = schedule();
 const acT = tensor(sched.alphas_cumprod);
 const xStar = mul(tanh(randn([...SHAPE], new Generator(7))), 0.8); // the single data point, in (-0.8, 0.8)
 
-const bcast = (t: Tensor): Tensor => indexSelect(acT, 0, t).reshape(t.shape[0]!, 1, 1, 1);
+// abar at t, linearly interpolated for the fractional timesteps of the k-diffusion rows
+const bcast = (t: Tensor): Tensor => {
+  if (t.dtype === 'int64') return indexSelect(acT, 0, t).reshape(t.shape[0]!, 1, 1, 1);
+  const v = Array.from(t.data, (tv) => { const lo = Math.floor(tv), w = tv - lo; return AC[lo]! * (1 - w) + AC[Math.min(AC.length - 1, lo + 1)]! * w; });
+  return tensor(v).reshape(t.shape[0]!, 1, 1, 1);
+};
 
 /** The exact eps / x0 / v of a point-mass data distribution. */
 function analytic(kind: 'eps' | 'x0' | 'v'): Denoiser {

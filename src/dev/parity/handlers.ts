@@ -18,7 +18,9 @@ export const HANDLERS: readonly FixtureHandler[] = [
   latentHandler,
   vqHandler,
   checkpointSampleHandler,
+  ksamplerHandler,
 ] satisfies readonly FixtureHandler[];
 import { latentHandler } from './latent.ts';
 import { lossesHandler } from './losses.ts';
 import { checkpointSampleHandler } from './checkpoint-sample.ts';
+import { ksamplerHandler } from './ksampler.ts';

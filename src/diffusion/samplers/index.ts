@@ -26,12 +26,24 @@ import { ddim } from './ddim.ts';
 import { dpmSolver } from './dpm-solver.ts';
 import { plms } from './plms.ts';
 import type { Sampler } from './types.ts';
+import { kRow } from './k-sample.ts';
 
 export const SAMPLERS = {
   ddpm: ancestral,
   ddim,
   plms,
   'dpm-solver++': dpmSolver,
+  // k-diffusion (Karras et al. 2022 over the model's CompVisDenoiser sigmas; k-sample.ts) and UniPC
+  euler: kRow('euler'),
+  euler_a: kRow('euler_a'),
+  heun: kRow('heun'),
+  dpm2: kRow('dpm2'),
+  dpmpp_2s_a: kRow('dpmpp_2s_a'),
+  dpmpp_2m: kRow('dpmpp_2m'),
+  dpmpp_2m_sde: kRow('dpmpp_2m_sde'),
+  dpmpp_3m_sde: kRow('dpmpp_3m_sde'),
+  lms: kRow('lms'),
+  unipc: kRow('unipc'),
 } as const satisfies Record<string, Sampler>;
 
 export type SamplerName = keyof typeof SAMPLERS;
@@ -54,3 +66,7 @@ export { ancestral } from './ancestral.ts';
 export { ddim, ddimLoop, ddimEpsAndX0, ddimStepScalars, ddimUpdate, epsParameterization, qSampleFromAlphas, stepNoise, type DdimStepScalars } from './ddim.ts';
 export { plms } from './plms.ts';
 export { dpmSolver, dpmSolverSample, dpmSolverTimesteps, type DpmSolverSettings } from './dpm-solver.ts';
+export * from './k-diffusion.ts';
+export * from './unipc.ts';
+export * from './k-sample.ts';
+export * from './img2img.ts';

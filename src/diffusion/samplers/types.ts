@@ -13,6 +13,7 @@ import type { Tensor } from '../../tensor/index.ts';
 import type { DdimDiscretize } from '../ddim-schedule.ts';
 import type { GaussianDiffusion } from '../gaussian.ts';
 import type { Cond, Denoiser } from '../types.ts';
+import type { SigmaScheduleName } from '../sigma-schedules.ts';
 
 /** What a sampler reports after each step (progress bars, previews). */
 export interface StepInfo {
@@ -66,6 +67,25 @@ export interface SampleOptions {
   /** ancestral only: log x0 estimates instead of x_t (LDM `progressive_denoising`) */
   progressive?: boolean;
   onStep?: (info: StepInfo) => void;
+  // ---- the k-diffusion rows (k-sample.ts); other rows reject them ----
+  /** sigma schedule (default 'karras') */
+  scheduler?: SigmaScheduleName;
+  /** give the denoiser the nearest integer timestep (models that index tables by t; default false) */
+  quantize?: boolean;
+  /** scale of the added noise (ancestral / SDE / churn; default 1) */
+  sNoise?: number;
+  /** Karras churn of euler / heun / dpm2 (default 0), applied where s_tmin <= sigma <= s_tmax */
+  sChurn?: number;
+  sTmin?: number;
+  sTmax?: number;
+  /** dpmpp_2m_sde: 'midpoint' (default) or 'heun' */
+  solverType?: 'midpoint' | 'heun';
+  /** lms order (default 4) */
+  lmsOrder?: number;
+  /** karras / exponential range (default: the model's) and Karras rho (default 7) */
+  sigmaMin?: number;
+  sigmaMax?: number;
+  rho?: number;
 }
 
 export interface SamplerIntermediates {

@@ -22,7 +22,7 @@ function ldm(...args: string[]): { status: number | null; stdout: string; stderr
 test('sample: dpmpp_2m karras, --class 3,none, --batch-size, --out DIR/, --json, --strip, PNG parameters', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ldm-sample-'));
   const r = ldm('sample', '--sampler', 'dpmpp_2m', '--scheduler', 'karras', '--steps', '3', '--class', '3,none', '--n', '3',
-    '--batch-size', '2', '--out', `${dir}/`, '--json', '--strip');
+    '--batch-size', '2', '--guidance', '3', '--out', `${dir}/`, '--json', '--strip');
   assert.equal(r.status, 0, r.stderr);
   const j = JSON.parse(r.stdout) as { sampler: string; 'schedule type': string; n: number; files: string[]; class: string };
   assert.equal(j.sampler, 'dpmpp_2m');

@@ -4,12 +4,12 @@
 // training loss (LPIPSWithDiscriminator, built through the registry from `lossconfig`), the
 // Lightning training/validation steps, VQModel.
 
-import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, Generator, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Identity, Module, initGenerator } from '../../nn/index.ts';
-import { type BuildFn, type TargetConfig, type TargetTable, configOptions } from '../targets.ts';
-import { type DDConfig, Decoder, Encoder, Model } from './encoder.ts';
+import type { BuildFn, TargetConfig, TargetTable } from '../targets.ts';
+import { DDCONFIG_SCHEMA, type DDConfig, Decoder, Encoder, MODEL_SCHEMA, Model } from './encoder.ts';
 
 const LOG_TWO_PI = Math.log(2 * Math.PI);
 
@@ -69,8 +69,6 @@ export class DiagonalGaussianDistribution {
   }
 }
 
-export const AUTOENCODER_KL_KEYS = ['ddconfig', 'lossconfig', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor'] as const;
-
 export interface AutoencoderKLOptions {
   ddconfig: DDConfig;
   lossconfig: TargetConfig;
@@ -81,6 +79,13 @@ export interface AutoencoderKLOptions {
   colorize_nlabels?: number | null;
   monitor?: string | null;
 }
+
+/** The AutoencoderKL kwargs as a config gives them (ddconfig read key by key as nested options). */
+export const AUTOENCODER_KL_SCHEMA: Schema<AutoencoderKLOptions> = {
+  ddconfig: required(F.nested(DDCONFIG_SCHEMA)), lossconfig: required(F.config), embed_dim: required(F.int),
+  ckpt_path: F.str, ignore_keys: F.strList, image_key: F.str, colorize_nlabels: F.int, monitor: F.str,
+};
+export const AUTOENCODER_KL_KEYS = schemaKeys(AUTOENCODER_KL_SCHEMA);
 
 function isTargetConfig(v: unknown): v is TargetConfig {
   return typeof v === 'object' && v !== null && typeof (v as { target?: unknown }).target === 'string';
@@ -204,10 +209,16 @@ export class AutoencoderKL extends Module {
   }
 }
 
+/** `IdentityFirstStage(*args, vq_interface=False, **kwargs)`: the official class ignores every
+ *  other argument, and so do we (a config may pass the first stage's usual keys). */
+export interface IdentityFirstStageOptions {
+  vq_interface?: boolean;
+}
+
 /** `IdentityFirstStage`: encode, decode, forward (and quantize) return their input. */
 export class IdentityFirstStage extends Module {
   readonly vqInterface: boolean;
-  constructor(opts: { vq_interface?: boolean; [k: string]: unknown } = {}) {
+  constructor(opts: IdentityFirstStageOptions = {}) {
     super();
     this.vqInterface = opts.vq_interface === true;
   }
@@ -219,13 +230,16 @@ export class IdentityFirstStage extends Module {
   }
 }
 
+/** vq_interface is the one argument IdentityFirstStage reads (the factory drops the rest, as `**kwargs` does). */
+const IDENTITY_SCHEMA: Schema<IdentityFirstStageOptions> = { vq_interface: F.bool };
+
 /** Official class paths of this family -> constructors (merged in models/index.ts). */
 export const autoencoderTargets = {
-  'ldm.models.autoencoder.AutoencoderKL': (p, build) => new AutoencoderKL(configOptions<AutoencoderKLOptions>(p), build),
-  'ldm.models.autoencoder.IdentityFirstStage': (p) => new IdentityFirstStage(p),
-  'ldm.modules.diffusionmodules.model.Encoder': (p) => new Encoder(configOptions<DDConfig>(p)),
-  'ldm.modules.diffusionmodules.model.Decoder': (p) => new Decoder(configOptions<DDConfig>(p)),
-  'ldm.modules.diffusionmodules.model.Model': (p) => new Model(configOptions<ConstructorParameters<typeof Model>[0]>(p)),
+  'ldm.models.autoencoder.AutoencoderKL': (p, build) => new AutoencoderKL(readOptions('AutoencoderKL', p, AUTOENCODER_KL_SCHEMA), build),
+  'ldm.models.autoencoder.IdentityFirstStage': (p) => new IdentityFirstStage(readOptions('IdentityFirstStage', { vq_interface: p['vq_interface'] }, IDENTITY_SCHEMA)),
+  'ldm.modules.diffusionmodules.model.Encoder': (p) => new Encoder(readOptions('Encoder', p, DDCONFIG_SCHEMA)),
+  'ldm.modules.diffusionmodules.model.Decoder': (p) => new Decoder(readOptions('Decoder', p, DDCONFIG_SCHEMA)),
+  'ldm.modules.diffusionmodules.model.Model': (p) => new Model(readOptions('Model', p, MODEL_SCHEMA)),
   // torch.nn.Identity(*args, **kwargs) ignores its arguments (used as lossconfig / cond_stage_config).
   'torch.nn.Identity': () => new Identity(),
 } satisfies TargetTable;

@@ -16,23 +16,13 @@
 //  - ldm's VQModel with use_ema=True, batch_resize_range or scheduler_config runs code that is
 //    not imported in the official file (LitEma, np, LambdaLR: NameError); refused here by name.
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Module, initGenerator } from '../../nn/index.ts';
-import { type BuildFn, type TargetConfig, type TargetTable, configOptions } from '../targets.ts';
-import { type DDConfig, Decoder, Encoder } from './encoder.ts';
-import { type QuantizeOptions, type QuantizeResult, VectorQuantizer2, makeVectorQuantizer2 } from './quantize.ts';
-
-export const LDM_VQMODEL_KEYS = [
-  'ddconfig', 'lossconfig', 'n_embed', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor',
-  'batch_resize_range', 'scheduler_config', 'lr_g_factor', 'remap', 'sane_index_shape', 'use_ema',
-] as const;
-
-export const TAMING_VQMODEL_KEYS = [
-  'ddconfig', 'lossconfig', 'n_embed', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor',
-  'remap', 'sane_index_shape',
-] as const;
+import type { BuildFn, TargetConfig, TargetTable } from '../targets.ts';
+import { DDCONFIG_SCHEMA, type DDConfig, Decoder, Encoder } from './encoder.ts';
+import { type QuantizeOptions, type QuantizeResult, REMAP_FIELD, VectorQuantizer2, type VectorQuantizer2Options, makeVectorQuantizer2 } from './quantize.ts';
 
 export interface VQModelOptions {
   ddconfig: DDConfig;
@@ -47,10 +37,32 @@ export interface VQModelOptions {
   batch_resize_range?: readonly number[] | null;
   scheduler_config?: TargetConfig | null;
   lr_g_factor?: number;
-  remap?: readonly number[] | string | null;
+  /** the used codes (see VectorQuantizer2Options) */
+  remap?: VectorQuantizer2Options['remap'];
   sane_index_shape?: boolean;
   use_ema?: boolean;
 }
+
+/** taming's VQModel takes fewer options. */
+export type TamingVQModelOptions = Omit<VQModelOptions, 'batch_resize_range' | 'scheduler_config' | 'lr_g_factor' | 'use_ema'>;
+
+
+/** The kwargs of ldm's VQModel / VQModelInterface as a config gives them (readOptions). */
+export const LDM_VQMODEL_SCHEMA: Schema<VQModelOptions> = {
+  ddconfig: required(F.nested(DDCONFIG_SCHEMA)), lossconfig: required(F.config), n_embed: required(F.int), embed_dim: required(F.int),
+  ckpt_path: F.str, ignore_keys: F.strList, image_key: F.str, colorize_nlabels: F.int, monitor: F.str,
+  batch_resize_range: F.numList, scheduler_config: F.config, lr_g_factor: F.num, remap: REMAP_FIELD, sane_index_shape: F.bool, use_ema: F.bool,
+};
+
+/** The kwargs of taming's VQModel. */
+export const TAMING_VQMODEL_SCHEMA: Schema<TamingVQModelOptions> = {
+  ddconfig: required(F.nested(DDCONFIG_SCHEMA)), lossconfig: required(F.config), n_embed: required(F.int), embed_dim: required(F.int),
+  ckpt_path: F.str, ignore_keys: F.strList, image_key: F.str, colorize_nlabels: F.int, monitor: F.str,
+  remap: REMAP_FIELD, sane_index_shape: F.bool,
+};
+
+export const LDM_VQMODEL_KEYS = schemaKeys(LDM_VQMODEL_SCHEMA);
+export const TAMING_VQMODEL_KEYS = schemaKeys(TAMING_VQMODEL_SCHEMA);
 
 /** `(quant, emb_loss, (perplexity, min_encodings, indices))` of VQModel.encode. */
 export type VQEncodeResult = [Tensor, Tensor, [null, null, Tensor]];
@@ -219,7 +231,7 @@ export class VQModel extends VQModelBase {
 
 /** `taming.models.vqgan.VQModel`: the same modules and calls, fewer constructor options. */
 export class TamingVQModel extends VQModel {
-  constructor(opts: VQModelOptions, build?: BuildFn) {
+  constructor(opts: TamingVQModelOptions, build?: BuildFn) {
     super(opts, build, 'taming VQModel', TAMING_VQMODEL_KEYS);
   }
 
@@ -255,8 +267,8 @@ export class VQModelInterface extends VQModelBase {
 
 /** Official class paths of the VQ family -> constructors (merged in models/index.ts). */
 export const vqTargets = {
-  'ldm.models.autoencoder.VQModel': (p, build) => new VQModel(configOptions<VQModelOptions>(p), build),
-  'ldm.models.autoencoder.VQModelInterface': (p, build) => new VQModelInterface(configOptions<VQModelOptions>(p), build),
-  'taming.models.vqgan.VQModel': (p, build) => new TamingVQModel(configOptions<VQModelOptions>(p), build),
+  'ldm.models.autoencoder.VQModel': (p, build) => new VQModel(readOptions('VQModel', p, LDM_VQMODEL_SCHEMA), build),
+  'ldm.models.autoencoder.VQModelInterface': (p, build) => new VQModelInterface(readOptions('VQModelInterface', p, LDM_VQMODEL_SCHEMA), build),
+  'taming.models.vqgan.VQModel': (p, build) => new TamingVQModel(readOptions('taming VQModel', p, TAMING_VQMODEL_SCHEMA), build),
   'taming.modules.vqvae.quantize.VectorQuantizer2': (p) => makeVectorQuantizer2(p),
 } satisfies TargetTable;

@@ -11,13 +11,12 @@
 // global_step == disc_start (strict `<`); the discriminator step calls D separately on real and
 // on fake images (train-mode BatchNorm uses each call's own batch statistics).
 
-import { ConfigError, LdmError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, LdmError, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Module } from '../../nn/index.ts';
 import { LPIPS } from './lpips.ts';
 import { NLayerDiscriminator, weightsInit } from './discriminator.ts';
-import { configOptions } from '../targets.ts';
 
 /** `adopt_weight(weight, global_step, threshold=0, value=0.)`: value while global_step < threshold. */
 export function adoptWeight(weight: number, globalStep: number, threshold = 0, value = 0): number {
@@ -36,11 +35,6 @@ export function vanillaDLoss(logitsReal: Tensor, logitsFake: Tensor): Tensor {
   return T.mul(T.add(T.mean(T.softplus(T.neg(logitsReal))), T.mean(T.softplus(logitsFake))), 0.5);
 }
 
-export const LPIPS_WITH_DISCRIMINATOR_KEYS = [
-  'disc_start', 'logvar_init', 'kl_weight', 'pixelloss_weight', 'disc_num_layers', 'disc_in_channels',
-  'disc_factor', 'disc_weight', 'perceptual_weight', 'use_actnorm', 'disc_conditional', 'disc_loss',
-] as const;
-
 export interface LPIPSWithDiscriminatorOptions {
   disc_start: number;
   logvar_init?: number;
@@ -55,6 +49,13 @@ export interface LPIPSWithDiscriminatorOptions {
   disc_conditional?: boolean;
   disc_loss?: 'hinge' | 'vanilla';
 }
+
+/** The LPIPSWithDiscriminator kwargs as a config gives them (readOptions). */
+export const LPIPS_WITH_DISCRIMINATOR_SCHEMA: Schema<LPIPSWithDiscriminatorOptions> = {
+  disc_start: required(F.int), logvar_init: F.num, kl_weight: F.num, pixelloss_weight: F.num, disc_num_layers: F.int, disc_in_channels: F.int,
+  disc_factor: F.num, disc_weight: F.num, perceptual_weight: F.num, use_actnorm: F.bool, disc_conditional: F.bool, disc_loss: F.oneOf('hinge', 'vanilla'),
+};
+export const LPIPS_WITH_DISCRIMINATOR_KEYS = schemaKeys(LPIPS_WITH_DISCRIMINATOR_SCHEMA);
 
 /** What the loss needs of a posterior (DiagonalGaussianDistribution): kl() -> [N]. */
 export interface KlPosterior {
@@ -215,5 +216,5 @@ export class LPIPSWithDiscriminator extends Module {
 
 /** Build from the official kwargs (YAML `lossconfig.params`). */
 export function makeLPIPSWithDiscriminator(p: Readonly<Record<string, unknown>>): LPIPSWithDiscriminator {
-  return new LPIPSWithDiscriminator(configOptions<LPIPSWithDiscriminatorOptions>(p));
+  return new LPIPSWithDiscriminator(readOptions('LPIPSWithDiscriminator', p, LPIPS_WITH_DISCRIMINATOR_SCHEMA));
 }

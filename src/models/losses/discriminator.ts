@@ -3,12 +3,10 @@
 // The normalisation is BatchNorm2d (nn) or ActNorm (actnorm.ts); with BatchNorm the inner convs
 // have no bias. Not here: the GAN losses (contperceptual.ts).
 
-import { ConfigError, Generator, checkKwargs } from '../../util/index.ts';
+import { ConfigError, F, Generator, checkKwargs, readOptions, schemaKeys, type Schema } from '../../util/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, type Layer, LeakyReLU, Module, Sequential, initGenerator } from '../../nn/index.ts';
 import { ActNorm } from './actnorm.ts';
-
-export const NLAYER_DISCRIMINATOR_KEYS = ['input_nc', 'ndf', 'n_layers', 'use_actnorm'] as const;
 
 export interface NLayerDiscriminatorOptions {
   input_nc?: number;
@@ -16,6 +14,9 @@ export interface NLayerDiscriminatorOptions {
   n_layers?: number;
   use_actnorm?: boolean;
 }
+
+export const NLAYER_DISCRIMINATOR_SCHEMA: Schema<NLayerDiscriminatorOptions> = { input_nc: F.int, ndf: F.int, n_layers: F.int, use_actnorm: F.bool };
+export const NLAYER_DISCRIMINATOR_KEYS = schemaKeys(NLAYER_DISCRIMINATOR_SCHEMA);
 
 function posInt(owner: string, name: string, v: unknown, dflt: number): number {
   if (v === undefined) return dflt;
@@ -86,5 +87,5 @@ export function weightsInit<M extends Module>(module: M, gen: Generator = initGe
 /** Build from the official kwargs (taming.modules.discriminator.model.NLayerDiscriminator); like
  *  the official constructor, no weights_init (LPIPSWithDiscriminator applies it). */
 export function makeNLayerDiscriminator(p: Readonly<Record<string, unknown>>): NLayerDiscriminator {
-  return new NLayerDiscriminator(p as NLayerDiscriminatorOptions);
+  return new NLayerDiscriminator(readOptions('NLayerDiscriminator', p, NLAYER_DISCRIMINATOR_SCHEMA));
 }

@@ -27,7 +27,9 @@ import { Tensor } from '../../tensor/index.ts';
 import { Module } from '../../nn/index.ts';
 import { LPIPS } from './lpips.ts';
 import { NLayerDiscriminator, weightsInit } from './discriminator.ts';
-import { adaptiveGanWeight, adoptWeight, hingeDLoss, vanillaDLoss, type LossOutput } from './contperceptual.ts';
+import {
+  adaptiveGanWeight, adoptWeight, checkDiscCond, discriminate, discriminatorStep, hingeDLoss, vanillaDLoss, type LossOutput,
+} from './contperceptual.ts';
 
 export interface VQLPIPSWithDiscriminatorOptions {
   disc_start: number;
@@ -134,10 +136,6 @@ export class VQLPIPSWithDiscriminator extends Module {
     })));
   }
 
-  private disc(x: Tensor, cond: Tensor | null | undefined): Tensor {
-    return this.discriminator.forward(cond ? T.cat([x, cond], 1) : x);
-  }
-
   /** `forward(codebook_loss, inputs, reconstructions, optimizer_idx, global_step, last_layer=None,
    *  cond=None, split="train"[, predicted_indices=None])`. Images [N, C, H, W]; codebook_loss the
    *  quantizer loss (0-d), or null for [0.] (ldm form). */
@@ -162,9 +160,8 @@ export class VQLPIPSWithDiscriminator extends Module {
     const discFactor = adoptWeight(this.discFactor, globalStep, this.discriminatorIterStart);
 
     if (optimizerIdx === 0) {
-      if (cond == null && this.discConditional) throw new ConfigError('VQLPIPSWithDiscriminator: disc_conditional is set, so the generator step needs `cond`');
-      if (cond != null && !this.discConditional) throw new ConfigError('VQLPIPSWithDiscriminator: `cond` given but disc_conditional is False');
-      const logitsFake = this.disc(reconstructions, cond);
+      checkDiscCond('VQLPIPSWithDiscriminator', cond, this.discConditional);
+      const logitsFake = discriminate(this.discriminator, reconstructions, cond);
       const gLoss = T.neg(T.mean(logitsFake));
       if (!lastLayer) throw new ConfigError('VQLPIPSWithDiscriminator: last_layer is needed for the adaptive weight (the model\'s get_last_layer())');
       let dWeight = adaptiveGanWeight(nllLoss, gLoss, lastLayer, this.discriminatorWeight);
@@ -191,17 +188,7 @@ export class VQLPIPSWithDiscriminator extends Module {
       }
       return { loss, log, logitsFake };
     }
-    if (optimizerIdx === 1) {
-      const logitsReal = this.disc(inputs.detach(), cond?.detach());
-      const logitsFake = this.disc(reconstructions.detach(), cond?.detach());
-      const dLoss = T.mul(this.discLoss(logitsReal, logitsFake), discFactor);
-      const log: Record<string, Tensor> = {
-        [`${split}/disc_loss`]: T.mean(dLoss.detach()),
-        [`${split}/logits_real`]: T.mean(logitsReal.detach()),
-        [`${split}/logits_fake`]: T.mean(logitsFake.detach()),
-      };
-      return { loss: dLoss, log, logitsFake, logitsReal };
-    }
+    if (optimizerIdx === 1) return discriminatorStep(this.discriminator, this.discLoss, inputs, reconstructions, cond, discFactor, split);
     throw new ConfigError(`VQLPIPSWithDiscriminator: optimizer_idx must be 0 or 1, got ${optimizerIdx}`);
   }
 }

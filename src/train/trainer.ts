@@ -15,13 +15,13 @@
 // progress goes to the `onEvent` callback (cli/ renders it).
 
 import { join } from 'node:path';
-import { ConfigError, Generator, LdmError, type GeneratorState } from '../util/index.ts';
+import { ConfigError, Generator, type GeneratorState } from '../util/index.ts';
 import { Tensor, backward, div, noGrad, permute } from '../tensor/index.ts';
 import { AdamW, clipGradNorm, initGenerator, setInitSeed } from '../nn/index.ts';
 import { DDPM, LatentDiffusion } from '../models/index.ts';
 import {
   DataLoader, MetricsLog, buildDataFromConfig, hasCheckpoint, buildModelFromConfig, drawCurve, dumpConfig, loadTrainingCheckpoint, makeBatch,
-  saveImageGrid, saveModelFile, saveTrainingCheckpoint, writePng, writeTextFile, getPath,
+  saveImageGrid, saveModelFile, saveTrainingCheckpoint, writePng, writeTextFile,
   type Batch, type ConfigTree, type DataModule, type ImageDataset, type LoaderState, type MetricsRow,
 } from '../io/index.ts';
 import { buildScheduler, type LrSchedule } from './lr.ts';

@@ -97,6 +97,11 @@ export class Kwargs {
     return this.value(key, dflt, (v): v is number => Number.isInteger(v) && (v as number) >= min, min === -Infinity ? 'an integer' : `an integer >= ${min}`);
   }
 
+  /** An integer >= 1 ("a positive integer"). */
+  posInt(key: string, dflt?: number): number {
+    return this.value(key, dflt, (v): v is number => Number.isInteger(v) && (v as number) >= 1, 'a positive integer');
+  }
+
   bool(key: string, dflt?: boolean): boolean {
     return this.value(key, dflt, (v): v is boolean => typeof v === 'boolean', 'a boolean');
   }

@@ -45,8 +45,6 @@ export const DDCONFIG_SCHEMA: Schema<DDConfig> = {
 };
 export const DDCONFIG_KEYS = schemaKeys(DDCONFIG_SCHEMA);
 
-type Params = Readonly<Record<string, unknown>>;
-
 /** One resolution level: `block` (ResnetBlocks), `attn` (after each block when the level's
  *  resolution is in attn_resolutions), and an optional `downsample` / `upsample`. */
 export class Level extends Module {

@@ -71,11 +71,6 @@ export interface QuantizeResult {
   indices: Tensor;
 }
 
-function posInt(owner: string, k: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${owner}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
-}
-
 export class VectorQuantizer2 extends Module {
   readonly nE: number;
   readonly eDim: number;
@@ -93,8 +88,8 @@ export class VectorQuantizer2 extends Module {
     super();
     const O = 'VectorQuantizer2', p = kwargs(O, opts).params;
     checkKwargs(O, p, VECTOR_QUANTIZER2_KEYS);
-    this.nE = posInt(O, 'n_e', p['n_e']);
-    this.eDim = posInt(O, 'e_dim', p['e_dim']);
+    this.nE = kwargs(O, p).posInt('n_e');
+    this.eDim = kwargs(O, p).posInt('e_dim');
     const beta = p['beta'];
     if (typeof beta !== 'number' || !Number.isFinite(beta)) throw new ConfigError(`${O}: 'beta' must be a number, got ${JSON.stringify(beta)}`);
     this.beta = beta;

@@ -17,7 +17,6 @@
 //    not imported in the official file (LitEma, np, LambdaLR: NameError); refused here by name.
 
 import { ConfigError, F, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
-import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d } from '../../nn/index.ts';
 import type { BuildFn, TargetConfig, TargetTable } from '../targets.ts';
@@ -63,11 +62,6 @@ export const TAMING_VQMODEL_KEYS = schemaKeys(TAMING_VQMODEL_SCHEMA);
 /** `(quant, emb_loss, (perplexity, min_encodings, indices))` of VQModel.encode. */
 export type VQEncodeResult = [Tensor, Tensor, [null, null, Tensor]];
 
-function posInt(owner: string, k: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${owner}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
-}
-
 /** What VQModel, VQModelInterface and taming's VQModel share beyond FirstStageBase: the quantizer, encode to the
  *  pre-quantisation latent, quantise, decode a quantised latent, the Lightning helpers. */
 export abstract class VQModelBase extends FirstStageBase {
@@ -92,7 +86,7 @@ export abstract class VQModelBase extends FirstStageBase {
       throw new ConfigError(`${O}: scheduler_config is not supported (the official configure_optimizers calls LambdaLR, which autoencoder.py does not import); remove it`);
     }
     const ed = this.embedDim;
-    const ne = posInt(O, 'n_embed', p['n_embed']);
+    const ne = kwargs(O, p).posInt('n_embed');
     const lrg = p['lr_g_factor'] ?? 1.0;
     if (typeof lrg !== 'number' || !Number.isFinite(lrg)) throw new ConfigError(`${O}: 'lr_g_factor' must be a number, got ${JSON.stringify(lrg)}`);
     this.nEmbed = ne;

@@ -6,7 +6,7 @@
 // Not supported (clear errors): dims != 2, use_fp16 = true, n_embed (codebook-id prediction).
 // `use_checkpoint` is accepted and has no effect. Blocks are in openai-blocks.ts.
 
-import { ConfigError, F, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
+import { ConfigError, F, ShapeError, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Embedding, Linear, Module, ModuleList, SiLU, Sequential } from '../../nn/index.ts';

@@ -80,7 +80,10 @@ void registerMovement(std::vector<KernelDef>& r);
  *  role ("conv.src", ...) so that buffers live across calls: a fresh large allocation per call
  *  costs page faults. */
 float* scratch(int slot, size_t nFloats);
-enum ScratchSlot { kSlotConvSrc = 0, kSlotConvWei, kSlotConvDst, kSlotConvWeiTmp, kSlotConvBiasTmp, kSlotMisc, kSlotCount };
+enum ScratchSlot {
+  kSlotConvSrc = 0, kSlotConvWei, kSlotConvDst, kSlotConvWeiTmp, kSlotConvBiasTmp, kSlotMisc,
+  kSlotWinoU, kSlotWinoV, kSlotWinoM, kSlotCount
+};
 
 /** Direct stride-1 NCHW convolution (conv_direct.cc); false when the shape or CPU is outside
  *  its range (nothing written). transposeFlip: wsrc holds forward weights [ci, co, kh, kw] and
@@ -93,6 +96,23 @@ bool convDirectS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, i
 int convDirectMode();
 void setConvDirect(int mode);
 bool convDirectWanted(int64_t cin, int64_t cout);
+
+/** Winograd F(2x2,3x3) stride-1 convolution (conv_winograd.cc), same arguments as convDirectS1
+ *  for a 3x3 kernel; false when the shape is outside its range (nothing written). */
+bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
+                    int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
+                    bool transposeFlip);
+/** The weight (and bias, when gb is not null) gradient of a 3x3 stride-1 convolution by Winograd. */
+bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
+                                  int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
+                                  float* gb);
+/** 0 off, 1 always (3x3 stride 1), 2 auto: without AVX-512 and with at least 16 channels in and
+ *  out (LDM_CONV_WINOGRAD=0/1, default auto). */
+int convWinogradMode();
+void setConvWinograd(int mode);
+/** Bytes of transformed tiles per chunk of images, in KiB (LDM_WINO_CHUNK_KB, default 8192). */
+void setWinogradChunkKB(int64_t kb);
+bool convWinogradWanted(int64_t cin, int64_t cout);
 
 /** Mixed precision: true when convolutions multiply in bf16 (f32 in and out, like
  *  torch.autocast); only ever true on a CPU whose oneDNN ISA has native bf16 (avx512_bf16). */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
+import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvWinograd, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -130,20 +130,28 @@ if (!nat) {
       ['narrow rows, 30 output channels (blocks of 24 + 6)', geom(2, 5, 6, 12, 30, 3, 3, 1, [1, 1, 1, 1]), true],
       ['5x5 pad 2', geom(2, 4, 9, 20, 6, 5, 5, 1, [2, 2, 2, 2]), true],
     ];
+    cases.push(
+      ['Winograd tiles: 3x3 pad 1, odd 7x9, 16->20', geom(2, 16, 7, 9, 20, 3, 3, 1, [1, 1, 1, 1]), true],
+      ['Winograd tiles: 3x3 asymmetric (2,0,1,2), 32->16 (8-channel blocks and tails)', geom(3, 32, 5, 5, 16, 3, 3, 1, [2, 0, 1, 2]), true],
+      ['Winograd tiles: 3x3 pad 1, 8x8 with 9 images (chunked batch), 24->40', geom(9, 24, 8, 8, 40, 3, 3, 1, [1, 1, 1, 1]), true],
+    );
     // Every case on each path: the direct stride-1 AVX-512 kernels (where they apply; without
-    // AVX-512 this runs oneDNN too), oneDNN on the whole batch, and oneDNN one image per call
-    // (weight gradients summed over the calls).
-    const modes = [['direct', 'on', 0], ['oneDNN', 'off', 0], ['oneDNN one image at a time', 'off', 1]] as const;
-    for (const [mode, direct, chunkKB] of modes) for (const [label, g, withBias] of cases) {
+    // AVX-512 this runs oneDNN too), oneDNN on the whole batch, oneDNN one image per call
+    // (weight gradients summed over the calls), and Winograd for every 3x3 stride-1 case.
+    const modes = [['direct', 'on', 0, 'off'], ['oneDNN', 'off', 0, 'off'], ['oneDNN one image at a time', 'off', 1, 'off'],
+      ['Winograd', 'off', 0, 'on']] as const;
+    for (const [mode, direct, chunkKB, wino] of modes) for (const [label, g, withBias] of cases) {
       it(`${mode}: ${label}`, () => {
-        const wasDirect = setConvDirect() ?? 'auto', wasChunk = setConvChunkKB(-1) ?? 0;
+        const wasDirect = setConvDirect() ?? 'auto', wasChunk = setConvChunkKB(-1) ?? 0, wasWino = setConvWinograd() ?? 'auto';
         setConvDirect(direct);
         setConvChunkKB(chunkKB);
+        setConvWinograd(wino);
         try {
           checkConv(g, withBias);
         } finally {
           setConvDirect(wasDirect);
           setConvChunkKB(wasChunk);
+          setConvWinograd(wasWino);
         }
       });
     }

@@ -2,7 +2,7 @@
 // OpenMP, built by scripts/build-native.mjs), whose kernel exports take exactly the arguments of
 // the Kernels contract (no adapter: signatures are written once, in backend/types.ts).
 //
-// It is partial: conv2d (+ both backward passes), matmul, attention (fused forward), groupNorm, layerNorm,
+// It is partial: conv2d (+ both backward passes; 3x3 stride-1 ones by Winograd on AVX2 CPUs), matmul, attention (fused forward), groupNorm, layerNorm,
 // softmax (+ gradients), unary / unaryGrad (every UnaryOp), binary (every BinaryOp, any
 // strides), affine, adamw, reduceSum, stridedCopy / stridedAccumulate, upsampleNearest,
 // avgPool2d (+ gradients), clamp and powScalar. Dispatch falls back to the reference backend
@@ -22,10 +22,11 @@ export interface NativeExtras {
   attentionIsa(level: 'auto' | 'avx2'): string;
   convChunkKB(kb: number): number;
   convDirect(mode: number): number;
+  convWinograd(mode: number): number;
 }
 
 /** Names of the addon's exports that are not kernels of the contract. */
-export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect'];
+export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convWinograd'];
 
 /** The raw addon: every kernel it exports has exactly the contract's signature (written once, in
  *  backend/types.ts; the C++ reads Conv2dGeom by field name), so the kernels need no adapter.
@@ -95,7 +96,7 @@ export function loadNative(): PartialKernels | null {
   const { addon } = load();
   if (!addon) return null;
   // Every export that is not an extra is a kernel with the contract's signature (Addon above).
-  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, ...kernels } = addon;
+  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convWinograd: _w, ...kernels } = addon;
   return { name: 'native', ...kernels };
 }
 
@@ -126,6 +127,20 @@ export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'of
   if (!addon) return null;
   const code = mode === undefined ? -1 : mode === 'off' ? 0 : mode === 'on' ? 1 : 2;
   const r = addon.convDirect(code);
+  return r === 0 ? 'off' : r === 1 ? 'on' : 'auto';
+}
+
+/** Chooses where 3x3 stride-1 convolutions (all three passes) run: 'auto' (default, or
+ *  LDM_CONV_WINOGRAD): the Winograd F(2x2,3x3) kernels of native/conv_winograd.cc on a CPU
+ *  without AVX-512 when both channel counts are at least 16, oneDNN (or the direct kernels)
+ *  otherwise; 'on': Winograd for every 3x3 stride-1 fp32 convolution; 'off': never. No argument
+ *  only reads. Returns the mode in effect, or null when the addon is not loaded. A tuning knob
+ *  for tests and benchmarks. */
+export function setConvWinograd(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'off' | null {
+  const { addon } = load();
+  if (!addon) return null;
+  const code = mode === undefined ? -1 : mode === 'off' ? 0 : mode === 'on' ? 1 : 2;
+  const r = addon.convWinograd(code);
   return r === 0 ? 'off' : r === 1 ? 'on' : 'auto';
 }
 

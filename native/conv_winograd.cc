@@ -1,0 +1,490 @@
+// Winograd F(2x2, 3x3) convolution on NCHW buffers for 3x3 stride-1 convolutions: the forward
+// pass, the backward-to-input pass (the same kernel over gy with the weights transposed and
+// flipped, padding 2-p) and the weight gradient. Each 4x4 input tile d is transformed to
+// V = B^T d B, each 3x3 filter g to U = G g G^T; the 16 positions xi of the transformed tile are
+// 16 independent matrix products M[xi] (cout x tiles) = U[xi] (cout x cin) . V[xi] (cin x tiles),
+// run by dnnl_sgemm; the output tile is Y = A^T M A (2x2). That is 16 multiply-adds per 4 outputs
+// instead of 36: 2.25x fewer than a direct convolution. The weight gradient is the transpose of
+// the same linear map: dU[xi] = dM[xi] . V[xi]^T with dM = A dY A^T, dW = G^T dU G.
+// Why: without AVX-512 oneDNN 2.6 has no Winograd and its direct AVX2 convolutions reach about
+// half of the FMA peak; on the UNet's 3x3 layers this path measured 1.4-2x faster (conv.cc
+// decides when to take it). Rounding differs from a direct convolution by a few ulps of the
+// channel sums (the transforms only add, subtract and halve).
+// The batch runs in chunks of images whose transformed tiles (V and M) fit in about
+// LDM_WINO_CHUNK_KB (default 1024) KiB, so the transforms and products meet in cache.
+// Not here: other kernel sizes, strides, dilation, groups; bf16 (conv.cc uses oneDNN then).
+#include <immintrin.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+
+namespace ldm {
+
+namespace {
+
+bool cpuHasAvx512() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return bool(__builtin_cpu_supports("avx512f"));
+  }();
+  return has;
+}
+
+int gWino = -1;  // 0 off, 1 on, 2 auto; -1: not read yet (LDM_CONV_WINOGRAD)
+int64_t gWinoChunk = -1;  // bytes of V + M per chunk; -1: not read yet
+
+int64_t winoChunkBytes() {
+  if (gWinoChunk < 0) {
+    const char* e = std::getenv("LDM_WINO_CHUNK_KB");
+    gWinoChunk = (e ? int64_t(std::atoll(e)) : 1024) * 1024;
+    if (gWinoChunk <= 0) gWinoChunk = int64_t(1) << 40;
+  }
+  return gWinoChunk;
+}
+
+void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B,
+           int64_t ldb, float beta, float* C, int64_t ldc) {
+  dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, 1.f, A, lda, B, ldb, beta, C, ldc);
+  if (st != dnnl_success) throw ArgError{"winograd convolution: dnnl_sgemm failed with status " + std::to_string(int(st))};
+}
+
+/** U [16][ci][co] = G g G^T of every filter g [3][3]; g comes from wsrc [co][ci][3][3], or
+ *  transposed and flipped from forward weights [ci][co][3][3] (the backward-to-input pass). */
+void transformWeights(const float* wsrc, int64_t co, int64_t ci, bool transposeFlip, float* U) {
+  const int64_t kc = co * ci;
+#pragma omp parallel for schedule(static) if (kc > 256)
+  for (int64_t oi = 0; oi < kc; oi++) {
+    const int64_t o = oi / ci, i = oi % ci;
+    float g[3][3];
+    for (int r = 0; r < 3; r++)
+      for (int s = 0; s < 3; s++)
+        g[r][s] = transposeFlip ? wsrc[((i * co + o) * 3 + 2 - r) * 3 + 2 - s] : wsrc[((o * ci + i) * 3 + r) * 3 + s];
+    float gg[4][3];  // G g, G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]
+    for (int s = 0; s < 3; s++) {
+      gg[0][s] = g[0][s];
+      gg[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
+      gg[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+      gg[3][s] = g[2][s];
+    }
+    for (int k = 0; k < 4; k++) {
+      const float u[4] = {gg[k][0], 0.5f * (gg[k][0] + gg[k][1] + gg[k][2]), 0.5f * (gg[k][0] - gg[k][1] + gg[k][2]),
+                          gg[k][2]};
+      for (int l = 0; l < 4; l++) U[(k * 4 + l) * kc + i * co + o] = u[l];
+    }
+  }
+}
+
+/** E[j] = r[2j], O[j] = r[2j+1] for j < L (r holds 2L floats). */
+inline void deinterleave(const float* r, int64_t L, float* E, float* O) {
+  int64_t j = 0;
+  for (; j + 8 <= L; j += 8) {
+    __m256 a = _mm256_loadu_ps(r + 2 * j), b = _mm256_loadu_ps(r + 2 * j + 8);
+    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm256_storeu_ps(E + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+    _mm256_storeu_ps(O + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+  }
+  for (; j < L; j++) { E[j] = r[2 * j]; O[j] = r[2 * j + 1]; }
+}
+
+/** r[2j] = E[j], r[2j+1] = O[j] for j < L. */
+inline void interleave(const float* E, const float* O, int64_t L, float* r) {
+  int64_t j = 0;
+  for (; j + 8 <= L; j += 8) {
+    __m256 e = _mm256_loadu_ps(E + j), o = _mm256_loadu_ps(O + j);
+    __m256 lo = _mm256_unpacklo_ps(e, o), hi = _mm256_unpackhi_ps(e, o);
+    _mm256_storeu_ps(r + 2 * j, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_storeu_ps(r + 2 * j + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+  for (; j < L; j++) { r[2 * j] = E[j]; r[2 * j + 1] = O[j]; }
+}
+
+/** V[xi][p] (xi stride vs) of the tiles of one input plane [h][w]: tile (ti, tj) covers input
+ *  rows 2ti-padT .. +3 and columns 2tj-padL .. +3 (zero outside the plane). buf: 18*(tw+1). */
+void inputTransformPlane(const float* xp, int64_t h, int64_t w, int64_t padT, int64_t padL, int64_t th, int64_t tw,
+                         float* V, int64_t vs, float* buf) {
+  const int64_t L = tw + 1;
+  float* E[4];
+  float* O[4];
+  for (int r = 0; r < 4; r++) { E[r] = buf + 2 * r * L; O[r] = E[r] + L; }
+  float* tE = buf + 8 * L;  // column-transformed rows, 4 x (E, O)
+  for (int64_t ti = 0; ti < th; ti++) {
+    for (int r = 0; r < 4; r++) {
+      const int64_t iy = 2 * ti - padT + r;
+      if (iy < 0 || iy >= h) {
+        std::memset(E[r], 0, size_t(2 * L) * sizeof(float));
+        continue;
+      }
+      // the padded row (zeros left of column 0 and right of column w-1), split into even and odd columns
+      float* pr = buf + 16 * L;
+      const int64_t c0 = std::max<int64_t>(0, padL), c1 = std::min<int64_t>(2 * L, padL + w);
+      std::memset(pr, 0, size_t(2 * L) * sizeof(float));
+      if (c1 > c0) std::memcpy(pr + c0, xp + iy * w + (c0 - padL), size_t(c1 - c0) * sizeof(float));
+      deinterleave(pr, L, E[r], O[r]);
+    }
+    // B^T over rows: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 (even and odd columns)
+    for (int eo = 0; eo < 2; eo++) {
+      const float* d0 = E[0] + eo * L;
+      const float* d1 = E[1] + eo * L;
+      const float* d2 = E[2] + eo * L;
+      const float* d3 = E[3] + eo * L;
+      float* t0 = tE + (0 * 2 + eo) * L;
+      float* t1 = tE + (1 * 2 + eo) * L;
+      float* t2 = tE + (2 * 2 + eo) * L;
+      float* t3 = tE + (3 * 2 + eo) * L;
+      #pragma GCC ivdep
+      for (int64_t j = 0; j < L; j++) {
+        t0[j] = d0[j] - d2[j];
+        t1[j] = d1[j] + d2[j];
+        t2[j] = d2[j] - d1[j];
+        t3[j] = d1[j] - d3[j];
+      }
+    }
+    // B over columns: tile j uses columns 2j, 2j+1, 2j+2, 2j+3 = e[j], o[j], e[j+1], o[j+1]
+    const int64_t p0 = ti * tw;
+    for (int k = 0; k < 4; k++) {
+      const float* e = tE + (k * 2) * L;
+      const float* o = e + L;
+      float* v0 = V + (k * 4 + 0) * vs + p0;
+      float* v1 = V + (k * 4 + 1) * vs + p0;
+      float* v2 = V + (k * 4 + 2) * vs + p0;
+      float* v3 = V + (k * 4 + 3) * vs + p0;
+      #pragma GCC ivdep
+      for (int64_t j = 0; j < tw; j++) {
+        v0[j] = e[j] - e[j + 1];
+        v1[j] = o[j] + e[j + 1];
+        v2[j] = e[j + 1] - o[j];
+        v3[j] = o[j] - o[j + 1];
+      }
+    }
+  }
+}
+
+/** One output plane [oh][ow] = A^T M A of its tiles (M[xi][p], xi stride ms) plus bias.
+ *  buf: 12*tw floats. */
+void outputTransformPlane(const float* M, int64_t ms, int64_t th, int64_t tw, float bias, float* yp, int64_t oh,
+                          int64_t ow, float* buf) {
+  float* s = buf;  // s[k][b][j]: 8 rows of tw
+  for (int64_t ti = 0; ti < th; ti++) {
+    const int64_t p0 = ti * tw;
+    for (int k = 0; k < 4; k++) {
+      const float* m0 = M + (k * 4 + 0) * ms + p0;
+      const float* m1 = M + (k * 4 + 1) * ms + p0;
+      const float* m2 = M + (k * 4 + 2) * ms + p0;
+      const float* m3 = M + (k * 4 + 3) * ms + p0;
+      float* s0 = s + (k * 2) * tw;
+      float* s1 = s0 + tw;
+      #pragma GCC ivdep
+      for (int64_t j = 0; j < tw; j++) {
+        s0[j] = m0[j] + m1[j] + m2[j];
+        s1[j] = m1[j] - m2[j] - m3[j];
+      }
+    }
+    float* ev = s + 8 * tw;  // even / odd columns of one output row, then the row itself
+    float* od = ev + tw;
+    float* rowb = od + tw;
+    for (int a = 0; a < 2; a++) {
+      const int64_t oy = 2 * ti + a;
+      if (oy >= oh) break;
+      const float* q0e = s + 0 * tw; const float* q0o = s + 1 * tw;
+      const float* q1e = s + 2 * tw; const float* q1o = s + 3 * tw;
+      const float* q2e = s + 4 * tw; const float* q2o = s + 5 * tw;
+      const float* q3e = s + 6 * tw; const float* q3o = s + 7 * tw;
+      if (a == 0)
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < tw; j++) { ev[j] = q0e[j] + q1e[j] + q2e[j] + bias; od[j] = q0o[j] + q1o[j] + q2o[j] + bias; }
+      else
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < tw; j++) { ev[j] = q1e[j] - q2e[j] - q3e[j] + bias; od[j] = q1o[j] - q2o[j] - q3o[j] + bias; }
+      interleave(ev, od, tw, rowb);
+      std::memcpy(yp + oy * ow, rowb, size_t(ow) * sizeof(float));
+    }
+  }
+}
+
+/** dM[xi][p] (xi stride ms) = A dY A^T of the 2x2 tiles of one output-gradient plane [oh][ow]
+ *  (zero beyond the plane). buf: 6*tw floats. */
+void gradTransformPlane(const float* gp, int64_t oh, int64_t ow, int64_t th, int64_t tw, float* dM, int64_t ms,
+                        float* buf) {
+  float* q = buf;  // q[a][l'] for l' in {e, o}: rows a = 0, 1, even / odd columns
+  for (int64_t ti = 0; ti < th; ti++) {
+    for (int a = 0; a < 2; a++) {
+      float* ye = q + (a * 2) * tw;
+      float* yo = ye + tw;
+      const int64_t oy = 2 * ti + a;
+      if (oy >= oh) {
+        std::memset(ye, 0, size_t(2 * tw) * sizeof(float));
+        continue;
+      }
+      float* pr = buf + 4 * tw;  // the row, zero-padded to 2 tw columns
+      std::memcpy(pr, gp + oy * ow, size_t(ow) * sizeof(float));
+      if (ow < 2 * tw) pr[ow] = 0.f;
+      deinterleave(pr, tw, ye, yo);
+    }
+    const int64_t p0 = ti * tw;
+    const float* e0 = q;
+    const float* o0 = q + tw;
+    const float* e1 = q + 2 * tw;
+    const float* o1 = q + 3 * tw;
+    // over columns (l): c0 = e, c1 = e + o, c2 = e - o, c3 = -o; over rows (k): k0 = row0,
+    // k1 = row0 + row1, k2 = row0 - row1, k3 = -row1
+    for (int l = 0; l < 4; l++) {
+      float* d0 = dM + (0 * 4 + l) * ms + p0;
+      float* d1 = dM + (1 * 4 + l) * ms + p0;
+      float* d2 = dM + (2 * 4 + l) * ms + p0;
+      float* d3 = dM + (3 * 4 + l) * ms + p0;
+      #pragma GCC ivdep
+      for (int64_t j = 0; j < tw; j++) {
+        float c0, c1;
+        switch (l) {
+          case 0: c0 = e0[j]; c1 = e1[j]; break;
+          case 1: c0 = e0[j] + o0[j]; c1 = e1[j] + o1[j]; break;
+          case 2: c0 = e0[j] - o0[j]; c1 = e1[j] - o1[j]; break;
+          default: c0 = -o0[j]; c1 = -o1[j]; break;
+        }
+        d0[j] = c0;
+        d1[j] = c0 + c1;
+        d2[j] = c0 - c1;
+        d3[j] = -c1;
+      }
+    }
+  }
+}
+
+/** Transposes the 8x8 block r[0..7] (rows) in registers. */
+inline void transpose8(__m256 r[8]) {
+  __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u4 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(1, 0, 1, 0)), u5 = _mm256_shuffle_ps(t4, t6, _MM_SHUFFLE(3, 2, 3, 2));
+  __m256 u6 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(1, 0, 1, 0)), u7 = _mm256_shuffle_ps(t5, t7, _MM_SHUFFLE(3, 2, 3, 2));
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20); r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20); r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31); r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/** dst[p * ld + cc] = src[cc * ss + p] for p < T, cc < nc (<= 8): planes to channel-minor. */
+void planesToMinor(const float* src, int64_t ss, int64_t T, int64_t nc, float* dst, int64_t ld) {
+  int64_t p = 0;
+  if (nc == 8) {
+    for (; p + 8 <= T; p += 8) {
+      __m256 r[8];
+      for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(src + k * ss + p);
+      transpose8(r);
+      for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + (p + k) * ld, r[k]);
+    }
+  }
+  for (; p < T; p++)
+    for (int64_t cc = 0; cc < nc; cc++) dst[p * ld + cc] = src[cc * ss + p];
+}
+
+/** dst[cc * ds + p] = src[p * ld + cc]: channel-minor to planes. */
+void minorToPlanes(const float* src, int64_t ld, int64_t T, int64_t nc, float* dst, int64_t ds) {
+  int64_t p = 0;
+  if (nc == 8) {
+    for (; p + 8 <= T; p += 8) {
+      __m256 r[8];
+      for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(src + (p + k) * ld);
+      transpose8(r);
+      for (int k = 0; k < 8; k++) _mm256_storeu_ps(dst + k * ds + p, r[k]);
+    }
+  }
+  for (; p < T; p++)
+    for (int64_t cc = 0; cc < nc; cc++) dst[cc * ds + p] = src[p * ld + cc];
+}
+
+/** Images per chunk: the transformed tiles of a chunk fit the budget, but each product has at
+ *  least 256 tile rows (on 8x8 images smaller chunks ran the gemms at half their speed). */
+int64_t chunkImages(int64_t n, int64_t perImage, int64_t T) {
+  int64_t nb = winoChunkBytes() / std::max<int64_t>(perImage, 1);
+  nb = std::max(nb, (256 + T - 1) / T);
+  return std::clamp<int64_t>(nb, 1, n);
+}
+
+}  // namespace
+
+int convWinogradMode() {
+  if (gWino < 0) {
+    const char* e = std::getenv("LDM_CONV_WINOGRAD");
+    gWino = !e ? 2 : e[0] == '0' ? 0 : e[0] == '1' ? 1 : 2;
+  }
+  return gWino;
+}
+
+void setConvWinograd(int mode) { gWino = mode; }
+
+void setWinogradChunkKB(int64_t kb) { gWinoChunk = kb > 0 ? kb * 1024 : int64_t(1) << 40; }
+
+bool convWinogradWanted(int64_t cin, int64_t cout) {
+  const int m = convWinogradMode();
+  // auto: where oneDNN has no Winograd of its own (no AVX-512), and the products are wide
+  // enough for the gemm (measured: 3->64 and 64->3 ran faster on oneDNN).
+  return m == 1 || (m == 2 && !cpuHasAvx512() && cin >= 16 && cout >= 16);
+}
+
+/** Layouts (p = tile index within a chunk of images, image-major then tile row, tile column):
+ *  V [16][P][cin], M [16][P][cout], U [16][cin][cout]: every product is M[xi] = V[xi] . U[xi] with
+ *  the tiles as the long dimension, the shape dnnl_sgemm ran fastest (measured on one AVX2 core:
+ *  73-89% of peak, against 31-41% with the tiles as columns). The transforms work on one plane
+ *  at a time in a per-thread buffer (contiguous rows) and move kCB channels at once to or from the
+ *  channel-minor layout. */
+constexpr int64_t kCB = 8;
+
+/** Per-thread buffers of the plane transforms: kCB planes of 16*T transformed tiles, plus the
+ *  row buffers. */
+static size_t threadBufFloats(int64_t T, int64_t tw) { return size_t(kCB * 16 * T + 18 * (tw + 1)); }
+
+bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
+                    int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
+                    bool transposeFlip) {
+  if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
+  const int64_t th = (oh + 1) / 2, tw = (ow + 1) / 2, T = th * tw;
+  const int64_t nb = chunkImages(n, 16 * (ci + co) * T * int64_t(sizeof(float)), T);
+  float* U = scratch(kSlotWinoU, size_t(16 * co * ci));
+  float* V = scratch(kSlotWinoV, size_t(16 * ci * nb * T));
+  float* M = scratch(kSlotWinoM, size_t(16 * co * nb * T));
+  transformWeights(wsrc, co, ci, transposeFlip, U);
+  const int nt = omp_get_max_threads();
+  const size_t tb = threadBufFloats(T, tw);
+  float* bufs = scratch(kSlotMisc, size_t(nt) * tb);
+  const int64_t cbi = (ci + kCB - 1) / kCB, cbo = (co + kCB - 1) / kCB;
+  bool failed = false;
+  for (int64_t n0 = 0; n0 < n; n0 += nb) {
+    const int64_t cn = std::min(nb, n - n0), P = cn * T;
+#pragma omp parallel
+    {
+      float* loc = bufs + size_t(omp_get_thread_num()) * tb;
+      float* rows = loc + kCB * 16 * T;
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < cn * cbi; item++) {
+        const int64_t i = item / cbi, c0 = (item % cbi) * kCB, nc = std::min(kCB, ci - c0);
+        for (int64_t cc = 0; cc < nc; cc++)
+          inputTransformPlane(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * 16 * T, T, rows);
+        for (int xi = 0; xi < 16; xi++)
+          planesToMinor(loc + xi * T, 16 * T, T, nc, V + (size_t(xi) * P + i * T) * ci + c0, ci);
+      }
+#pragma omp for schedule(static)
+      for (int xi = 0; xi < 16; xi++) {
+        try {
+          sgemm('N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
+        } catch (...) {
+#pragma omp atomic write
+          failed = true;
+        }
+      }
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < cn * cbo; item++) {
+        const int64_t i = item / cbo, o0 = (item % cbo) * kCB, nc = std::min(kCB, co - o0);
+        for (int xi = 0; xi < 16; xi++)
+          minorToPlanes(M + (size_t(xi) * P + i * T) * co + o0, co, T, nc, loc + xi * T, 16 * T);
+        for (int64_t cc = 0; cc < nc; cc++) {
+          const int64_t o = o0 + cc;
+          outputTransformPlane(loc + cc * 16 * T, T, th, tw, bias ? bias[o] : 0.f, y + ((n0 + i) * co + o) * oh * ow, oh,
+                               ow, rows);
+        }
+      }
+    }
+    if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
+  }
+  return true;
+}
+
+bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
+                                  int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
+                                  float* gb) {
+  if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
+  const int64_t th = (oh + 1) / 2, tw = (ow + 1) / 2, T = th * tw;
+  const int64_t nb = chunkImages(n, 16 * (ci + co) * T * int64_t(sizeof(float)), T);
+  float* dU = scratch(kSlotWinoU, size_t(16 * co * ci));
+  float* V = scratch(kSlotWinoV, size_t(16 * ci * nb * T));
+  float* dM = scratch(kSlotWinoM, size_t(16 * co * nb * T));
+  const int nt = omp_get_max_threads();
+  const size_t tb = threadBufFloats(T, tw);
+  float* bufs = scratch(kSlotMisc, size_t(nt) * tb);
+  const int64_t cbi = (ci + kCB - 1) / kCB, cbo = (co + kCB - 1) / kCB;
+  bool failed = false;
+  for (int64_t n0 = 0; n0 < n; n0 += nb) {
+    const int64_t cn = std::min(nb, n - n0), P = cn * T;
+    const float beta = n0 == 0 ? 0.f : 1.f;
+#pragma omp parallel
+    {
+      float* loc = bufs + size_t(omp_get_thread_num()) * tb;
+      float* rows = loc + kCB * 16 * T;
+      // one loop over the input blocks and then the output-gradient blocks
+#pragma omp for schedule(static)
+      for (int64_t item = 0; item < cn * (cbi + cbo); item++) {
+        const int64_t i = item / (cbi + cbo), b = item % (cbi + cbo);
+        const bool isX = b < cbi;
+        const int64_t C = isX ? ci : co, c0 = (isX ? b : b - cbi) * kCB, nc = std::min(kCB, C - c0);
+        for (int64_t cc = 0; cc < nc; cc++) {
+          if (isX)
+            inputTransformPlane(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * 16 * T, T, rows);
+          else
+            gradTransformPlane(gy + ((n0 + i) * co + c0 + cc) * oh * ow, oh, ow, th, tw, loc + cc * 16 * T, T, rows);
+        }
+        float* dst = isX ? V : dM;
+        for (int xi = 0; xi < 16; xi++)
+          planesToMinor(loc + xi * T, 16 * T, T, nc, dst + (size_t(xi) * P + i * T) * C + c0, C);
+      }
+      // dU[xi] [ci][co] (+)= V[xi]^T . dM[xi]
+#pragma omp for schedule(static)
+      for (int xi = 0; xi < 16; xi++) {
+        try {
+          sgemm('T', 'N', ci, co, P, V + xi * P * ci, ci, dM + xi * P * co, co, beta, dU + xi * ci * co, co);
+        } catch (...) {
+#pragma omp atomic write
+          failed = true;
+        }
+      }
+    }
+    if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
+  }
+  // dW = G^T dU G for every (o, i); the bias gradient is the sum of gy over images and pixels
+  const int64_t kc = co * ci;
+#pragma omp parallel
+  {
+#pragma omp for schedule(static) nowait
+    for (int64_t oi = 0; oi < kc; oi++) {
+      const int64_t o = oi / ci, i = oi % ci;
+      float u[4][4];
+      for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[xi * kc + i * co + o];
+      float t[3][4];  // G^T u: G^T = [[1,.5,.5,0],[0,.5,-.5,0],[0,.5,.5,1]]
+      for (int l = 0; l < 4; l++) {
+        t[0][l] = u[0][l] + 0.5f * (u[1][l] + u[2][l]);
+        t[1][l] = 0.5f * (u[1][l] - u[2][l]);
+        t[2][l] = 0.5f * (u[1][l] + u[2][l]) + u[3][l];
+      }
+      float* g = gw + oi * 9;
+      for (int r = 0; r < 3; r++) {
+        g[r * 3 + 0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+        g[r * 3 + 1] = 0.5f * (t[r][1] - t[r][2]);
+        g[r * 3 + 2] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+      }
+    }
+    if (gb) {
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < co; o++) {
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) {
+          const float* p = gy + (i * co + o) * oh * ow;
+          float part = 0.f;
+          for (int64_t k = 0; k < oh * ow; k++) part += p[k];
+          s += part;
+        }
+        gb[o] = float(s);
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace ldm

@@ -27,6 +27,7 @@ import {
 import { buildScheduler, type LrSchedule } from './lr.ts';
 import { resolveSettings, type TrainSettings } from './settings.ts';
 import { classConditioning, denoisingStrip, sampleImages, type ClassCond } from './sampling.ts';
+import { initFromWeights, initVocab } from './init-from.ts';
 import { TrainingStopped, type RunResult, type TrainEvent, type TrainOptions } from './types.ts';
 import { isLatentConfig, loadFirstStage, prepareLatentConfig } from './latent.ts';
 import { sidecarState } from './state.ts';
@@ -124,6 +125,8 @@ export async function trainDiffusion(opts: TrainOptions): Promise<TrainResult> {
   // (a BERTEmbedder's vocabulary comes from the captions), first_stage ckpt_path loaded by us.
   let earlyData: DataModule | null = null;
   let firstStageCkpt: string | null = null;
+  if (opts.initFrom && opts.resume) throw new ConfigError('--init-from starts a new run; --resume continues one from its own checkpoint (give one of them)');
+  if (opts.initFrom) config = initVocab(config, opts.initFrom);
   if (isLatentConfig(config)) {
     earlyData = opts.data ?? await buildDataFromConfig(config, { onWarning: (m) => emit({ type: 'warn', message: m }) });
     ({ config, firstStageCkpt } = prepareLatentConfig(config, earlyData.train));
@@ -135,6 +138,10 @@ export async function trainDiffusion(opts: TrainOptions): Promise<TrainResult> {
   if (firstStageCkpt && model instanceof LatentDiffusion) {
     const r = loadFirstStage(model, firstStageCkpt);
     emit({ type: 'info', message: `first stage: ${r.loaded} tensors from ${firstStageCkpt}` });
+  }
+  if (opts.initFrom) {
+    const r = initFromWeights(model, config, opts.initFrom);
+    emit({ type: 'info', message: `init: ${r.loaded} tensors from ${opts.initFrom}${r.emaFromWeights ? ' (EMA starts from them)' : ''}` });
   }
   model.train();
   const data = earlyData ?? opts.data ?? await buildDataFromConfig(config, { onWarning: (m) => emit({ type: 'warn', message: m }) });

@@ -95,12 +95,13 @@ export function buildProgram(): Command {
     .argument('[config]', 'YAML config, e.g. configs/mnist-ddpm.yaml (optional with --resume)')
     .argument('[overrides...]', 'config overrides key.path=value, e.g. lightning.trainer.max_steps=2000')
     .option('--resume <dir>', "continue a run from its last checkpoint (uses the run's config; overrides apply on top)")
+    .option('--init-from <model>', 'start a new run (step 0, new optimizer and schedule) from these trained weights, e.g. models/mnist-ldm-text.safetensors, to train a model longer')
     .option('--out <dir>', 'run folder (default runs/<config>-<time>)')
     .option('-q, --quiet', 'no progress output')
     .addOption(precisionOption())
     .option('--serve [port]', 'also serve the page (ldm serve) and watch this run live (default port 8080)', int('--serve'))
     .option('--host <addr>', 'address for --serve (default loopback)', '127.0.0.1')
-    .action(async (config: string | undefined, overrides: string[], o: { resume?: string; out?: string; quiet?: boolean; serve?: number | true; host: string }) => {
+    .action(async (config: string | undefined, overrides: string[], o: { resume?: string; initFrom?: string; out?: string; quiet?: boolean; serve?: number | true; host: string }) => {
       const { serve, host, ...rest } = o;
       await trainCommand(config !== undefined ? [config, ...overrides] : overrides, {
         ...rest, ...(serve !== undefined ? { serve: { port: serve === true ? 8080 : serve, host } } : {}),

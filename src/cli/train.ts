@@ -66,6 +66,8 @@ export function progressReporter(quiet = false): { onEvent: (e: TrainEvent) => v
 
 export interface TrainCommandOptions {
   resume?: string;
+  /** start a new run from a trained model's weights (train/init-from.ts) */
+  initFrom?: string;
   out?: string;
   quiet?: boolean;
   data?: DataModule;
@@ -110,6 +112,7 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
     validateConfig(config);
     out = o.resume;
     if (o.out && o.out !== o.resume) throw new ConfigError('--resume continues in the run folder it names; leave out --out');
+    if (o.initFrom) throw new ConfigError('--init-from starts a new run; --resume continues one from its own checkpoint (give one of them)');
   } else {
     if (!configPath) throw new ConfigError('train: give a config file (e.g. configs/mnist-ddpm.yaml) or --resume RUN_DIR');
     config = loadConfig(configPath, overrides);
@@ -136,7 +139,7 @@ export async function trainCommand(args: readonly string[], o: TrainCommandOptio
   process.on('SIGINT', onSigint);
   try {
     const r = await train({
-      config, outDir: out, resume: o.resume !== undefined, onEvent: rep.onEvent, shouldStop: () => stopRequested || existsSync(stopFile),
+      config, outDir: out, resume: o.resume !== undefined, ...(o.initFrom ? { initFrom: o.initFrom } : {}), onEvent: rep.onEvent, shouldStop: () => stopRequested || existsSync(stopFile),
       ...(o.data ? { data: o.data } : {}),
     }).catch((e: unknown) => {
       // "config: ..." errors of the trainer are about the config file: name it

@@ -13,4 +13,5 @@ export * from './fid.ts';
 export * from './load.ts';
 export * from './autoencoder.ts';
 export * from './latent.ts';
+export * from './init-from.ts';
 export * from './memory.ts';

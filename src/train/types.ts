@@ -23,6 +23,8 @@ export interface TrainOptions {
   outDir: string;
   /** continue from outDir's last checkpoint */
   resume?: boolean;
+  /** a new run (step 0) from these trained weights instead of the seed's (init-from.ts); not with resume */
+  initFrom?: string;
   onEvent?: (e: TrainEvent) => void;
   /** checked after every step: true saves a checkpoint and returns (Ctrl-C) */
   shouldStop?: () => boolean;

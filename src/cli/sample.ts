@@ -13,7 +13,7 @@ import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { Tensor, cat } from '../tensor/index.ts';
 import { checkWritable, imageFormatOf, labelRows, makeGrid, readImageTensor, saveImageGrid, writeImage, writePng } from '../io/index.ts';
-import { BERTEmbedder, LatentDiffusion, basicTokenize } from '../models/index.ts';
+import { LatentDiffusion, type DiffusionModel } from '../models/index.ts';
 import {
   defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest, type SamplerExtras,
 } from '../train/index.ts';
@@ -98,12 +98,8 @@ export function checkSampler(s: string): SamplerName {
 
 /** Words of the prompts that are not tokens of the model's vocabulary (split into pieces or [UNK]: never seen whole in training). */
 export function unknownPromptWords(m: LoadedModel, prompts: readonly string[]): string[] {
-  const cs = (m.model as unknown as { cond_stage_model?: unknown }).cond_stage_model;
-  if (!(cs instanceof BERTEmbedder) || !cs.hasTokenizer) return [];
-  const tok = cs.tokenizer;
-  const out = new Set<string>();
-  for (const p of prompts) for (const w of basicTokenize(p, tok.doLowerCase)) if (tok.tokenId(w) === undefined) out.add(w);
-  return [...out];
+  const model: DiffusionModel = m.model;
+  return model.unknownPromptWords?.(prompts) ?? [];
 }
 
 /** The strip file beside --out: samples.png -> samples-strip.png. */

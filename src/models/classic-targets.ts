@@ -4,12 +4,12 @@
 // denoising-diffusion-pytorch (the module path and the package re-export).
 // A wrapper's `model` parameter is either a built network or a nested {target, params} config.
 
-import { ConfigError } from '../util/index.ts';
+import { ConfigError, readOptions } from '../util/index.ts';
 import type { BuildFn, TargetConfig, TargetTable } from './targets.ts';
-import { PddpmUNet } from './unet/pddpm.ts';
-import { GaussianDiffusionSampler, GaussianDiffusionTrainer } from './pddpm-diffusion.ts';
-import { LucidrainsUnet } from './unet/lucidrains.ts';
-import { LucidrainsDiffusion } from './lucidrains-diffusion.ts';
+import { PDDPM_UNET_SCHEMA, PddpmUNet } from './unet/pddpm.ts';
+import { GaussianDiffusionSampler, GaussianDiffusionTrainer, PDDPM_SAMPLER_SCHEMA, PDDPM_TRAINER_SCHEMA } from './pddpm-diffusion.ts';
+import { LUCIDRAINS_UNET_SCHEMA, LucidrainsUnet } from './unet/lucidrains.ts';
+import { LUCIDRAINS_DIFFUSION_SCHEMA, LucidrainsDiffusion } from './lucidrains-diffusion.ts';
 
 /** params with `model` built when it is a nested {target, params} config. */
 function withModel(owner: string, params: Record<string, unknown>, build: BuildFn): Record<string, unknown> {
@@ -21,13 +21,14 @@ function withModel(owner: string, params: Record<string, unknown>, build: BuildF
   return params;
 }
 
-const unet = (p: Record<string, unknown>): PddpmUNet => new PddpmUNet(p);
-const trainer = (p: Record<string, unknown>, b: BuildFn): GaussianDiffusionTrainer =>
-  new GaussianDiffusionTrainer(withModel('GaussianDiffusionTrainer', p, b));
-const sampler = (p: Record<string, unknown>, b: BuildFn): GaussianDiffusionSampler =>
-  new GaussianDiffusionSampler(withModel('GaussianDiffusionSampler', p, b));
-const lunet = (p: Record<string, unknown>): LucidrainsUnet => new LucidrainsUnet(p);
-const gd = (p: Record<string, unknown>, b: BuildFn): LucidrainsDiffusion => new LucidrainsDiffusion(withModel('GaussianDiffusion', p, b));
+const unet = (p: Record<string, unknown>): PddpmUNet => new PddpmUNet(readOptions('pytorch-ddpm UNet', p, PDDPM_UNET_SCHEMA));
+const trainer = (p: Record<string, unknown>, b: BuildFn): GaussianDiffusionTrainer => new GaussianDiffusionTrainer(
+  readOptions('pytorch-ddpm GaussianDiffusionTrainer', withModel('GaussianDiffusionTrainer', p, b), PDDPM_TRAINER_SCHEMA));
+const sampler = (p: Record<string, unknown>, b: BuildFn): GaussianDiffusionSampler => new GaussianDiffusionSampler(
+  readOptions('pytorch-ddpm GaussianDiffusionSampler', withModel('GaussianDiffusionSampler', p, b), PDDPM_SAMPLER_SCHEMA));
+const lunet = (p: Record<string, unknown>): LucidrainsUnet => new LucidrainsUnet(readOptions('lucidrains Unet', p, LUCIDRAINS_UNET_SCHEMA));
+const gd = (p: Record<string, unknown>, b: BuildFn): LucidrainsDiffusion => new LucidrainsDiffusion(
+  readOptions('lucidrains GaussianDiffusion', withModel('GaussianDiffusion', p, b), LUCIDRAINS_DIFFUSION_SCHEMA));
 
 export const classicTargets = {
   // w86763777/pytorch-ddpm

@@ -27,7 +27,7 @@
 // What it is not: no CLIP embedders (FrozenCLIPTextEmbedder / FrozenClipImageEmbedder need
 // pretrained weights), no Hugging Face tokenizer.
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../util/index.ts';
+import { ConfigError, F, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Conv2d, Embedding, Module } from '../nn/index.ts';
@@ -44,6 +44,65 @@ const asLabels = (v: unknown, where: string): Tensor => {
   throw new ConfigError(`${where}: expected class labels (an int64 tensor [B] or a list of integers), got ${v === undefined ? 'nothing' : typeof v}`);
 };
 
+// ---- options: the official kwargs, and the schemas a config is read with -----------------------------
+
+/** `ClassEmbedder(embed_dim, n_classes=1000, key='class')`. */
+export interface ClassEmbedderOptions {
+  embed_dim: number;
+  n_classes?: number;
+  key?: string;
+}
+
+/** `TransformerEmbedder(n_embed, n_layer, vocab_size, max_seq_len=77, device)`, plus the
+ *  transformer's heads / dim_head (official: 8 x 64). */
+export interface TransformerEmbedderOptions {
+  n_embed: number;
+  n_layer: number;
+  vocab_size: number;
+  max_seq_len?: number;
+  /** accepted and ignored */
+  device?: string;
+  heads?: number;
+  dim_head?: number;
+}
+
+/** `BERTEmbedder(n_embed, n_layer, vocab_size=30522, max_seq_len=77, device, use_tokenizer=True,
+ *  embedding_dropout=0.0)`, plus heads / dim_head and the offline vocabulary (`vocab`, `do_lower_case`). */
+export interface BERTEmbedderOptions extends Omit<TransformerEmbedderOptions, 'vocab_size'> {
+  vocab_size?: number;
+  use_tokenizer?: boolean;
+  embedding_dropout?: number;
+  /** the tokenizer's vocabulary (tokens in id order) */
+  vocab?: readonly string[];
+  do_lower_case?: boolean;
+}
+
+/** The official method names (torch's F.interpolate modes; only the 4-D ones run here). */
+export type SpatialRescalerMethod = 'nearest' | 'linear' | 'bilinear' | 'trilinear' | 'bicubic' | 'area';
+
+/** `SpatialRescaler(n_stages=1, method='bilinear', multiplier=0.5, in_channels=3, out_channels=None, bias=False)`. */
+export interface SpatialRescalerOptions {
+  n_stages?: number;
+  method?: SpatialRescalerMethod;
+  multiplier?: number;
+  in_channels?: number;
+  out_channels?: number | null;
+  bias?: boolean;
+}
+
+export const CLASS_EMBEDDER_SCHEMA: Schema<ClassEmbedderOptions> = { embed_dim: required(F.int), n_classes: F.int, key: F.str };
+export const TRANSFORMER_EMBEDDER_SCHEMA: Schema<TransformerEmbedderOptions> = {
+  n_embed: required(F.int), n_layer: required(F.int), vocab_size: required(F.int), max_seq_len: F.int, device: F.str, heads: F.int, dim_head: F.int,
+};
+export const BERT_EMBEDDER_SCHEMA: Schema<BERTEmbedderOptions> = {
+  n_embed: required(F.int), n_layer: required(F.int), vocab_size: F.int, max_seq_len: F.int, device: F.str,
+  use_tokenizer: F.bool, embedding_dropout: F.num, vocab: F.strList, do_lower_case: F.bool, heads: F.int, dim_head: F.int,
+};
+export const SPATIAL_RESCALER_SCHEMA: Schema<SpatialRescalerOptions> = {
+  n_stages: F.int, method: F.oneOf('nearest', 'linear', 'bilinear', 'trilinear', 'bicubic', 'area'), multiplier: F.num,
+  in_channels: F.int, out_channels: F.int, bias: F.bool,
+};
+
 // ---- ClassEmbedder ---------------------------------------------------------------------------------
 
 export class ClassEmbedder extends Module {
@@ -51,10 +110,10 @@ export class ClassEmbedder extends Module {
   readonly nClasses: number;
   readonly embedDim: number;
   readonly embedding: Embedding;
-  constructor(params: Obj) {
+  constructor(params: ClassEmbedderOptions) {
     super();
     const O = 'ClassEmbedder';
-    checkKwargs(O, params, ['embed_dim', 'n_classes', 'key']);
+    checkKwargs(O, params, schemaKeys(CLASS_EMBEDDER_SCHEMA));
     this.embedDim = kwargs(O, params).int('embed_dim', undefined, 1);
     this.nClasses = kwargs(O, params).int('n_classes', 1000, 1);
     const key = params['key'] ?? 'class';
@@ -87,9 +146,7 @@ export class ClassEmbedder extends Module {
 
 // ---- text ------------------------------------------------------------------------------------------
 
-const TRANSFORMER_EXTRA = ['heads', 'dim_head'];
-
-function makeTransformer(o: Obj, owner: string, vocabSize: number, embDropout: number): TransformerWrapper {
+function makeTransformer(o: Omit<TransformerEmbedderOptions, 'vocab_size'>, owner: string, vocabSize: number, embDropout: number): TransformerWrapper {
   const encoder = new XEncoder({
     dim: kwargs(owner, o).int('n_embed', undefined, 1), depth: kwargs(owner, o).int('n_layer', undefined, 0),
     heads: kwargs(owner, o).int('heads', 8, 1), dim_head: kwargs(owner, o).int('dim_head', 64, 1),
@@ -100,10 +157,10 @@ function makeTransformer(o: Obj, owner: string, vocabSize: number, embDropout: n
 /** `TransformerEmbedder`: token ids [B, N] -> [B, N, n_embed]; encode = forward. */
 export class TransformerEmbedder extends Module {
   readonly transformer: TransformerWrapper;
-  constructor(params: Obj) {
+  constructor(params: TransformerEmbedderOptions) {
     super();
     const O = 'TransformerEmbedder';
-    checkKwargs(O, params, ['n_embed', 'n_layer', 'vocab_size', 'max_seq_len', 'device', ...TRANSFORMER_EXTRA]);
+    checkKwargs(O, params, schemaKeys(TRANSFORMER_EMBEDDER_SCHEMA));
     this.transformer = this.child('transformer', makeTransformer(params, O, kwargs(O, params).int('vocab_size', undefined, 1), 0));
   }
   forward(tokens: Tensor): Tensor {
@@ -121,11 +178,10 @@ export class BERTEmbedder extends Module {
   readonly vocabSize: number;
   readonly transformer: TransformerWrapper;
   #tokenizer: BERTTokenizer | null = null;
-  constructor(params: Obj) {
+  constructor(params: BERTEmbedderOptions) {
     super();
     const O = 'BERTEmbedder';
-    checkKwargs(O, params, ['n_embed', 'n_layer', 'vocab_size', 'max_seq_len', 'device', 'use_tokenizer', 'embedding_dropout',
-      'vocab', 'do_lower_case', ...TRANSFORMER_EXTRA]);
+    checkKwargs(O, params, schemaKeys(BERT_EMBEDDER_SCHEMA));
     this.useTokenizer = (params['use_tokenizer'] ?? true) as boolean;
     this.maxSeqLen = kwargs(O, params).int('max_seq_len', 77, 1);
     const vocab = params['vocab'];
@@ -277,10 +333,10 @@ export class SpatialRescaler extends Module {
   readonly method: InterpolateMode;
   readonly multiplier: number;
   readonly channel_mapper: Conv2d | null;
-  constructor(params: Obj) {
+  constructor(params: SpatialRescalerOptions) {
     super();
     const O = 'SpatialRescaler';
-    checkKwargs(O, params, ['n_stages', 'method', 'multiplier', 'in_channels', 'out_channels', 'bias']);
+    checkKwargs(O, params, schemaKeys(SPATIAL_RESCALER_SCHEMA));
     this.nStages = kwargs(O, params).int('n_stages', 1, 0);
     const method = (params['method'] ?? 'bilinear') as string;
     if (!['nearest', 'linear', 'bilinear', 'trilinear', 'bicubic', 'area'].includes(method)) throw new ConfigError(`${O}: unknown method '${method}'`);
@@ -333,8 +389,8 @@ export function lowResConcat(lowRes: Tensor, size: readonly [number, number], mo
 
 /** Official class paths of this file -> constructors (merged into MODEL_TARGETS). */
 export const conditioningTargets = {
-  'ldm.modules.encoders.modules.ClassEmbedder': (p) => new ClassEmbedder(p),
-  'ldm.modules.encoders.modules.TransformerEmbedder': (p) => new TransformerEmbedder(p),
-  'ldm.modules.encoders.modules.BERTEmbedder': (p) => new BERTEmbedder(p),
-  'ldm.modules.encoders.modules.SpatialRescaler': (p) => new SpatialRescaler(p),
+  'ldm.modules.encoders.modules.ClassEmbedder': (p) => new ClassEmbedder(readOptions('ClassEmbedder', p, CLASS_EMBEDDER_SCHEMA)),
+  'ldm.modules.encoders.modules.TransformerEmbedder': (p) => new TransformerEmbedder(readOptions('TransformerEmbedder', p, TRANSFORMER_EMBEDDER_SCHEMA)),
+  'ldm.modules.encoders.modules.BERTEmbedder': (p) => new BERTEmbedder(readOptions('BERTEmbedder', p, BERT_EMBEDDER_SCHEMA)),
+  'ldm.modules.encoders.modules.SpatialRescaler': (p) => new SpatialRescaler(readOptions('SpatialRescaler', p, SPATIAL_RESCALER_SCHEMA)),
 } satisfies TargetTable;

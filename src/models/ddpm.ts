@@ -11,7 +11,7 @@
 // `denoiser()` are the hooks. What it is not: no file I/O (`ckpt_path` is rejected: load
 // checkpoints through io/), no Lightning logging/optimiser plumbing (train/ owns that).
 
-import { ConfigError, Generator, ShapeError, checkKwargs, defaultGenerator, fmtShape, kwargs } from '../util/index.ts';
+import { ConfigError, F, Generator, ShapeError, checkKwargs, defaultGenerator, fmtShape, kwargs, orNull, readOptions, required, schemaKeys, type Schema } from '../util/index.ts';
 import { Tensor, cat, full, noGrad, permute, randint, randn, toFloat, unsqueeze } from '../tensor/index.ts';
 import { LitEma, Module } from '../nn/index.ts';
 import {
@@ -110,12 +110,17 @@ export interface DDPMOptions {
   logvar_init?: number;
 }
 
-export const DDPM_KWARGS = [
-  'unet_config', 'timesteps', 'beta_schedule', 'loss_type', 'ckpt_path', 'ignore_keys', 'load_only_unet', 'monitor',
-  'use_ema', 'first_stage_key', 'image_size', 'channels', 'log_every_t', 'clip_denoised', 'linear_start', 'linear_end',
-  'cosine_s', 'given_betas', 'original_elbo_weight', 'v_posterior', 'l_simple_weight', 'conditioning_key',
-  'parameterization', 'scheduler_config', 'use_positional_encodings', 'learn_logvar', 'logvar_init',
-] as const;
+/** The DDPM kwargs as a config gives them (readOptions; the constructor checks the rest). */
+export const DDPM_SCHEMA: Schema<DDPMOptions> = {
+  unet_config: required(F.config), timesteps: F.int, beta_schedule: F.oneOf('linear', 'cosine', 'sqrt_linear', 'sqrt'),
+  loss_type: F.oneOf('l1', 'l2'), ckpt_path: F.str, ignore_keys: F.strList, load_only_unet: F.bool, monitor: orNull(F.str),
+  use_ema: F.bool, first_stage_key: F.str, image_size: F.int, channels: F.int, log_every_t: F.int, clip_denoised: F.bool,
+  linear_start: F.num, linear_end: F.num, cosine_s: F.num, given_betas: F.numList, original_elbo_weight: F.num,
+  v_posterior: F.num, l_simple_weight: F.num, conditioning_key: F.oneOf('concat', 'crossattn', 'hybrid', 'adm'),
+  parameterization: F.oneOf('eps', 'x0', 'v'), scheduler_config: F.config, use_positional_encodings: F.bool,
+  learn_logvar: F.bool, logvar_init: F.num,
+};
+export const DDPM_KWARGS = schemaKeys(DDPM_SCHEMA);
 
 
 export interface DdpmSampleOptions {
@@ -166,7 +171,7 @@ export class DDPM extends Module implements DiffusionModel {
   /** LatentDiffusion.p_losses weighs the loss by exp(-logvar_t) (DDPM.p_losses does not). */
   protected logvarInLoss = false;
 
-  constructor(params: Record<string, unknown>, build: BuildFn, allowedExtra: readonly string[] = []) {
+  constructor(params: DDPMOptions, build: BuildFn, allowedExtra: readonly string[] = []) {
     super();
     const owner = new.target.name;
     this.owner = owner;
@@ -414,5 +419,5 @@ export class DDPM extends Module implements DiffusionModel {
 
 /** Official class paths of this file -> constructors (merged into MODEL_TARGETS). */
 export const ddpmTargets = {
-  'ldm.models.diffusion.ddpm.DDPM': (params, build) => new DDPM(params, build),
+  'ldm.models.diffusion.ddpm.DDPM': (params, build) => new DDPM(readOptions('DDPM', params, DDPM_SCHEMA), build),
 } satisfies TargetTable;

@@ -39,6 +39,9 @@ export interface DiffusionModel {
   /** The null conditioning of n rows for guidance: the model's own null input, else the given
    *  null label; null when the model has none. */
   unconditional(n: number, nullLabel?: number | null): Cond | null;
+  /** Text models: the words of the prompts the tokenizer does not hold whole (split into pieces or
+   *  [UNK]: never seen whole in training); absent for models without a tokenizer. */
+  unknownPromptWords?(prompts: readonly string[]): string[];
   /** Latent models: latents [n, C, h, w] -> images [n, 3|1, H, W] (unclamped). */
   decode?(z: Tensor): Tensor;
   /** Latent models: images -> latents (posterior mode, scaled: what the diffusion runs on). */

@@ -27,24 +27,48 @@
 // encode/decode, quantize_denoised, `use_positional_encodings`
 // (the official get_input calls an undefined compute_latent_shifts), bbox/keypoint tokenizers.
 
-import { ConfigError, Generator, LdmError, ShapeError, defaultGenerator, defined, fmtShape, kwargs } from '../util/index.ts';
+import { ConfigError, F, Generator, LdmError, ShapeError, defaultGenerator, defined, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module } from '../nn/index.ts';
 import {
   getSampler, type Cond, type LossWithLog, type SampleOptions, type SamplerIntermediates, type SamplerName, type StepInfo,
 } from '../diffusion/index.ts';
-import { DDPM, type CondInput } from './ddpm.ts';
+import { DDPM, DDPM_KWARGS, DDPM_SCHEMA, type CondInput, type DDPMOptions } from './ddpm.ts';
 import { DiagonalGaussianDistribution } from './autoencoder/kl.ts';
 import { VQModelBase, VQModelInterface } from './autoencoder/vq.ts';
 import { BERTEmbedder, ClassEmbedder, TransformerEmbedder, conditioningTargets, inpaintingConcat, lowResConcat, type InterpolateMode } from './conditioning.ts';
 import type { BuildFn, TargetConfig, TargetTable } from './targets.ts';
 import type { ConditionInput, ConditioningSpec } from './diffusion-model.ts';
 
-export const LATENT_DIFFUSION_KWARGS = [
-  'first_stage_config', 'cond_stage_config', 'num_timesteps_cond', 'cond_stage_key', 'cond_stage_trainable', 'concat_mode',
-  'cond_stage_forward', 'scale_factor', 'scale_by_std', 'ucg_training',
-] as const;
+/** `LatentDiffusion(first_stage_config, cond_stage_config, num_timesteps_cond=None, cond_stage_key='image',
+ *  cond_stage_trainable=False, concat_mode=True, cond_stage_forward=None, conditioning_key=None,
+ *  scale_factor=1.0, scale_by_std=False, *args, **kwargs)`: its own kwargs and DDPM's, plus
+ *  `ucg_training` (batch key -> {p, val}: conditioning dropout, as later LDM code bases write it). */
+export interface LatentDiffusionOptions extends DDPMOptions {
+  first_stage_config: TargetConfig;
+  cond_stage_config: TargetConfig | '__is_first_stage__' | '__is_unconditional__';
+  num_timesteps_cond?: number | null;
+  cond_stage_key?: string;
+  cond_stage_trainable?: boolean;
+  concat_mode?: boolean;
+  cond_stage_forward?: string | null;
+  scale_factor?: number;
+  scale_by_std?: boolean;
+  /** checked entry by entry by the constructor */
+  ucg_training?: Readonly<Record<string, unknown>>;
+}
+
+/** The LatentDiffusion kwargs as a config gives them (readOptions). */
+export const LATENT_DIFFUSION_SCHEMA: Schema<LatentDiffusionOptions> = {
+  ...DDPM_SCHEMA,
+  first_stage_config: required(F.config),
+  cond_stage_config: required(F.either(F.config, F.oneOf('__is_first_stage__', '__is_unconditional__'),
+    "a {target, params} mapping, '__is_first_stage__' or '__is_unconditional__'")),
+  num_timesteps_cond: F.int, cond_stage_key: F.str, cond_stage_trainable: F.bool, concat_mode: F.bool, cond_stage_forward: F.str,
+  scale_factor: F.num, scale_by_std: F.bool, ucg_training: F.mapping,
+};
+export const LATENT_DIFFUSION_KWARGS = schemaKeys(LATENT_DIFFUSION_SCHEMA).filter((k) => !(DDPM_KWARGS as readonly string[]).includes(k));
 
 type Obj = Readonly<Record<string, unknown>>;
 export type LatentBatch = Readonly<Record<string, unknown>>;
@@ -155,7 +179,7 @@ function isTargetConfig(v: unknown): v is TargetConfig {
 }
 
 /** The DDPM kwargs of LatentDiffusion.__init__ (conditioning_key resolved before super()). */
-function ddpmParams(params: Obj): Record<string, unknown> {
+function ddpmParams(params: LatentDiffusionOptions): LatentDiffusionOptions {
   let ck = params['conditioning_key'] ?? null;
   if (ck === null) ck = (params['concat_mode'] ?? true) ? 'concat' : 'crossattn';
   if (params['cond_stage_config'] === '__is_unconditional__') ck = null;
@@ -200,7 +224,7 @@ export class LatentDiffusion extends DDPM {
   #scaleFactor = 1;
   protected override logvarInLoss = true;
 
-  constructor(params: Record<string, unknown>, build: BuildFn) {
+  constructor(params: LatentDiffusionOptions, build: BuildFn) {
     super(ddpmParams(params), build, LATENT_DIFFUSION_KWARGS);
     const O = this.owner, o = params, kw = kwargs(O, o);
     this.numTimestepsCond = kw.num('num_timesteps_cond', 1);
@@ -420,6 +444,12 @@ export class LatentDiffusion extends DDPM {
     return this.decodeFirstStage(z);
   }
 
+  /** A BERTEmbedder with a tokenizer: the prompt words its vocabulary lacks (else none). */
+  unknownPromptWords(prompts: readonly string[]): string[] {
+    const cs = this.cond_stage_model;
+    return cs instanceof BERTEmbedder && cs.hasTokenizer ? cs.tokenizer.wordsNotWhole(prompts) : [];
+  }
+
   encode(x: Tensor): Tensor {
     const p = this.encodeFirstStage(x);
     return this.getFirstStageEncoding(p instanceof DiagonalGaussianDistribution ? p.mode() : p);
@@ -575,6 +605,6 @@ export class LatentDiffusion extends DDPM {
 
 /** Official class paths of LatentDiffusion and its conditioning encoders -> constructors (merged into MODEL_TARGETS). */
 export const latentDiffusionTargets = {
-  'ldm.models.diffusion.ddpm.LatentDiffusion': (params, build) => new LatentDiffusion(params, build),
+  'ldm.models.diffusion.ddpm.LatentDiffusion': (params, build) => new LatentDiffusion(readOptions('LatentDiffusion', params, LATENT_DIFFUSION_SCHEMA), build),
   ...conditioningTargets,
 } satisfies TargetTable;

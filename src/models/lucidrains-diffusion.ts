@@ -15,15 +15,16 @@
 // Generator, in the official order.
 // Not supported: immiscible diffusion (scipy linear_sum_assignment), rejected by name.
 
-import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape } from '../util/index.ts';
+import { ConfigError, F, Generator, ShapeError, checkKwargs, field, fmtShape, required, schemaKeys, type Schema } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module, mseLoss } from '../nn/index.ts';
 import {
   DIFFUSION_BUFFER_KEYS, GaussianDiffusion as Diffusion, SAMPLERS, lucidrainsBetaSchedule, lucidrainsBuffers, lucidrainsDdimPlan,
-  type Denoiser, type LucidrainsBetaScheduleKind, type LucidrainsObjective, type SampleOptions, type SamplerResult,
+  type Cond, type Denoiser, type LucidrainsBetaScheduleKind, type LucidrainsObjective, type SampleOptions, type SamplerResult,
 } from '../diffusion/index.ts';
 import { noiseFromGenerator, type NoiseFn } from './pddpm-diffusion.ts';
+import type { ConditionInput, ConditioningSpec, DiffusionModel } from './diffusion-model.ts';
 
 
 /** The network GaussianDiffusion drives (lucidrains Unet or anything with the same attributes). */
@@ -40,10 +41,42 @@ export interface LucidrainsModelPrediction {
   pred_x_start: Tensor;
 }
 
-const KEYS = [
-  'model', 'image_size', 'timesteps', 'sampling_timesteps', 'objective', 'beta_schedule', 'schedule_fn_kwargs',
-  'ddim_sampling_eta', 'auto_normalize', 'offset_noise_strength', 'min_snr_loss_weight', 'min_snr_gamma', 'immiscible',
-] as const;
+/** lucidrains `GaussianDiffusion(model, *, image_size, timesteps=1000, sampling_timesteps=None,
+ *  objective='pred_v', beta_schedule='sigmoid', schedule_fn_kwargs=dict(), ddim_sampling_eta=0.,
+ *  auto_normalize=True, offset_noise_strength=0., min_snr_loss_weight=False, min_snr_gamma=5,
+ *  immiscible=False)` (image_size: an int or a [h, w] list). */
+export interface LucidrainsDiffusionOptions {
+  model: LucidrainsModel;
+  image_size: number | readonly number[];
+  timesteps?: number;
+  sampling_timesteps?: number | null;
+  objective?: LucidrainsObjective;
+  beta_schedule?: LucidrainsBetaScheduleKind;
+  /** the schedule function's kwargs (cosine: s; sigmoid: start, end, tau, clamp_min) */
+  schedule_fn_kwargs?: Readonly<Record<string, number>>;
+  ddim_sampling_eta?: number;
+  auto_normalize?: boolean;
+  offset_noise_strength?: number;
+  min_snr_loss_weight?: boolean;
+  min_snr_gamma?: number;
+  /** rejected when true (needs scipy's linear_sum_assignment) */
+  immiscible?: boolean;
+}
+
+const isLucidrainsModel = (v: unknown): v is LucidrainsModel => v instanceof Module && 'channels' in v && typeof v.channels === 'number';
+
+/** The kwargs as a config gives them, `model` built from its nested config (readOptions). */
+export const LUCIDRAINS_DIFFUSION_SCHEMA: Schema<LucidrainsDiffusionOptions> = {
+  model: required(field("a built network with 'channels' (for example lucidrains Unet)", isLucidrainsModel)),
+  image_size: required(F.either(F.int, F.intList, 'an integer or a list of two integers')),
+  timesteps: F.int, sampling_timesteps: F.int, objective: F.oneOf('pred_noise', 'pred_x0', 'pred_v'),
+  beta_schedule: F.oneOf('linear', 'cosine', 'sigmoid'),
+  schedule_fn_kwargs: field('a mapping of numbers', (v): v is Record<string, number> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'number')),
+  ddim_sampling_eta: F.num, auto_normalize: F.bool, offset_noise_strength: F.num, min_snr_loss_weight: F.bool, min_snr_gamma: F.num,
+  immiscible: F.bool,
+};
+const KEYS = schemaKeys(LUCIDRAINS_DIFFUSION_SCHEMA);
 
 const SCHEDULE_KWARGS: Record<LucidrainsBetaScheduleKind, readonly string[]> = {
   linear: [],
@@ -73,8 +106,10 @@ const PARAMETERIZATION = { pred_noise: 'eps', pred_x0: 'x0', pred_v: 'v' } as co
 
 type BufferName = (typeof DIFFUSION_BUFFER_KEYS)[number] | 'loss_weight';
 
-/** lucidrains `GaussianDiffusion(model, *, image_size, timesteps=1000, ...)` (named apart from diffusion/'s GaussianDiffusion, which it holds). */
-export class LucidrainsDiffusion extends Module {
+/** lucidrains `GaussianDiffusion(model, *, image_size, timesteps=1000, ...)` (named apart from diffusion/'s
+ *  GaussianDiffusion, which it holds). As a DiffusionModel it samples images in the network's
+ *  [-1, 1] space (the official `sample` returns them unnormalized to [0, 1]). */
+export class LucidrainsDiffusion extends Module implements DiffusionModel {
   readonly model: LucidrainsModel;
   readonly channels: number;
   readonly self_condition: boolean;
@@ -89,15 +124,12 @@ export class LucidrainsDiffusion extends Module {
   /** The Gaussian math over this module's buffers (the same tensors: loading a state dict updates both). */
   readonly diffusion: Diffusion;
 
-  constructor(params: Record<string, unknown>) {
+  constructor(params: LucidrainsDiffusionOptions) {
     super();
     const owner = 'lucidrains GaussianDiffusion';
     checkKwargs(owner, params, KEYS);
-    const model = params['model'];
-    if (!(model instanceof Module) || !('channels' in model) || typeof model.channels !== 'number') {
-      throw new ConfigError(`${owner}: 'model' must be a built network with 'channels' (for example lucidrains Unet)`);
-    }
-    const m = model as LucidrainsModel;
+    const m: unknown = params['model'];
+    if (!isLucidrainsModel(m)) throw new ConfigError(`${owner}: 'model' must be a built network with 'channels' (for example lucidrains Unet)`);
     if (m.out_dim !== undefined && m.channels !== m.out_dim) throw new ConfigError(`${owner}: model.channels (${m.channels}) != model.out_dim (${m.out_dim}) (learned variance needs a different class)`);
     if (m.random_or_learned_sinusoidal_cond) throw new ConfigError(`${owner}: the model must not use random or learned sinusoidal conditioning`);
     this.model = this.child('model', m);
@@ -235,6 +267,31 @@ export class LucidrainsDiffusion extends Module {
       if (this.self_condition) selfCond = T.clamp(this.diffusion.predictXstart(out, x, t), -1, 1);
       return out;
     };
+  }
+
+  // ---- the DiffusionModel face (diffusion-model.ts): an unconditional pixel-space model -----------
+
+  get numTimesteps(): number {
+    return this.num_timesteps;
+  }
+
+  /** p_sample / ddim_sample always clip x_start. */
+  readonly clipDenoised = true;
+
+  sampleShape(n: number): number[] {
+    return [n, this.channels, this.image_size[0], this.image_size[1]];
+  }
+
+  conditioningSpec(): ConditioningSpec {
+    return { kind: 'none' };
+  }
+
+  condition(_input: ConditionInput): Cond {
+    throw new ConfigError('lucidrains GaussianDiffusion: this model is unconditional (no class labels or prompts)');
+  }
+
+  unconditional(_n: number): Cond | null {
+    return null;
   }
 
   /** One ancestral step at integer time t: [pred_img (NOT unnormalized), x_start]. */

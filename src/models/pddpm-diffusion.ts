@@ -16,13 +16,14 @@
 // values live beside them (`buffers64`; `setFloat64Buffers` loads the stored F64 values).
 // What it is not: the UNet (models/unet/pddpm.ts) or the schedule arithmetic (diffusion/).
 
-import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape, kwargs } from '../util/index.ts';
+import { ConfigError, F, Generator, ShapeError, checkKwargs, field, fmtShape, kwargs, required, schemaKeys, type Schema } from '../util/index.ts';
 import * as T from '../tensor/index.ts';
 import { Tensor } from '../tensor/index.ts';
 import { Module, mseLoss } from '../nn/index.ts';
+import type { ConditionInput, ConditioningSpec, DiffusionModel } from './diffusion-model.ts';
 import {
   GaussianDiffusion, SAMPLERS, pddpmBetas, pddpmDiffusionBuffers, pddpmSamplerBuffers, pddpmTrainerBuffers,
-  type Denoiser, type PddpmSamplerBuffers, type PddpmTrainerBuffers,
+  type Cond, type Denoiser, type PddpmSamplerBuffers, type PddpmTrainerBuffers,
 } from '../diffusion/index.ts';
 
 /** The network a pytorch-ddpm wrapper drives: model(x_t, t) with int64 timesteps. */
@@ -35,13 +36,44 @@ export type NoiseFn = (shape: readonly number[]) => Tensor;
 
 export const noiseFromGenerator = (gen: Generator): NoiseFn => (shape) => T.randn(shape, gen);
 
+const isModel = (v: unknown): v is PddpmModel => v instanceof Module && 'forward' in v && typeof v.forward === 'function';
+
 function asModel(owner: string, v: unknown): PddpmModel {
-  if (v instanceof Module && 'forward' in v && typeof v.forward === 'function') return v as PddpmModel;
+  if (isModel(v)) return v;
   throw new ConfigError(`${owner}: 'model' must be a built network module (for example pytorch-ddpm UNet), got ${v === undefined ? 'nothing' : typeof v}`);
 }
 
+/** `GaussianDiffusionTrainer(model, beta_1, beta_T, T)`. */
+export interface GaussianDiffusionTrainerOptions {
+  model: PddpmModel;
+  beta_1: number;
+  beta_T: number;
+  T: number;
+}
 
-function steps(owner: string, params: Record<string, unknown>): number {
+/** `GaussianDiffusionSampler(model, beta_1, beta_T, T, img_size=32, mean_type='eps', var_type='fixedlarge')`:
+ *  give mean_type, the official default fails the official assert (see GaussianDiffusionSampler). */
+export interface GaussianDiffusionSamplerOptions extends GaussianDiffusionTrainerOptions {
+  img_size?: number;
+  mean_type?: PddpmMeanType;
+  var_type?: PddpmVarType;
+}
+
+const modelField = field('a built network module (for example pytorch-ddpm UNet)', isModel);
+
+/** The wrappers' kwargs as a config gives them, `model` built from its nested config (readOptions). */
+export const PDDPM_TRAINER_SCHEMA: Schema<GaussianDiffusionTrainerOptions> = {
+  model: required(modelField), beta_1: required(F.num), beta_T: required(F.num), T: required(F.int),
+};
+export const PDDPM_SAMPLER_SCHEMA: Schema<GaussianDiffusionSamplerOptions> = {
+  ...PDDPM_TRAINER_SCHEMA, img_size: F.int,
+  mean_type: field("'epsilon', 'xstart' or 'xprev' (the official default 'eps' fails the official assert; use 'epsilon')",
+    (v): v is PddpmMeanType => v === 'epsilon' || v === 'xstart' || v === 'xprev'),
+  var_type: F.oneOf('fixedlarge', 'fixedsmall'),
+};
+
+
+function steps(owner: string, params: GaussianDiffusionTrainerOptions): number {
   const v = kwargs(owner, params).num('T');
   if (!Number.isInteger(v) || v < 1) throw new ConfigError(`${owner}: 'T' must be a positive integer, got ${v}`);
   return v;
@@ -67,7 +99,7 @@ function loadBuffers64<K extends string>(m: Module, bufs: Record<K, Float64Array
   return used;
 }
 
-const TRAINER_KEYS = ['model', 'beta_1', 'beta_T', 'T'] as const;
+const TRAINER_KEYS = schemaKeys(PDDPM_TRAINER_SCHEMA);
 const TRAINER_BUFFERS = ['betas', 'sqrt_alphas_bar', 'sqrt_one_minus_alphas_bar'] as const;
 
 export interface TrainerCallOptions {
@@ -86,7 +118,7 @@ export class GaussianDiffusionTrainer extends Module {
   /** q_sample over buffers64 (rebuilt by setFloat64Buffers) */
   diffusion: GaussianDiffusion;
 
-  constructor(params: Record<string, unknown>) {
+  constructor(params: GaussianDiffusionTrainerOptions) {
     super();
     const owner = 'pytorch-ddpm GaussianDiffusionTrainer';
     checkKwargs(owner, params, TRAINER_KEYS);
@@ -131,7 +163,7 @@ export type PddpmMeanType = 'epsilon' | 'xstart' | 'xprev';
 const PARAMETERIZATION = { epsilon: 'eps', xstart: 'x0', xprev: 'xprev' } as const satisfies Record<PddpmMeanType, string>;
 export type PddpmVarType = 'fixedlarge' | 'fixedsmall';
 
-const SAMPLER_KEYS = ['model', 'beta_1', 'beta_T', 'T', 'img_size', 'mean_type', 'var_type'] as const;
+const SAMPLER_KEYS = schemaKeys(PDDPM_SAMPLER_SCHEMA);
 const SAMPLER_BUFFERS = [
   'betas', 'sqrt_recip_alphas_bar', 'sqrt_recipm1_alphas_bar', 'posterior_var', 'posterior_log_var_clipped',
   'posterior_mean_coef1', 'posterior_mean_coef2',
@@ -151,7 +183,7 @@ export interface SampleOptions {
  * the original accepts only 'epsilon' (its default 'eps' fails the assert). We implement the three
  * branches the code contains ('xprev', 'xstart', 'epsilon') and reject 'eps' with that explanation.
  */
-export class GaussianDiffusionSampler extends Module {
+export class GaussianDiffusionSampler extends Module implements DiffusionModel {
   readonly model: PddpmModel;
   T: number;
   readonly img_size: number;
@@ -161,7 +193,7 @@ export class GaussianDiffusionSampler extends Module {
   /** p_mean_variance and the chain over buffers64 (rebuilt by setFloat64Buffers) */
   diffusion: GaussianDiffusion;
 
-  constructor(params: Record<string, unknown>) {
+  constructor(params: GaussianDiffusionSamplerOptions) {
     super();
     const owner = 'pytorch-ddpm GaussianDiffusionSampler';
     checkKwargs(owner, params, SAMPLER_KEYS);
@@ -192,9 +224,35 @@ export class GaussianDiffusionSampler extends Module {
     return used;
   }
 
+  // ---- the DiffusionModel face (diffusion-model.ts): an unconditional RGB pixel-space model -------
+
   /** The network as a Denoiser for the sampler table. */
   denoiser(): Denoiser {
     return (x, t) => this.model.forward(x, t);
+  }
+
+  get numTimesteps(): number {
+    return this.T;
+  }
+
+  /** The official p_mean_variance discards its clipped x_0 (only the chain's result is clipped). */
+  readonly clipDenoised = false;
+
+  /** [n, 3, img_size, img_size] (the pytorch-ddpm UNet is RGB). */
+  sampleShape(n: number): number[] {
+    return [n, 3, this.img_size, this.img_size];
+  }
+
+  conditioningSpec(): ConditioningSpec {
+    return { kind: 'none' };
+  }
+
+  condition(_input: ConditionInput): Cond {
+    throw new ConfigError('pytorch-ddpm GaussianDiffusionSampler: this model is unconditional (no class labels or prompts)');
+  }
+
+  unconditional(_n: number): Cond | null {
+    return null;
   }
 
   /** q(x_{t-1} | x_t, x_0) mean and clipped log variance (Ho et al. eq. 7). */
@@ -210,12 +268,11 @@ export class GaussianDiffusionSampler extends Module {
     return { mean: p.mean, logVar: p.logVariance, x0: p.predXstart };
   }
 
-  /** One step: mean + exp(0.5 log_var) * noise (no noise at time_step 0). */
+  /** One step of the chain (diffusion/'s p_sample): mean + exp(0.5 log_var) * noise, no noise at time_step 0. */
   step(xt: Tensor, timeStep: number, noise: NoiseFn): Tensor {
-    const t = T.full([xt.dim(0)], timeStep, 'int64');
-    const { mean, logVar } = this.pMeanVariance(xt, t);
-    if (timeStep === 0) return mean; // mean + exp(.) * 0
-    return T.add(mean, T.mul(T.exp(T.mul(logVar, 0.5)), noise(xt.shape)));
+    return this.diffusion.pSample(this.denoiser(), xt, T.full([xt.dim(0)], timeStep, 'int64'), {
+      clipDenoised: false, ...(timeStep > 0 ? { noise: noise(xt.shape) } : {}),
+    }).sample;
   }
 
   /** Algorithm 2 (the table's `ddpm` row): x_T -> x_0 over time_step = steps-1 .. 0, result clipped to [-1, 1]. */

@@ -182,6 +182,14 @@ export class BERTTokenizer {
     return this.#ids.get(token);
   }
 
+  /** The words of the texts (basic tokens, in first-seen order) that are not tokens whole: split
+   *  into pieces or [UNK], so never seen whole in training. */
+  wordsNotWhole(texts: readonly string[]): string[] {
+    const out = new Set<string>();
+    for (const t of texts) for (const w of basicTokenize(t, this.doLowerCase)) if (this.tokenId(w) === undefined) out.add(w);
+    return [...out];
+  }
+
   /** Step 2: WordPiece of one basic token. */
   wordpiece(word: string): string[] {
     const chars = [...word];

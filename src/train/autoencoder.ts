@@ -29,6 +29,7 @@ import {
   type MetricsRow,
 } from '../io/index.ts';
 import { resolveSettings } from './settings.ts';
+import { sidecarState } from './state.ts';
 import type { RunResult, TrainEvent, TrainOptions } from './types.ts';
 
 export const AUTOENCODER_TARGET = 'ldm.models.autoencoder.AutoencoderKL';
@@ -140,13 +141,13 @@ export async function trainAutoencoder(opts: TrainOptions): Promise<AutoencoderT
   let step = 0;
   if (resumed) {
     ae.loadStateDict(resumed.stateDict, true, join(resumed.dir, resumed.sidecar.model));
-    const st = resumed.sidecar.state as unknown as AutoencoderTrainerState;
+    const st = autoencoderState(resumed.sidecar.state, join(resumed.dir, 'last.json'));
     for (const [key, o] of optList) {
       const names = namesOf(o);
       const m = names.map((n) => resumed.optimizer.get(`exp_avg.${n}`));
       const v = names.map((n) => resumed.optimizer.get(`exp_avg_sq.${n}`));
       const missing = names.filter((_, i) => !m[i] || !v[i]);
-      if (missing.length > 0 || !st[key]) throw new ConfigError(`resume: the optimizer state lacks ${missing.slice(0, 3).join(', ') || key}`);
+      if (missing.length > 0) throw new ConfigError(`resume: the optimizer state lacks ${missing.slice(0, 3).join(', ') || key}`);
       o.loadStateDict({ step: st[key].step, lr: st[key].lr, exp_avg: m.map((t) => t!.f32), exp_avg_sq: v.map((t) => t!.f32) });
     }
     trainGen.setState(st.trainGen);
@@ -272,6 +273,12 @@ interface AutoencoderTrainerState {
   trainGen: GeneratorState;
   initGen: GeneratorState;
   loader: LoaderState;
+}
+
+/** The sidecar's autoencoder state, checked field by field (train/state.ts). */
+function autoencoderState(v: Readonly<Record<string, unknown>>, where: string): AutoencoderTrainerState {
+  const r = sidecarState(v, where);
+  return { optAe: r.optimizer('optAe'), optDisc: r.optimizer('optDisc'), trainGen: r.generator('trainGen'), initGen: r.generator('initGen'), loader: r.loader('loader') };
 }
 
 function getPathSafe(config: ConfigTree): unknown {

@@ -15,13 +15,13 @@
 // progress goes to the `onEvent` callback (cli/ renders it).
 
 import { join } from 'node:path';
-import { ConfigError, Generator, LdmError, type GeneratorState } from '../util/index.ts';
+import { ConfigError, Generator, type GeneratorState } from '../util/index.ts';
 import { Tensor, backward, div, noGrad, permute } from '../tensor/index.ts';
 import { AdamW, clipGradNorm, initGenerator, setInitSeed } from '../nn/index.ts';
 import { DDPM, LatentDiffusion } from '../models/index.ts';
 import {
   DataLoader, MetricsLog, buildDataFromConfig, hasCheckpoint, buildModelFromConfig, drawCurve, dumpConfig, loadTrainingCheckpoint, makeBatch,
-  saveImageGrid, saveModelFile, saveTrainingCheckpoint, writePng, writeTextFile, getPath,
+  saveImageGrid, saveModelFile, saveTrainingCheckpoint, writePng, writeTextFile,
   type Batch, type ConfigTree, type DataModule, type ImageDataset, type LoaderState, type MetricsRow,
 } from '../io/index.ts';
 import { buildScheduler, type LrSchedule } from './lr.ts';
@@ -30,6 +30,7 @@ import { classConditioning, denoisingStrip, sampleImages, type ClassCond } from 
 import { initFromWeights, initVocab } from './init-from.ts';
 import { TrainingStopped, type RunResult, type TrainEvent, type TrainOptions } from './types.ts';
 import { isLatentConfig, loadFirstStage, prepareLatentConfig } from './latent.ts';
+import { sidecarState } from './state.ts';
 
 /** What trainDiffusion returns: the run's outcome, the model and its settings. */
 export interface TrainResult extends RunResult {
@@ -47,30 +48,10 @@ type TrainerState = {
   loader: LoaderState;
 };
 
-/** The sidecar's trainer state, checked field by field (a sidecar is a file: it may be damaged or
- *  foreign); Generator.setState and DataLoader.setState check the ranges. */
+/** The sidecar's trainer state, checked field by field (train/state.ts). */
 function trainerState(v: Readonly<Record<string, unknown>>, where: string): TrainerState {
-  const bad = (key: string, what: string): never => { throw new ConfigError(`resume: ${where}: 'state.${key}' must be ${what}`); };
-  const obj = (x: unknown, key: string): Readonly<Record<string, unknown>> =>
-    typeof x === 'object' && x !== null && !Array.isArray(x) ? Object.fromEntries(Object.entries(x)) : bad(key, 'an object');
-  const num = (o: Readonly<Record<string, unknown>>, key: string, path: string): number => {
-    const x = o[key];
-    return typeof x === 'number' ? x : bad(`${path}.${key}`, 'a number');
-  };
-  const gen = (key: string): GeneratorState => {
-    const o = obj(v[key], key);
-    const mt = o['mt'], seed = o['seed'], nn = o['nextNormal'];
-    if (!Array.isArray(mt) || !mt.every((x): x is number => typeof x === 'number')) return bad(`${key}.mt`, 'a list of numbers');
-    if (typeof seed !== 'string') return bad(`${key}.seed`, 'a string');
-    if (nn !== null && typeof nn !== 'number') return bad(`${key}.nextNormal`, 'a number or null');
-    return { seed, mt, left: num(o, 'left', key), next: num(o, 'next', key), nextNormal: nn };
-  };
-  const adam = obj(v['adam'], 'adam'), loader = obj(v['loader'], 'loader');
-  return {
-    adam: { step: num(adam, 'step', 'adam'), lr: num(adam, 'lr', 'adam') },
-    trainGen: gen('trainGen'), ucgGen: gen('ucgGen'), initGen: gen('initGen'),
-    loader: { epoch: num(loader, 'epoch', 'loader'), position: num(loader, 'position', 'loader') },
-  };
+  const r = sidecarState(v, where);
+  return { adam: r.optimizer('adam'), trainGen: r.generator('trainGen'), ucgGen: r.generator('ucgGen'), initGen: r.generator('initGen'), loader: r.loader('loader') };
 }
 
 /** How a batch becomes a loss for this model. */

@@ -3,6 +3,10 @@
 // one suggested, and its typed getters (num, int, bool, str, intList, numList, ...) read a key with
 // its default (absent or null -> default, as Python's `None` is) or throw a ConfigError whose
 // `issue` is {kind, key, suggestion} as data, so io/config.ts can address it by config path.
+// `readOptions(owner, params, schema)` is the config path's reader: a Schema lists one Field per
+// key of a constructor's options interface (the compiler holds schema and interface together), and
+// the reader returns the params as that typed options object, every key and value checked, so the
+// target tables (models/*targets*) never cast a config's params to an options type.
 
 import { ConfigError } from './errors.ts';
 import { clip } from './describe.ts';
@@ -42,13 +46,14 @@ export function closest(name: string, candidates: readonly string[]): string | u
   return best !== undefined && bd <= limit ? best : undefined;
 }
 
-/** Throw a ConfigError for any key of `params` not in `allowed`, naming the owner and a suggestion. */
-export function checkKwargs(owner: string, params: object, allowed: readonly string[]): void {
+/** Throw a ConfigError for any key of `params` not in `allowed`, naming the owner and a suggestion;
+ *  `prefix` is the dotted path of nested options ('ddconfig.'), prepended to the keys named. */
+export function checkKwargs(owner: string, params: object, allowed: readonly string[], prefix = ''): void {
   for (const k of Object.keys(params)) {
     if (allowed.includes(k)) continue;
     const s = closest(k, allowed);
-    throw new ConfigError(`${owner}: unknown parameter '${clip(k, 80)}'${s ? ` (did you mean '${s}'?)` : ''}; valid: ${allowed.join(', ')}`,
-      { kind: 'unknown', key: k, suggestion: s });
+    throw new ConfigError(`${owner}: unknown parameter '${prefix}${clip(k, 80)}'${s ? ` (did you mean '${prefix}${s}'?)` : ''}; valid: ${allowed.join(', ')}`,
+      { kind: 'unknown', key: prefix + k, suggestion: s && prefix + s });
   }
 }
 
@@ -92,6 +97,11 @@ export class Kwargs {
     return this.value(key, dflt, (v): v is number => Number.isInteger(v) && (v as number) >= min, min === -Infinity ? 'an integer' : `an integer >= ${min}`);
   }
 
+  /** An integer >= 1 ("a positive integer"). */
+  posInt(key: string, dflt?: number): number {
+    return this.value(key, dflt, (v): v is number => Number.isInteger(v) && (v as number) >= 1, 'a positive integer');
+  }
+
   bool(key: string, dflt?: boolean): boolean {
     return this.value(key, dflt, (v): v is boolean => typeof v === 'boolean', 'a boolean');
   }
@@ -127,6 +137,10 @@ export class Kwargs {
 }
 
 const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isInteger = (v: unknown): v is number => Number.isInteger(v);
+const isPlainObject = (v: unknown): v is Readonly<Record<string, unknown>> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const invalidValue = (owner: string, key: string, what: string, v: unknown): ConfigError =>
+  new ConfigError(`${owner}: '${key}' must be ${what}, got ${clip(JSON.stringify(v) ?? typeof v, 80)}`, { kind: 'invalid', key });
 
 /** The reader of `params` for `owner`, rejecting keys outside `allowed` when given. */
 export function kwargs(owner: string, params: object, allowed?: readonly string[]): Kwargs {
@@ -142,4 +156,107 @@ export function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K]
     if (v !== undefined) out[k] = v as Exclude<T[typeof k], undefined>;
   }
   return out;
+}
+
+// ---- options schemas: a config's params -> a constructor's typed options ----------------------------
+
+/** How one keyword argument of a schema is read: `read` returns the (non-null) value as the option's
+ *  type or throws a ConfigError whose issue names `key` (a dotted path inside nested options). */
+export interface Field<V> {
+  /** a config must give it (the official signature has no default) */
+  readonly required: boolean;
+  /** an explicit null is kept (Python's None differs from the default here), not left out */
+  readonly keepsNull?: boolean;
+  read(v: unknown, key: string, owner: string): V;
+}
+
+/** A constructor's options schema: one Field per key of its options interface T. The compiler holds
+ *  the two together: every key of T has a field, a field's value type fits the key's, and a key T
+ *  requires must be a `required(...)` field. */
+export type Schema<T> = {
+  readonly [K in keyof T]-?: {} extends Pick<T, K> ? Field<Exclude<T[K], undefined>> : Field<Exclude<T[K], undefined>> & { readonly required: true };
+};
+
+/** A field whose value is checked by a type guard (`what` is said when it fails). */
+export function field<V>(what: string, ok: (v: unknown) => v is V): Field<V> {
+  return { required: false, read: (v, key, owner) => { if (!ok(v)) throw invalidValue(owner, key, what, v); return v; } };
+}
+
+/** The same field, required (absent or null -> "missing required parameter"). */
+export function required<V>(f: Field<V>): Field<V> & { readonly required: true } {
+  return { required: true, read: f.read };
+}
+
+/** The same field, keeping an explicit null (for options whose None is not their default). */
+export function orNull<V>(f: Field<V>): Field<V | null> {
+  return { required: f.required, keepsNull: true, read: f.read };
+}
+
+/** The fields of the official configs' value types. */
+export const F = {
+  num: field('a number', isFiniteNumber),
+  int: field('an integer', isInteger),
+  bool: field('a boolean', (v): v is boolean => typeof v === 'boolean'),
+  str: field('a string', (v): v is string => typeof v === 'string'),
+  intList: field('a list of integers', (v): v is number[] => Array.isArray(v) && v.every(isInteger)),
+  numList: field('a list of numbers', (v): v is number[] => Array.isArray(v) && v.every(isFiniteNumber)),
+  strList: field('a list of strings', (v): v is string[] => Array.isArray(v) && v.every((e) => typeof e === 'string')),
+  /** a mapping (checked further by whoever reads it) */
+  mapping: field('a mapping', isPlainObject),
+  /** a nested `{target, params}` config (built through the registry by the constructor) */
+  config: field('a {target, params} mapping', (v): v is { target: string; params?: Record<string, unknown> } =>
+    isPlainObject(v) && typeof v['target'] === 'string' && (v['params'] === undefined || v['params'] === null || isPlainObject(v['params']))),
+  /** any value (the constructor says what it takes: e.g. a built network) */
+  any: field('a value', (v): v is unknown => true),
+  /** one of the given strings */
+  oneOf: <S extends string>(...choices: S[]): Field<S> =>
+    field(`one of ${choices.join(', ')}`, (v): v is S => typeof v === 'string' && (choices as readonly string[]).includes(v)),
+  /** either field's value (the first that reads) */
+  either: <A, B>(a: Field<A>, b: Field<B>, what: string): Field<A | B> => ({
+    required: false,
+    read: (v, key, owner) => {
+      try { return a.read(v, key, owner); } catch { /* try the other */ }
+      try { return b.read(v, key, owner); } catch { throw invalidValue(owner, key, what, v); }
+    },
+  }),
+  /** a mapping of a nested options type, read with its own schema (keys named as 'key.sub') */
+  nested: <T>(schema: Schema<T>): Field<T> => ({
+    required: false,
+    read: (v, key, owner) => {
+      if (!isPlainObject(v)) throw invalidValue(owner, key, 'a mapping', v);
+      return readOptions(owner, v, schema, `${key}.`);
+    },
+  }),
+};
+
+/** The keys of a schema (the constructor's valid keyword arguments). */
+export function schemaKeys<T>(schema: Schema<T>): string[] {
+  return Object.keys(schema);
+}
+
+/**
+ * A config's params as a constructor's typed options: unknown keys are rejected with the closest
+ * valid one (issue {kind: 'unknown', key, suggestion}); absent or null values are left out (Python's
+ * None: the constructor's default; an `orNull` field keeps null), except that a required key must be given; every other value is
+ * read by its field (issue {kind: 'invalid', key}). `prefix` is the dotted path of nested options.
+ */
+export function readOptions<T>(owner: string, params: object, schema: Schema<T>, prefix = ''): T {
+  const fields = new Map<string, Field<unknown>>(Object.entries<Field<unknown>>(schema));
+  checkKwargs(owner, params, [...fields.keys()], prefix);
+  const given = new Map<string, unknown>(Object.entries(params));
+  const out: Partial<Record<string, unknown>> = {};
+  for (const [key, f] of fields) {
+    const v = given.get(key);
+    if (v === null && f.keepsNull) {
+      out[key] = null;
+      continue;
+    }
+    if (v === undefined || v === null) {
+      if (f.required) throw new ConfigError(`${owner}: missing required parameter '${prefix}${key}'`, { kind: 'invalid', key: prefix + key });
+      continue;
+    }
+    out[key] = f.read(v, prefix + key, owner);
+  }
+  // every key of T was read by its field above (the Schema type ties each field to its key's type)
+  return out as T;
 }

@@ -137,7 +137,7 @@ const browser = {
 let lastSample: { seconds: number; loadSeconds: number; backend: WebBackend } | null = null;
 
 // the package's namespaces (as src/index.ts exports them) and the in-page mode
-(window as unknown as { ldm: unknown }).ldm = { util, backend, formats, tensor, nn, diffusion, models, io, train, browser, lastSample: () => lastSample };
+Object.assign(window, { ldm: { util, backend, formats, tensor, nn, diffusion, models, io, train, browser, lastSample: () => lastSample } });
 
 // ---- the page -----------------------------------------------------------------------------------
 

@@ -44,6 +44,8 @@ export interface TrainMessage {
 
 interface Loaded { model: DDPM; cls: ClassCond | null; guidance?: number | undefined }
 
+// tsconfig's lib is DOM (the page), which types `self` as a Window; in this dedicated worker it is
+// the worker's global scope, whose postMessage / onmessage are these (the WebWorker lib would clash).
 const scope = self as unknown as { postMessage(m: unknown, transfer?: Transferable[]): void; onmessage: ((e: MessageEvent) => void) | null };
 const models = new Map<string, Promise<Loaded>>();
 type RegistryEntry = { checkpoint: string; kind?: string; guidance?: number };

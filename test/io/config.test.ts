@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import {
-  CONFIG_TARGETS, applyOverrides, buildModelFromConfig, getPath, loadConfig, parseOverride, readConfigFile, validateConfig,
+  CONFIG_TARGETS, applyOverrides, buildModel, buildModelFromConfig, getPath, loadConfig, parseOverride, readConfigFile, validateConfig,
 } from '../../src/io/index.ts';
 import { DDPM } from '../../src/models/index.ts';
 import { ConfigError } from '../../src/util/index.ts';
@@ -49,6 +49,15 @@ test('model.params are checked by the model class, reported at their config path
   const bad = loadConfig(DEBUG, ['model.params.clip_denoised=3']);
   assert.throws(() => buildModelFromConfig(bad), (e: Error) => e instanceof ConfigError && e.issue?.kind === 'invalid' &&
     e.issue.key === 'model.params.clip_denoised' && /'clip_denoised' must be a boolean, got 3/.test(e.message));
+  // nested options (an autoencoder's ddconfig) are read key by key by the target's schema
+  const ae = (dd: Record<string, unknown>): unknown => buildModel({ target: 'ldm.models.autoencoder.AutoencoderKL', params: {
+    embed_dim: 2, lossconfig: { target: 'torch.nn.Identity' },
+    ddconfig: { double_z: true, z_channels: 2, resolution: 8, in_channels: 1, out_ch: 1, ch: 32, ch_mult: [1], num_res_blocks: 1, attn_resolutions: [], ...dd },
+  } });
+  assert.throws(() => ae({ z_chanels: 2 }), (e: Error) => e instanceof ConfigError && e.issue?.kind === 'unknown' &&
+    e.issue.key === 'model.params.ddconfig.z_chanels' && e.issue.suggestion === 'model.params.ddconfig.z_channels');
+  assert.throws(() => ae({ ch_mult: 'wide' }), (e: Error) => e instanceof ConfigError && e.issue?.kind === 'invalid' &&
+    e.issue.key === 'model.params.ddconfig.ch_mult' && /'ddconfig\.ch_mult' must be a list of integers, got "wide"/.test(e.message));
   const c3 = loadConfig(DEBUG, ['model.params.unet_config.params.model_channels=16']);
   assert.throws(() => buildModelFromConfig(c3), /config: model\.params\.unet_config: GroupNorm: 32 groups do not divide 16 channels/);
 });

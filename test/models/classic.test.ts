@@ -13,8 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { readTensorFile, type TensorFile } from '../../src/io/index.ts';
 import {
   LucidrainsDiffusion, GaussianDiffusionSampler, GaussianDiffusionTrainer, LucidrainsUnet, MODEL_TARGETS, PddpmUNet,
-  classicTargets, pddpmTimeTable, type BuildFn,
+  classicTargets, pddpmTimeTable, type BuildFn, type DiffusionModel,
 } from '../../src/models/index.ts';
+import { getSampler, type SamplerName } from '../../src/diffusion/index.ts';
 import * as T from '../../src/tensor/index.ts';
 import { ConfigError, Generator } from '../../src/util/index.ts';
 import { setInitSeed } from '../../src/nn/index.ts';
@@ -144,18 +145,48 @@ test('samplers run end to end from a generator (pytorch-ddpm chain, lucidrains D
   assert.deepEqual([...all.shape], [1, 3, 3, 8, 8]);
 });
 
+test('DiffusionModel face: both wrappers sample through the sampler table as their own loops do', () => {
+  // x_T then the per-step noise from one generator, as the wrappers draw them
+  const viaFace = (m: DiffusionModel, sampler: SamplerName, steps: number, seed: number): T.Tensor => T.noGrad(() =>
+    getSampler(sampler)(m.denoiser(), m.diffusion, { shape: m.sampleShape(1), steps, gen: new Generator(seed), clipDenoised: m.clipDenoised }).samples);
+  setInitSeed(17);
+  const s: DiffusionModel & GaussianDiffusionSampler = new GaussianDiffusionSampler({
+    model: new PddpmUNet({ ...smallDdpm, T: 20 }).eval(), beta_1: 1e-4, beta_T: 0.02, T: 20, img_size: 8, mean_type: 'epsilon', var_type: 'fixedlarge',
+  });
+  assert.deepEqual(s.sampleShape(2), [2, 3, 8, 8]);
+  assert.equal(s.numTimesteps, 20);
+  assert.equal(s.unconditional(2), null);
+  assert.throws(() => s.condition({ labels: [1] }), /unconditional/);
+  const g = new Generator(5);
+  const own = T.noGrad(() => s.forward(T.randn([1, 3, 8, 8], g), { generator: g }));
+  assert.ok(T.maxAll(T.abs(T.sub(T.clamp(viaFace(s, 'ddpm', 20, 5), -1, 1), own))).item() < 1e-6);
+
+  const gd: DiffusionModel & LucidrainsDiffusion = new LucidrainsDiffusion({
+    model: new LucidrainsUnet(smallLucid).eval(), image_size: 8, timesteps: 50, sampling_timesteps: 3,
+  });
+  assert.deepEqual(gd.sampleShape(1), [1, 3, 8, 8]);
+  assert.equal(gd.conditioningSpec().kind, 'none');
+  const ddim = T.noGrad(() => gd.sample(1, false, { generator: new Generator(6) })); // unnormalized to [0, 1]
+  assert.ok(T.maxAll(T.abs(T.sub(gd.unnormalize(viaFace(gd, 'ddim', 3, 6)), ddim))).item() < 1e-6);
+});
+
 test('registry names and configuration errors', () => {
   for (const k of ['model.UNet', 'diffusion.GaussianDiffusionTrainer', 'diffusion.GaussianDiffusionSampler',
     'denoising_diffusion_pytorch.denoising_diffusion_pytorch.Unet', 'denoising_diffusion_pytorch.denoising_diffusion_pytorch.GaussianDiffusion']) {
     assert.ok(k in classicTargets && k in MODEL_TARGETS, k);
   }
+  // a config's params go through the table's schema reader; the constructors check again (JS callers)
+  assert.throws(() => MODEL_TARGETS['model.UNet']!({ ...smallDdpm, num_res_block: 1 }, build), /unknown parameter 'num_res_block' \(did you mean 'num_res_blocks'\?\)/);
+  // @ts-expect-error: the options type has no num_res_block either
   assert.throws(() => new PddpmUNet({ ...smallDdpm, num_res_block: 1 }), /unknown parameter 'num_res_block' \(did you mean 'num_res_blocks'\?\)/);
+  assert.throws(() => MODEL_TARGETS['model.UNet']!({ ...smallDdpm, dropout: 'x' }, build), /pytorch-ddpm UNet: 'dropout' must be a number, got "x"/);
   assert.throws(() => new PddpmUNet({ ...smallDdpm, attn: [2] }), /attn index out of bound/);
   const unet = new PddpmUNet(smallDdpm);
   assert.throws(() => new GaussianDiffusionSampler({ model: unet, beta_1: 1e-4, beta_T: 0.02, T: 100 }), /mean_type 'eps'/);
-  assert.throws(() => new LucidrainsUnet({ dim: 8, dim_mult: [1, 2] }), /did you mean 'dim_mults'/);
+  assert.throws(() => MODEL_TARGETS['denoising_diffusion_pytorch.Unet']!({ dim: 8, dim_mult: [1, 2] }, build), /did you mean 'dim_mults'/);
   const u = new LucidrainsUnet(smallLucid);
-  assert.throws(() => new LucidrainsDiffusion({ model: u, image_size: 8, objective: 'pred_eps' }), /objective/);
+  assert.throws(() => MODEL_TARGETS['denoising_diffusion_pytorch.GaussianDiffusion']!({ model: u, image_size: 8, objective: 'pred_eps' }, build), /objective/);
+  assert.throws(() => MODEL_TARGETS['diffusion.GaussianDiffusionSampler']!({ model: unet, beta_1: 1e-4, beta_T: 0.02, T: 100, mean_type: 'eps' }, build), /mean_type' must be 'epsilon'.*fails the official assert/);
   assert.throws(() => new LucidrainsDiffusion({ model: u, image_size: 8, immiscible: true }), /immiscible/);
   assert.throws(() => new LucidrainsDiffusion({ model: u, image_size: 8, beta_schedule: 'cosine', schedule_fn_kwargs: { tau: 1 } }), /unknown parameter 'tau'/);
 });

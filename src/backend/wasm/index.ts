@@ -34,6 +34,7 @@ function moduleBytes(): Uint8Array<ArrayBuffer> {
 function instantiate(mod: WebAssembly.Module): void {
   const memory = new WebAssembly.Memory({ initial: 64 });
   const inst = new WebAssembly.Instance(mod, { env: { memory } });
+  // WebAssembly types exports as an untyped record; this is our own module, whose exports are WasmExports.
   instance = { exports: inst.exports as unknown as WasmExports, memory };
 }
 

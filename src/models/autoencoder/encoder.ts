@@ -6,7 +6,7 @@
 // The Decoder and Model store their up levels in reverse of execution order: `up.0` is the
 // HIGHEST resolution and runs last. Not here: AutoencoderKL and the posterior (kl.ts).
 
-import { ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { F, ShapeError, checkKwargs, fmtShape, kwargs, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, GroupNorm, Linear, Module, ModuleList } from '../../nn/index.ts';
@@ -17,11 +17,7 @@ import {
 
 /** The `ddconfig` keys: one dict is passed to both Encoder(**ddconfig) and Decoder(**ddconfig),
  *  and each ignores the other's keys (`**ignore_kwargs`), so both accept all of them. */
-export const DDCONFIG_KEYS = [
-  'ch', 'out_ch', 'ch_mult', 'num_res_blocks', 'attn_resolutions', 'dropout', 'resamp_with_conv',
-  'in_channels', 'resolution', 'z_channels', 'double_z', 'give_pre_end', 'tanh_out',
-  'use_linear_attn', 'attn_type',
-] as const;
+
 
 export interface DDConfig {
   ch: number;
@@ -41,7 +37,13 @@ export interface DDConfig {
   attn_type?: 'vanilla' | 'linear' | 'none';
 }
 
-type Params = Readonly<Record<string, unknown>>;
+/** The ddconfig as a config gives it (read by readOptions; Encoder / Decoder check what each needs). */
+export const DDCONFIG_SCHEMA: Schema<DDConfig> = {
+  ch: required(F.int), out_ch: F.int, ch_mult: F.intList, num_res_blocks: required(F.int), attn_resolutions: required(F.intList),
+  dropout: F.num, resamp_with_conv: F.bool, in_channels: F.int, resolution: required(F.int), z_channels: required(F.int),
+  double_z: F.bool, give_pre_end: F.bool, tanh_out: F.bool, use_linear_attn: F.bool, attn_type: F.oneOf('vanilla', 'linear', 'none'),
+};
+export const DDCONFIG_KEYS = schemaKeys(DDCONFIG_SCHEMA);
 
 /** One resolution level: `block` (ResnetBlocks), `attn` (after each block when the level's
  *  resolution is in attn_resolutions), and an optional `downsample` / `upsample`. */
@@ -254,10 +256,28 @@ export class Decoder extends Module {
   }
 }
 
-export const MODEL_KEYS = [
-  'ch', 'out_ch', 'ch_mult', 'num_res_blocks', 'attn_resolutions', 'dropout', 'resamp_with_conv',
-  'in_channels', 'resolution', 'use_timestep', 'use_linear_attn', 'attn_type',
-] as const;
+/** The kwargs of `Model` (the DDPM-paper UNet of model.py). */
+export interface ModelOptions {
+  ch: number;
+  out_ch: number;
+  ch_mult?: readonly number[];
+  num_res_blocks: number;
+  attn_resolutions: readonly number[];
+  dropout?: number;
+  resamp_with_conv?: boolean;
+  in_channels: number;
+  resolution: number;
+  use_timestep?: boolean;
+  use_linear_attn?: boolean;
+  attn_type?: 'vanilla' | 'linear' | 'none';
+}
+
+export const MODEL_SCHEMA: Schema<ModelOptions> = {
+  ch: required(F.int), out_ch: required(F.int), ch_mult: F.intList, num_res_blocks: required(F.int), attn_resolutions: required(F.intList),
+  dropout: F.num, resamp_with_conv: F.bool, in_channels: required(F.int), resolution: required(F.int), use_timestep: F.bool,
+  use_linear_attn: F.bool, attn_type: F.oneOf('vanilla', 'linear', 'none'),
+};
+export const MODEL_KEYS = schemaKeys(MODEL_SCHEMA);
 
 /** `temb`: the timestep MLP, `temb.dense.0` (ch -> 4ch) and `temb.dense.1` (4ch -> 4ch). */
 class TimestepMlp extends Module {
@@ -286,7 +306,7 @@ export class Model extends Module {
   readonly norm_out: GroupNorm;
   readonly conv_out: Conv2d;
 
-  constructor(opts: Omit<DDConfig, 'z_channels'> & { use_timestep?: boolean }) {
+  constructor(opts: ModelOptions) {
     super();
     const O = 'Model', p = kwargs(O, opts).params;
     checkKwargs(O, p, MODEL_KEYS);

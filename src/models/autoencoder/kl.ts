@@ -2,14 +2,15 @@
 // `IdentityFirstStage`), the posterior `DiagonalGaussianDistribution` of
 // ldm/modules/distributions/distributions.py, and this family's TargetTable. Not here: the
 // training loss (LPIPSWithDiscriminator, built through the registry from `lossconfig`), the
-// Lightning training/validation steps, VQModel.
+// Lightning training/validation steps, VQModel, what every first stage shares (first-stage.ts).
 
-import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, Generator, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Identity, Module, initGenerator } from '../../nn/index.ts';
-import { type BuildFn, type TargetConfig, type TargetTable, configOptions } from '../targets.ts';
-import { type DDConfig, Decoder, Encoder, Model } from './encoder.ts';
+import type { BuildFn, TargetTable } from '../targets.ts';
+import { DDCONFIG_SCHEMA, Decoder, Encoder, MODEL_SCHEMA, Model } from './encoder.ts';
+import { FirstStageBase, type FirstStageOptions } from './first-stage.ts';
 
 const LOG_TWO_PI = Math.log(2 * Math.PI);
 
@@ -69,91 +70,34 @@ export class DiagonalGaussianDistribution {
   }
 }
 
-export const AUTOENCODER_KL_KEYS = ['ddconfig', 'lossconfig', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor'] as const;
+/** `AutoencoderKL(ddconfig, lossconfig, embed_dim, ckpt_path=None, ignore_keys=[], image_key="image",
+ *  colorize_nlabels=None, monitor=None)`. */
+export type AutoencoderKLOptions = FirstStageOptions;
 
-export interface AutoencoderKLOptions {
-  ddconfig: DDConfig;
-  lossconfig: TargetConfig;
-  embed_dim: number;
-  ckpt_path?: string | null;
-  ignore_keys?: readonly string[];
-  image_key?: string;
-  colorize_nlabels?: number | null;
-  monitor?: string | null;
-}
-
-function isTargetConfig(v: unknown): v is TargetConfig {
-  return typeof v === 'object' && v !== null && typeof (v as { target?: unknown }).target === 'string';
-}
+/** The AutoencoderKL kwargs as a config gives them (ddconfig read key by key as nested options). */
+export const AUTOENCODER_KL_SCHEMA: Schema<AutoencoderKLOptions> = {
+  ddconfig: required(F.nested(DDCONFIG_SCHEMA)), lossconfig: required(F.config), embed_dim: required(F.int),
+  ckpt_path: F.str, ignore_keys: F.strList, image_key: F.str, colorize_nlabels: F.int, monitor: F.str,
+};
+export const AUTOENCODER_KL_KEYS = schemaKeys(AUTOENCODER_KL_SCHEMA);
 
 /** `AutoencoderKL`: encoder -> quant_conv (2*z_channels -> 2*embed_dim) -> posterior;
  *  z -> post_quant_conv (embed_dim -> z_channels) -> decoder. The loss is built from `lossconfig`
  *  through the registry; if that fails (e.g. its target is not registered yet) the config and
  *  the error are kept and only reading `.loss` throws, so encode/decode still work. */
-export class AutoencoderKL extends Module {
-  readonly imageKey: string;
-  readonly embedDim: number;
-  readonly ignoreKeys: readonly string[];
-  readonly monitor: string | null;
-  readonly lossconfig: TargetConfig;
-  readonly encoder: Encoder;
-  readonly decoder: Decoder;
+export class AutoencoderKL extends FirstStageBase {
   readonly quant_conv: Conv2d;
   readonly post_quant_conv: Conv2d;
-  #loss: unknown = null;
-  #lossError: Error | null = null;
 
   constructor(opts: AutoencoderKLOptions, build?: BuildFn) {
-    super();
-    const O = 'AutoencoderKL', p = kwargs(O, opts).params;
-    checkKwargs(O, p, AUTOENCODER_KL_KEYS);
-    if (p['ckpt_path'] !== undefined && p['ckpt_path'] !== null) {
-      throw new ConfigError(`${O}: ckpt_path '${String(p['ckpt_path'])}' is not loaded by the constructor; build the model without it and load the weights with the checkpoint loader (io/)`);
-    }
-    const dd = p['ddconfig'];
-    if (typeof dd !== 'object' || dd === null || Array.isArray(dd)) throw new ConfigError(`${O}: 'ddconfig' must be a mapping of Encoder/Decoder parameters`);
-    const lc = p['lossconfig'];
-    if (!isTargetConfig(lc)) throw new ConfigError(`${O}: 'lossconfig' must be a {target, params} mapping, got ${JSON.stringify(lc)}`);
-    const ed = p['embed_dim'];
-    if (typeof ed !== 'number' || !Number.isInteger(ed) || ed <= 0) throw new ConfigError(`${O}: 'embed_dim' must be a positive integer, got ${JSON.stringify(ed)}`);
-    const ddc = dd as DDConfig;
-    this.imageKey = (p['image_key'] as string | undefined) ?? 'image';
-    this.ignoreKeys = (p['ignore_keys'] as string[] | undefined) ?? [];
-    this.monitor = (p['monitor'] as string | null | undefined) ?? null;
-    this.embedDim = ed;
-    this.lossconfig = lc;
-    this.encoder = this.child('encoder', new Encoder(ddc));
-    this.decoder = this.child('decoder', new Decoder(ddc));
-    if (build) {
-      try {
-        this.#loss = build(lc, `${O}.lossconfig`);
-        if (this.#loss instanceof Module) this.child('loss', this.#loss);
-      } catch (e) {
-        this.#lossError = e instanceof Error ? e : new Error(String(e));
-      }
-    } else {
-      this.#lossError = new ConfigError(`${O}: built without a registry, so lossconfig '${lc.target}' was not instantiated`);
-    }
-    if (!ddc.double_z) throw new ConfigError(`${O}: ddconfig.double_z must be true (the encoder must output mean and logvar)`);
+    const p = kwargs('AutoencoderKL', opts).params;
+    checkKwargs('AutoencoderKL', p, AUTOENCODER_KL_KEYS);
+    super('AutoencoderKL', p, build);
+    if (!opts.ddconfig.double_z) throw new ConfigError(`${this.owner}: ddconfig.double_z must be true (the encoder must output mean and logvar)`);
     const z = this.encoder.zChannels;
-    this.quant_conv = this.child('quant_conv', new Conv2d(2 * z, 2 * ed, 1));
-    this.post_quant_conv = this.child('post_quant_conv', new Conv2d(ed, z, 1));
-    const nl = p['colorize_nlabels'];
-    if (nl !== undefined && nl !== null) {
-      if (typeof nl !== 'number' || !Number.isInteger(nl)) throw new ConfigError(`${O}: colorize_nlabels must be an integer, got ${JSON.stringify(nl)}`);
-      this.buffer('colorize', T.randn([3, nl, 1, 1], initGenerator()));
-    }
-  }
-
-  /** The module built from `lossconfig`; throws the construction error if it could not be built. */
-  get loss(): unknown {
-    if (this.#lossError) throw new ConfigError(`AutoencoderKL: lossconfig '${this.lossconfig.target}' could not be built: ${this.#lossError.message}`);
-    return this.#loss;
-  }
-
-  /** Whether the loss was built (false while its target is not registered). */
-  get hasLoss(): boolean {
-    return this.#lossError === null;
+    this.quant_conv = this.child('quant_conv', new Conv2d(2 * z, 2 * this.embedDim, 1));
+    this.post_quant_conv = this.child('post_quant_conv', new Conv2d(this.embedDim, z, 1));
+    this.addColorize(p['colorize_nlabels']);
   }
 
   /** x [N, in_channels, H, W] -> posterior over [N, embed_dim, H/f, W/f]. */
@@ -175,39 +119,18 @@ export class AutoencoderKL extends Module {
     const z = samplePosterior ? posterior.sample(noise) : posterior.mode();
     return [this.decode(z), posterior];
   }
+}
 
-  /** `get_input`: batch[k] channels-last [N, H, W(, C)] -> [N, C, H, W] float. */
-  get_input(batch: Readonly<Record<string, Tensor>>, k: string = this.imageKey): Tensor {
-    const x = batch[k];
-    if (!x) throw new ConfigError(`AutoencoderKL.get_input: batch has no '${k}' (keys: ${Object.keys(batch).join(', ')})`);
-    const x4 = x.ndim === 3 ? T.unsqueeze(x, 3) : x;
-    return T.permute(T.toFloat(x4), [0, 3, 1, 2]);
-  }
-
-  /** `get_last_layer`: decoder.conv_out.weight (for the adaptive GAN weight). */
-  get_last_layer(): Tensor {
-    return this.decoder.conv_out.weight;
-  }
-
-  /** `to_rgb`: project a segmentation map to 3 channels with the random `colorize` buffer, in [-1, 1]. */
-  to_rgb(x: Tensor): Tensor {
-    if (this.imageKey !== 'segmentation') throw new ConfigError(`AutoencoderKL.to_rgb: only for image_key 'segmentation' (is '${this.imageKey}')`);
-    let w: Tensor;
-    try {
-      w = this.getBuffer('colorize');
-    } catch {
-      w = this.buffer('colorize', T.randn([3, x.shape[1]!, 1, 1], initGenerator()));
-    }
-    const y = T.conv2d(x, w);
-    const lo = T.neg(T.maxAll(T.neg(y))), hi = T.maxAll(y);
-    return T.sub(T.div(T.mul(T.sub(y, lo), 2), T.sub(hi, lo)), 1);
-  }
+/** `IdentityFirstStage(*args, vq_interface=False, **kwargs)`: the official class ignores every
+ *  other argument, and so do we (a config may pass the first stage's usual keys). */
+export interface IdentityFirstStageOptions {
+  vq_interface?: boolean;
 }
 
 /** `IdentityFirstStage`: encode, decode, forward (and quantize) return their input. */
 export class IdentityFirstStage extends Module {
   readonly vqInterface: boolean;
-  constructor(opts: { vq_interface?: boolean; [k: string]: unknown } = {}) {
+  constructor(opts: IdentityFirstStageOptions = {}) {
     super();
     this.vqInterface = opts.vq_interface === true;
   }
@@ -219,13 +142,16 @@ export class IdentityFirstStage extends Module {
   }
 }
 
+/** vq_interface is the one argument IdentityFirstStage reads (the factory drops the rest, as `**kwargs` does). */
+const IDENTITY_SCHEMA: Schema<IdentityFirstStageOptions> = { vq_interface: F.bool };
+
 /** Official class paths of this family -> constructors (merged in models/index.ts). */
 export const autoencoderTargets = {
-  'ldm.models.autoencoder.AutoencoderKL': (p, build) => new AutoencoderKL(configOptions<AutoencoderKLOptions>(p), build),
-  'ldm.models.autoencoder.IdentityFirstStage': (p) => new IdentityFirstStage(p),
-  'ldm.modules.diffusionmodules.model.Encoder': (p) => new Encoder(configOptions<DDConfig>(p)),
-  'ldm.modules.diffusionmodules.model.Decoder': (p) => new Decoder(configOptions<DDConfig>(p)),
-  'ldm.modules.diffusionmodules.model.Model': (p) => new Model(configOptions<ConstructorParameters<typeof Model>[0]>(p)),
+  'ldm.models.autoencoder.AutoencoderKL': (p, build) => new AutoencoderKL(readOptions('AutoencoderKL', p, AUTOENCODER_KL_SCHEMA), build),
+  'ldm.models.autoencoder.IdentityFirstStage': (p) => new IdentityFirstStage(readOptions('IdentityFirstStage', { vq_interface: p['vq_interface'] }, IDENTITY_SCHEMA)),
+  'ldm.modules.diffusionmodules.model.Encoder': (p) => new Encoder(readOptions('Encoder', p, DDCONFIG_SCHEMA)),
+  'ldm.modules.diffusionmodules.model.Decoder': (p) => new Decoder(readOptions('Decoder', p, DDCONFIG_SCHEMA)),
+  'ldm.modules.diffusionmodules.model.Model': (p) => new Model(readOptions('Model', p, MODEL_SCHEMA)),
   // torch.nn.Identity(*args, **kwargs) ignores its arguments (used as lossconfig / cond_stage_config).
   'torch.nn.Identity': () => new Identity(),
 } satisfies TargetTable;

@@ -21,13 +21,10 @@
 //    fixed integer;
 //  - perplexity and min_encodings are returned as None.
 
-import { ConfigError, Generator, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, Generator, field, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Embedding, Module, initGenerator, uniform } from '../../nn/index.ts';
-import { configOptions } from '../targets.ts';
-
-export const VECTOR_QUANTIZER2_KEYS = ['n_e', 'e_dim', 'beta', 'remap', 'unknown_index', 'sane_index_shape', 'legacy'] as const;
 
 export type UnknownIndex = 'random' | 'extra' | number;
 
@@ -42,6 +39,19 @@ export interface VectorQuantizer2Options {
   sane_index_shape?: boolean;
   legacy?: boolean;
 }
+
+/** `remap`: the used codes as a list (io/ reads a config's .npy path into one) or an int tensor. */
+export const REMAP_FIELD = field('a list of integers (the used codes), an int tensor or a .npy path', (v): v is number[] | Tensor | string =>
+  (Array.isArray(v) && v.every((e) => Number.isInteger(e))) || v instanceof Tensor || typeof v === 'string');
+
+/** The VectorQuantizer2 kwargs as a config gives them (readOptions). */
+export const VECTOR_QUANTIZER2_SCHEMA: Schema<VectorQuantizer2Options> = {
+  n_e: required(F.int), e_dim: required(F.int), beta: required(F.num),
+  remap: REMAP_FIELD,
+  unknown_index: F.either(F.oneOf('random', 'extra'), F.int, "'random', 'extra' or an integer"),
+  sane_index_shape: F.bool, legacy: F.bool,
+};
+export const VECTOR_QUANTIZER2_KEYS = schemaKeys(VECTOR_QUANTIZER2_SCHEMA);
 
 export interface QuantizeOptions {
   /** The draws for unknown indices under unknown_index "random": a Generator (torch's global RNG
@@ -61,11 +71,6 @@ export interface QuantizeResult {
   indices: Tensor;
 }
 
-function posInt(owner: string, k: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${owner}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
-}
-
 export class VectorQuantizer2 extends Module {
   readonly nE: number;
   readonly eDim: number;
@@ -83,8 +88,8 @@ export class VectorQuantizer2 extends Module {
     super();
     const O = 'VectorQuantizer2', p = kwargs(O, opts).params;
     checkKwargs(O, p, VECTOR_QUANTIZER2_KEYS);
-    this.nE = posInt(O, 'n_e', p['n_e']);
-    this.eDim = posInt(O, 'e_dim', p['e_dim']);
+    this.nE = kwargs(O, p).posInt('n_e');
+    this.eDim = kwargs(O, p).posInt('e_dim');
     const beta = p['beta'];
     if (typeof beta !== 'number' || !Number.isFinite(beta)) throw new ConfigError(`${O}: 'beta' must be a number, got ${JSON.stringify(beta)}`);
     this.beta = beta;
@@ -228,5 +233,5 @@ export class VectorQuantizer2 extends Module {
 
 /** Build from the official kwargs (taming `VectorQuantizer2(n_e, e_dim, beta, ...)`). */
 export function makeVectorQuantizer2(p: Readonly<Record<string, unknown>>): VectorQuantizer2 {
-  return new VectorQuantizer2(configOptions<VectorQuantizer2Options>(p));
+  return new VectorQuantizer2(readOptions('VectorQuantizer2', p, VECTOR_QUANTIZER2_SCHEMA));
 }

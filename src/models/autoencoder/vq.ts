@@ -16,82 +16,67 @@
 //  - ldm's VQModel with use_ema=True, batch_resize_range or scheduler_config runs code that is
 //    not imported in the official file (LitEma, np, LambdaLR: NameError); refused here by name.
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
-import * as T from '../../tensor/index.ts';
+import { ConfigError, F, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
-import { Conv2d, Module, initGenerator } from '../../nn/index.ts';
-import { type BuildFn, type TargetConfig, type TargetTable, configOptions } from '../targets.ts';
-import { type DDConfig, Decoder, Encoder } from './encoder.ts';
-import { type QuantizeOptions, type QuantizeResult, VectorQuantizer2, makeVectorQuantizer2 } from './quantize.ts';
+import { Conv2d } from '../../nn/index.ts';
+import type { BuildFn, TargetConfig, TargetTable } from '../targets.ts';
+import { DDCONFIG_SCHEMA } from './encoder.ts';
+import { FirstStageBase, type FirstStageOptions } from './first-stage.ts';
+import { type QuantizeOptions, type QuantizeResult, REMAP_FIELD, VectorQuantizer2, type VectorQuantizer2Options, makeVectorQuantizer2 } from './quantize.ts';
 
-export const LDM_VQMODEL_KEYS = [
-  'ddconfig', 'lossconfig', 'n_embed', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor',
-  'batch_resize_range', 'scheduler_config', 'lr_g_factor', 'remap', 'sane_index_shape', 'use_ema',
-] as const;
-
-export const TAMING_VQMODEL_KEYS = [
-  'ddconfig', 'lossconfig', 'n_embed', 'embed_dim', 'ckpt_path', 'ignore_keys', 'image_key', 'colorize_nlabels', 'monitor',
-  'remap', 'sane_index_shape',
-] as const;
-
-export interface VQModelOptions {
-  ddconfig: DDConfig;
-  lossconfig: TargetConfig;
+/** ldm's `VQModel(ddconfig, lossconfig, n_embed, embed_dim, ckpt_path=None, ignore_keys=[],
+ *  image_key="image", colorize_nlabels=None, monitor=None, batch_resize_range=None,
+ *  scheduler_config=None, lr_g_factor=1.0, remap=None, sane_index_shape=False, use_ema=False)`. */
+export interface VQModelOptions extends FirstStageOptions {
   n_embed: number;
-  embed_dim: number;
-  ckpt_path?: string | null;
-  ignore_keys?: readonly string[];
-  image_key?: string;
-  colorize_nlabels?: number | null;
-  monitor?: string | null;
   batch_resize_range?: readonly number[] | null;
   scheduler_config?: TargetConfig | null;
   lr_g_factor?: number;
-  remap?: readonly number[] | string | null;
+  /** the used codes (see VectorQuantizer2Options) */
+  remap?: VectorQuantizer2Options['remap'];
   sane_index_shape?: boolean;
   use_ema?: boolean;
 }
 
+/** taming's VQModel takes fewer options. */
+export type TamingVQModelOptions = Omit<VQModelOptions, 'batch_resize_range' | 'scheduler_config' | 'lr_g_factor' | 'use_ema'>;
+
+
+/** The kwargs of ldm's VQModel / VQModelInterface as a config gives them (readOptions). */
+export const LDM_VQMODEL_SCHEMA: Schema<VQModelOptions> = {
+  ddconfig: required(F.nested(DDCONFIG_SCHEMA)), lossconfig: required(F.config), n_embed: required(F.int), embed_dim: required(F.int),
+  ckpt_path: F.str, ignore_keys: F.strList, image_key: F.str, colorize_nlabels: F.int, monitor: F.str,
+  batch_resize_range: F.numList, scheduler_config: F.config, lr_g_factor: F.num, remap: REMAP_FIELD, sane_index_shape: F.bool, use_ema: F.bool,
+};
+
+/** The kwargs of taming's VQModel. */
+export const TAMING_VQMODEL_SCHEMA: Schema<TamingVQModelOptions> = {
+  ddconfig: required(F.nested(DDCONFIG_SCHEMA)), lossconfig: required(F.config), n_embed: required(F.int), embed_dim: required(F.int),
+  ckpt_path: F.str, ignore_keys: F.strList, image_key: F.str, colorize_nlabels: F.int, monitor: F.str,
+  remap: REMAP_FIELD, sane_index_shape: F.bool,
+};
+
+export const LDM_VQMODEL_KEYS = schemaKeys(LDM_VQMODEL_SCHEMA);
+export const TAMING_VQMODEL_KEYS = schemaKeys(TAMING_VQMODEL_SCHEMA);
+
 /** `(quant, emb_loss, (perplexity, min_encodings, indices))` of VQModel.encode. */
 export type VQEncodeResult = [Tensor, Tensor, [null, null, Tensor]];
 
-function isTargetConfig(v: unknown): v is TargetConfig {
-  return typeof v === 'object' && v !== null && typeof (v as { target?: unknown }).target === 'string';
-}
-
-function posInt(owner: string, k: string, v: unknown): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new ConfigError(`${owner}: '${k}' must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-/** What VQModel, VQModelInterface and taming's VQModel share: the modules, encode to the
+/** What VQModel, VQModelInterface and taming's VQModel share beyond FirstStageBase: the quantizer, encode to the
  *  pre-quantisation latent, quantise, decode a quantised latent, the Lightning helpers. */
-export abstract class VQModelBase extends Module {
-  readonly owner: string;
-  readonly imageKey: string;
-  readonly embedDim: number;
+export abstract class VQModelBase extends FirstStageBase {
   readonly nEmbed: number;
-  readonly ignoreKeys: readonly string[];
-  readonly monitor: string | null;
-  readonly lossconfig: TargetConfig;
   /** the optimiser of the autoencoder uses lr_g_factor * lr (ldm's VQModel; 1 for taming's) */
   readonly lrGFactor: number;
-  readonly encoder: Encoder;
-  readonly decoder: Decoder;
   readonly quantize: VectorQuantizer2;
   readonly quant_conv: Conv2d;
   readonly post_quant_conv: Conv2d;
-  #loss: unknown = null;
-  #lossError: Error | null = null;
 
   protected constructor(owner: string, opts: VQModelOptions, allowed: readonly string[], build?: BuildFn) {
-    super();
-    const O = owner, p = kwargs(O, opts).params;
-    this.owner = O;
-    checkKwargs(O, p, allowed);
-    if (p['ckpt_path'] !== undefined && p['ckpt_path'] !== null) {
-      throw new ConfigError(`${O}: ckpt_path '${String(p['ckpt_path'])}' is not loaded by the constructor; build the model without it and load the weights with the checkpoint loader (io/)`);
-    }
+    const p = kwargs(owner, opts).params;
+    checkKwargs(owner, p, allowed);
+    super(owner, p, build);
+    const O = owner;
     if (p['use_ema'] === true) throw new ConfigError(`${O}: use_ema=True is not supported: the official VQModel calls LitEma without importing it (NameError), so no official checkpoint has model_ema.*`);
     if (p['use_ema'] !== undefined && p['use_ema'] !== false) throw new ConfigError(`${O}: 'use_ema' must be a boolean, got ${JSON.stringify(p['use_ema'])}`);
     if (p['batch_resize_range'] !== undefined && p['batch_resize_range'] !== null) {
@@ -100,55 +85,19 @@ export abstract class VQModelBase extends Module {
     if (p['scheduler_config'] !== undefined && p['scheduler_config'] !== null) {
       throw new ConfigError(`${O}: scheduler_config is not supported (the official configure_optimizers calls LambdaLR, which autoencoder.py does not import); remove it`);
     }
-    const dd = p['ddconfig'];
-    if (typeof dd !== 'object' || dd === null || Array.isArray(dd)) throw new ConfigError(`${O}: 'ddconfig' must be a mapping of Encoder/Decoder parameters`);
-    const lc = p['lossconfig'];
-    if (!isTargetConfig(lc)) throw new ConfigError(`${O}: 'lossconfig' must be a {target, params} mapping, got ${JSON.stringify(lc)}`);
-    const ed = posInt(O, 'embed_dim', p['embed_dim']);
-    const ne = posInt(O, 'n_embed', p['n_embed']);
+    const ed = this.embedDim;
+    const ne = kwargs(O, p).posInt('n_embed');
     const lrg = p['lr_g_factor'] ?? 1.0;
     if (typeof lrg !== 'number' || !Number.isFinite(lrg)) throw new ConfigError(`${O}: 'lr_g_factor' must be a number, got ${JSON.stringify(lrg)}`);
-    const ddc = dd as DDConfig;
-    this.imageKey = (p['image_key'] as string | undefined) ?? 'image';
-    this.ignoreKeys = (p['ignore_keys'] as string[] | undefined) ?? [];
-    this.monitor = (p['monitor'] as string | null | undefined) ?? null;
-    this.embedDim = ed;
     this.nEmbed = ne;
     this.lrGFactor = lrg;
-    this.lossconfig = lc;
-    this.encoder = this.child('encoder', new Encoder(ddc));
-    this.decoder = this.child('decoder', new Decoder(ddc));
-    if (build) {
-      try {
-        this.#loss = build(lc, `${O}.lossconfig`);
-        if (this.#loss instanceof Module) this.child('loss', this.#loss);
-      } catch (e) {
-        this.#lossError = e instanceof Error ? e : new Error(String(e));
-      }
-    } else {
-      this.#lossError = new ConfigError(`${O}: built without a registry, so lossconfig '${lc.target}' was not instantiated`);
-    }
     const qp: Record<string, unknown> = { n_e: ne, e_dim: ed, beta: 0.25, sane_index_shape: p['sane_index_shape'] ?? false };
     if (p['remap'] !== undefined && p['remap'] !== null) qp['remap'] = p['remap'];
     this.quantize = this.child('quantize', makeVectorQuantizer2(qp));
     const z = this.encoder.zChannels;
     this.quant_conv = this.child('quant_conv', new Conv2d(z, ed, 1));
     this.post_quant_conv = this.child('post_quant_conv', new Conv2d(ed, z, 1));
-    const nl = p['colorize_nlabels'];
-    if (nl !== undefined && nl !== null) {
-      if (typeof nl !== 'number' || !Number.isInteger(nl)) throw new ConfigError(`${O}: colorize_nlabels must be an integer, got ${JSON.stringify(nl)}`);
-      this.buffer('colorize', T.randn([3, nl, 1, 1], initGenerator()));
-    }
-  }
-
-  /** The module built from `lossconfig`; throws the construction error if it could not be built. */
-  get loss(): unknown {
-    if (this.#lossError) throw new ConfigError(`${this.owner}: lossconfig '${this.lossconfig.target}' could not be built: ${this.#lossError.message}`);
-    return this.#loss;
-  }
-
-  get hasLoss(): boolean {
-    return this.#lossError === null;
+    this.addColorize(p['colorize_nlabels']);
   }
 
   /** `encode_to_prequant`: x [N, C, H, W] -> h [N, embed_dim, H/f, W/f] (quant_conv output). */
@@ -172,19 +121,6 @@ export abstract class VQModelBase extends Module {
   reconstruct(x: Tensor, opts: QuantizeOptions = {}): [Tensor, Tensor, Tensor] {
     const q = this.quantizeLatent(this.encodeToPrequant(x), opts);
     return [this.decodeQuant(q.zQ), q.loss, q.indices];
-  }
-
-  /** `get_input`: batch[k] channels-last [N, H, W(, C)] -> [N, C, H, W] float. */
-  get_input(batch: Readonly<Record<string, Tensor>>, k: string = this.imageKey): Tensor {
-    const x = batch[k];
-    if (!x) throw new ConfigError(`${this.owner}.get_input: batch has no '${k}' (keys: ${Object.keys(batch).join(', ')})`);
-    const x4 = x.ndim === 3 ? T.unsqueeze(x, 3) : x;
-    return T.permute(T.toFloat(x4), [0, 3, 1, 2]);
-  }
-
-  /** `get_last_layer`: decoder.conv_out.weight (for the adaptive GAN weight). */
-  get_last_layer(): Tensor {
-    return this.decoder.conv_out.weight;
   }
 
   /** Parameters of opt_ae: encoder, decoder, quantize, quant_conv, post_quant_conv (in that order). */
@@ -219,7 +155,7 @@ export class VQModel extends VQModelBase {
 
 /** `taming.models.vqgan.VQModel`: the same modules and calls, fewer constructor options. */
 export class TamingVQModel extends VQModel {
-  constructor(opts: VQModelOptions, build?: BuildFn) {
+  constructor(opts: TamingVQModelOptions, build?: BuildFn) {
     super(opts, build, 'taming VQModel', TAMING_VQMODEL_KEYS);
   }
 
@@ -255,8 +191,8 @@ export class VQModelInterface extends VQModelBase {
 
 /** Official class paths of the VQ family -> constructors (merged in models/index.ts). */
 export const vqTargets = {
-  'ldm.models.autoencoder.VQModel': (p, build) => new VQModel(configOptions<VQModelOptions>(p), build),
-  'ldm.models.autoencoder.VQModelInterface': (p, build) => new VQModelInterface(configOptions<VQModelOptions>(p), build),
-  'taming.models.vqgan.VQModel': (p, build) => new TamingVQModel(configOptions<VQModelOptions>(p), build),
+  'ldm.models.autoencoder.VQModel': (p, build) => new VQModel(readOptions('VQModel', p, LDM_VQMODEL_SCHEMA), build),
+  'ldm.models.autoencoder.VQModelInterface': (p, build) => new VQModelInterface(readOptions('VQModelInterface', p, LDM_VQMODEL_SCHEMA), build),
+  'taming.models.vqgan.VQModel': (p, build) => new TamingVQModel(readOptions('taming VQModel', p, TAMING_VQMODEL_SCHEMA), build),
   'taming.modules.vqvae.quantize.VectorQuantizer2': (p) => makeVectorQuantizer2(p),
 } satisfies TargetTable;

@@ -11,13 +11,12 @@
 // global_step == disc_start (strict `<`); the discriminator step calls D separately on real and
 // on fake images (train-mode BatchNorm uses each call's own batch statistics).
 
-import { ConfigError, LdmError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, LdmError, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Module } from '../../nn/index.ts';
 import { LPIPS } from './lpips.ts';
 import { NLayerDiscriminator, weightsInit } from './discriminator.ts';
-import { configOptions } from '../targets.ts';
 
 /** `adopt_weight(weight, global_step, threshold=0, value=0.)`: value while global_step < threshold. */
 export function adoptWeight(weight: number, globalStep: number, threshold = 0, value = 0): number {
@@ -36,11 +35,6 @@ export function vanillaDLoss(logitsReal: Tensor, logitsFake: Tensor): Tensor {
   return T.mul(T.add(T.mean(T.softplus(T.neg(logitsReal))), T.mean(T.softplus(logitsFake))), 0.5);
 }
 
-export const LPIPS_WITH_DISCRIMINATOR_KEYS = [
-  'disc_start', 'logvar_init', 'kl_weight', 'pixelloss_weight', 'disc_num_layers', 'disc_in_channels',
-  'disc_factor', 'disc_weight', 'perceptual_weight', 'use_actnorm', 'disc_conditional', 'disc_loss',
-] as const;
-
 export interface LPIPSWithDiscriminatorOptions {
   disc_start: number;
   logvar_init?: number;
@@ -54,6 +48,41 @@ export interface LPIPSWithDiscriminatorOptions {
   use_actnorm?: boolean;
   disc_conditional?: boolean;
   disc_loss?: 'hinge' | 'vanilla';
+}
+
+/** The LPIPSWithDiscriminator kwargs as a config gives them (readOptions). */
+export const LPIPS_WITH_DISCRIMINATOR_SCHEMA: Schema<LPIPSWithDiscriminatorOptions> = {
+  disc_start: required(F.int), logvar_init: F.num, kl_weight: F.num, pixelloss_weight: F.num, disc_num_layers: F.int, disc_in_channels: F.int,
+  disc_factor: F.num, disc_weight: F.num, perceptual_weight: F.num, use_actnorm: F.bool, disc_conditional: F.bool, disc_loss: F.oneOf('hinge', 'vanilla'),
+};
+export const LPIPS_WITH_DISCRIMINATOR_KEYS = schemaKeys(LPIPS_WITH_DISCRIMINATOR_SCHEMA);
+
+// ---- the discriminator side both GAN losses share (this file and vqperceptual.ts) -----------------
+
+/** The discriminator's logits for x, with cond concatenated on channels for a conditional one. */
+export function discriminate(d: NLayerDiscriminator, x: Tensor, cond: Tensor | null | undefined): Tensor {
+  return d.forward(cond ? T.cat([x, cond], 1) : x);
+}
+
+/** The generator step's check of `cond` against disc_conditional. */
+export function checkDiscCond(owner: string, cond: Tensor | null | undefined, conditional: boolean): void {
+  if (cond == null && conditional) throw new ConfigError(`${owner}: disc_conditional is set, so the generator step needs \`cond\``);
+  if (cond != null && !conditional) throw new ConfigError(`${owner}: \`cond\` given but disc_conditional is False`);
+}
+
+/** optimizer_idx 1: d_loss = disc_factor * disc_loss(logits_real, logits_fake) on detached images
+ *  (and cond), logged as `${split}/disc_loss`, `logits_real`, `logits_fake`. */
+export function discriminatorStep(d: NLayerDiscriminator, discLoss: (real: Tensor, fake: Tensor) => Tensor, inputs: Tensor,
+  reconstructions: Tensor, cond: Tensor | null | undefined, discFactor: number, split: string): LossOutput {
+  const logitsReal = discriminate(d, inputs.detach(), cond?.detach());
+  const logitsFake = discriminate(d, reconstructions.detach(), cond?.detach());
+  const dLoss = T.mul(discLoss(logitsReal, logitsFake), discFactor);
+  const log: Record<string, Tensor> = {
+    [`${split}/disc_loss`]: T.mean(dLoss.detach()),
+    [`${split}/logits_real`]: T.mean(logitsReal.detach()),
+    [`${split}/logits_fake`]: T.mean(logitsFake.detach()),
+  };
+  return { loss: dLoss, log, logitsFake, logitsReal };
 }
 
 /** What the loss needs of a posterior (DiagonalGaussianDistribution): kl() -> [N]. */
@@ -140,10 +169,6 @@ export class LPIPSWithDiscriminator extends Module {
     return adaptiveGanWeight(nllLoss, gLoss, lastLayer, this.discriminatorWeight);
   }
 
-  private disc(x: Tensor, cond: Tensor | null | undefined): Tensor {
-    return this.discriminator.forward(cond ? T.cat([x, cond], 1) : x);
-  }
-
   /** `forward(inputs, reconstructions, posteriors, optimizer_idx, global_step, last_layer=None,
    *  cond=None, split="train", weights=None)`. optimizer_idx 0: the autoencoder loss; 1: the
    *  discriminator loss. Images [N, C, H, W]. */
@@ -166,9 +191,8 @@ export class LPIPSWithDiscriminator extends Module {
     const klLoss = T.div(T.sum(klElem), klElem.shape[0]!);
 
     if (optimizerIdx === 0) {
-      if (cond == null && this.discConditional) throw new ConfigError('LPIPSWithDiscriminator: disc_conditional is set, so the generator step needs `cond`');
-      if (cond != null && !this.discConditional) throw new ConfigError('LPIPSWithDiscriminator: `cond` given but disc_conditional is False');
-      const logitsFake = this.disc(reconstructions, cond);
+      checkDiscCond('LPIPSWithDiscriminator', cond, this.discConditional);
+      const logitsFake = discriminate(this.discriminator, reconstructions, cond);
       const gLoss = T.neg(T.mean(logitsFake));
       let dWeight: Tensor;
       if (this.discFactor > 0) {
@@ -198,16 +222,8 @@ export class LPIPSWithDiscriminator extends Module {
       return { loss, log, logitsFake };
     }
     if (optimizerIdx === 1) {
-      const logitsReal = this.disc(inputs.detach(), cond?.detach());
-      const logitsFake = this.disc(reconstructions.detach(), cond?.detach());
       const discFactor = adoptWeight(this.discFactor, globalStep, this.discriminatorIterStart);
-      const dLoss = T.mul(this.discLoss(logitsReal, logitsFake), discFactor);
-      const log: Record<string, Tensor> = {
-        [`${split}/disc_loss`]: T.mean(dLoss.detach()),
-        [`${split}/logits_real`]: T.mean(logitsReal.detach()),
-        [`${split}/logits_fake`]: T.mean(logitsFake.detach()),
-      };
-      return { loss: dLoss, log, logitsFake, logitsReal };
+      return discriminatorStep(this.discriminator, this.discLoss, inputs, reconstructions, cond, discFactor, split);
     }
     throw new ConfigError(`LPIPSWithDiscriminator: optimizer_idx must be 0 or 1, got ${optimizerIdx}`);
   }
@@ -215,5 +231,5 @@ export class LPIPSWithDiscriminator extends Module {
 
 /** Build from the official kwargs (YAML `lossconfig.params`). */
 export function makeLPIPSWithDiscriminator(p: Readonly<Record<string, unknown>>): LPIPSWithDiscriminator {
-  return new LPIPSWithDiscriminator(configOptions<LPIPSWithDiscriminatorOptions>(p));
+  return new LPIPSWithDiscriminator(readOptions('LPIPSWithDiscriminator', p, LPIPS_WITH_DISCRIMINATOR_SCHEMA));
 }

@@ -3,12 +3,10 @@
 // The normalisation is BatchNorm2d (nn) or ActNorm (actnorm.ts); with BatchNorm the inner convs
 // have no bias. Not here: the GAN losses (contperceptual.ts).
 
-import { ConfigError, Generator, checkKwargs } from '../../util/index.ts';
+import { F, Generator, kwargs, readOptions, schemaKeys, type Schema } from '../../util/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { BatchNorm2d, Conv2d, ConvTranspose2d, type Layer, LeakyReLU, Module, Sequential, initGenerator } from '../../nn/index.ts';
 import { ActNorm } from './actnorm.ts';
-
-export const NLAYER_DISCRIMINATOR_KEYS = ['input_nc', 'ndf', 'n_layers', 'use_actnorm'] as const;
 
 export interface NLayerDiscriminatorOptions {
   input_nc?: number;
@@ -17,11 +15,8 @@ export interface NLayerDiscriminatorOptions {
   use_actnorm?: boolean;
 }
 
-function posInt(owner: string, name: string, v: unknown, dflt: number): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError(`${owner}: '${name}' must be a positive integer, got ${JSON.stringify(v)}`);
-  return v;
-}
+export const NLAYER_DISCRIMINATOR_SCHEMA: Schema<NLayerDiscriminatorOptions> = { input_nc: F.int, ndf: F.int, n_layers: F.int, use_actnorm: F.bool };
+export const NLAYER_DISCRIMINATOR_KEYS = schemaKeys(NLAYER_DISCRIMINATOR_SCHEMA);
 
 /** `NLayerDiscriminator(input_nc=3, ndf=64, n_layers=3, use_actnorm=False)`: conv 4x4 stride 2 +
  *  LeakyReLU(0.2); n_layers-1 times conv stride 2 + norm + LeakyReLU; conv stride 1 + norm +
@@ -32,13 +27,9 @@ export class NLayerDiscriminator extends Module implements Layer {
 
   constructor(opts: NLayerDiscriminatorOptions = {}) {
     super();
-    const O = 'NLayerDiscriminator', p = opts as Readonly<Record<string, unknown>>;
-    checkKwargs(O, p, NLAYER_DISCRIMINATOR_KEYS);
-    const inputNc = posInt(O, 'input_nc', p['input_nc'], 3);
-    const ndf = posInt(O, 'ndf', p['ndf'], 64);
-    const nLayers = posInt(O, 'n_layers', p['n_layers'], 3);
-    const ua = p['use_actnorm'] ?? false;
-    if (typeof ua !== 'boolean') throw new ConfigError(`${O}: 'use_actnorm' must be a boolean, got ${JSON.stringify(ua)}`);
+    const args = kwargs('NLayerDiscriminator', opts, NLAYER_DISCRIMINATOR_KEYS);
+    const inputNc = args.posInt('input_nc', 3), ndf = args.posInt('ndf', 64), nLayers = args.posInt('n_layers', 3);
+    const ua = args.bool('use_actnorm', false);
     this.useActnorm = ua;
     const norm = (c: number): Module & Layer => (ua ? new ActNorm(c) : new BatchNorm2d(c));
     const useBias = ua; // no bias before BatchNorm2d (it has affine parameters)
@@ -86,5 +77,5 @@ export function weightsInit<M extends Module>(module: M, gen: Generator = initGe
 /** Build from the official kwargs (taming.modules.discriminator.model.NLayerDiscriminator); like
  *  the official constructor, no weights_init (LPIPSWithDiscriminator applies it). */
 export function makeNLayerDiscriminator(p: Readonly<Record<string, unknown>>): NLayerDiscriminator {
-  return new NLayerDiscriminator(p as NLayerDiscriminatorOptions);
+  return new NLayerDiscriminator(readOptions('NLayerDiscriminator', p, NLAYER_DISCRIMINATOR_SCHEMA));
 }

@@ -9,17 +9,18 @@ import { DummyLoss, makeLdmVQLPIPSWithDiscriminator, makeTamingVQLPIPSWithDiscri
 
 export {
   LPIPS, NetLinLayer, ScalingLayer, Vgg16Slices, normalizeTensor, spatialAverage, lpipsStateDictFromPretrained,
-  LPIPS_CHANNELS, VGG16_CFG, VGG_SLICES, type LPIPSOptions, type LpipsHeadOutputs,
+  LPIPS_CHANNELS, VGG16_CFG, VGG_SLICES, LPIPS_SCHEMA, type LPIPSOptions, type LpipsHeadOutputs,
 } from './lpips.ts';
 export { ActNorm } from './actnorm.ts';
-export { NLayerDiscriminator, weightsInit, type NLayerDiscriminatorOptions } from './discriminator.ts';
+export { NLayerDiscriminator, weightsInit, NLAYER_DISCRIMINATOR_SCHEMA, type NLayerDiscriminatorOptions } from './discriminator.ts';
 export {
-  LPIPSWithDiscriminator, adoptWeight, hingeDLoss, vanillaDLoss, LPIPS_WITH_DISCRIMINATOR_KEYS,
+  LPIPSWithDiscriminator, adoptWeight, hingeDLoss, vanillaDLoss, LPIPS_WITH_DISCRIMINATOR_KEYS, LPIPS_WITH_DISCRIMINATOR_SCHEMA,
   adaptiveGanWeight, type LPIPSWithDiscriminatorOptions, type KlPosterior, type LossOutput,
 } from './contperceptual.ts';
 export {
   VQLPIPSWithDiscriminator, DummyLoss, measurePerplexity, makeTamingVQLPIPSWithDiscriminator, makeLdmVQLPIPSWithDiscriminator,
-  TAMING_VQLPIPS_KEYS, LDM_VQLPIPS_KEYS, type VQLPIPSWithDiscriminatorOptions,
+  TAMING_VQLPIPS_KEYS, LDM_VQLPIPS_KEYS, TAMING_VQLPIPS_SCHEMA, LDM_VQLPIPS_SCHEMA,
+  type VQLPIPSWithDiscriminatorOptions, type TamingVQLPIPSWithDiscriminatorOptions,
 } from './vqperceptual.ts';
 
 /** Official class paths of the loss family -> constructors. */

@@ -11,7 +11,7 @@
 // until real weights replace them, through `loadPretrained`, `loadStateDict` or a parent's
 // checkpoint (e.g. `loss.perceptual_loss.*` of an AutoencoderKL checkpoint).
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, F, ShapeError, checkKwargs, fmtShape, readOptions, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Dropout, type Layer, Module, ReLU, Sequential } from '../../nn/index.ts';
@@ -148,11 +148,12 @@ export interface LpipsHeadOutputs {
   res: Tensor[];
 }
 
-export const LPIPS_KEYS = ['use_dropout'] as const;
-
 export interface LPIPSOptions {
   use_dropout?: boolean;
 }
+
+export const LPIPS_SCHEMA: Schema<LPIPSOptions> = { use_dropout: F.bool };
+export const LPIPS_KEYS = schemaKeys(LPIPS_SCHEMA);
 
 /** `LPIPS(use_dropout=True)`: frozen (requires_grad False); gradients still flow to the images.
  *  The official LPIPSWithDiscriminator calls `.eval()` once, but a later `.train()` of a parent
@@ -163,7 +164,7 @@ export class LPIPS extends Module {
   readonly lins: NetLinLayer[];
   constructor(opts: LPIPSOptions = {}) {
     super();
-    checkKwargs('LPIPS', opts as Record<string, unknown>, LPIPS_KEYS);
+    checkKwargs('LPIPS', opts, LPIPS_KEYS);
     const useDropout = opts.use_dropout ?? true;
     this.scaling_layer = this.child('scaling_layer', new ScalingLayer());
     this.net = this.child('net', new Vgg16Slices());
@@ -246,8 +247,5 @@ export function lpipsStateDictFromPretrained(sd: ReadonlyMap<string, Tensor>, so
 
 /** Build LPIPS from its official kwargs (taming.modules.losses.lpips.LPIPS). */
 export function makeLPIPS(p: Readonly<Record<string, unknown>>): LPIPS {
-  const ud = p['use_dropout'];
-  if (ud !== undefined && typeof ud !== 'boolean') throw new ConfigError(`LPIPS: use_dropout must be a boolean, got ${JSON.stringify(ud)}`);
-  checkKwargs('LPIPS', p, LPIPS_KEYS);
-  return new LPIPS(ud === undefined ? {} : { use_dropout: ud });
+  return new LPIPS(readOptions('LPIPS', p, LPIPS_SCHEMA));
 }

@@ -21,21 +21,15 @@
 //  - ldm's VQModel passes `predicted_indices`, which taming's forward does not accept
 //    (TypeError): the steps pass it to the ldm loss only (vq-training.ts).
 
-import { ConfigError, LdmError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, LdmError, field, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Module } from '../../nn/index.ts';
 import { LPIPS } from './lpips.ts';
 import { NLayerDiscriminator, weightsInit } from './discriminator.ts';
-import { adaptiveGanWeight, adoptWeight, hingeDLoss, vanillaDLoss, type LossOutput } from './contperceptual.ts';
-import { configOptions } from '../targets.ts';
-
-export const TAMING_VQLPIPS_KEYS = [
-  'disc_start', 'codebook_weight', 'pixelloss_weight', 'disc_num_layers', 'disc_in_channels', 'disc_factor', 'disc_weight',
-  'perceptual_weight', 'use_actnorm', 'disc_conditional', 'disc_ndf', 'disc_loss',
-] as const;
-
-export const LDM_VQLPIPS_KEYS = [...TAMING_VQLPIPS_KEYS, 'n_classes', 'perceptual_loss', 'pixel_loss'] as const;
+import {
+  adaptiveGanWeight, adoptWeight, checkDiscCond, discriminate, discriminatorStep, hingeDLoss, vanillaDLoss, type LossOutput,
+} from './contperceptual.ts';
 
 export interface VQLPIPSWithDiscriminatorOptions {
   disc_start: number;
@@ -57,6 +51,22 @@ export interface VQLPIPSWithDiscriminatorOptions {
   /** ldm only */
   pixel_loss?: 'l1' | 'l2';
 }
+
+/** taming's VQLPIPSWithDiscriminator has no n_classes / perceptual_loss / pixel_loss. */
+export type TamingVQLPIPSWithDiscriminatorOptions = Omit<VQLPIPSWithDiscriminatorOptions, 'n_classes' | 'perceptual_loss' | 'pixel_loss'>;
+
+/** The kwargs of taming's VQLPIPSWithDiscriminator as a config gives them (readOptions). */
+export const TAMING_VQLPIPS_SCHEMA: Schema<TamingVQLPIPSWithDiscriminatorOptions> = {
+  disc_start: required(F.int), codebook_weight: F.num, pixelloss_weight: F.num, disc_num_layers: F.int, disc_in_channels: F.int,
+  disc_factor: F.num, disc_weight: F.num, perceptual_weight: F.num, use_actnorm: F.bool, disc_conditional: F.bool, disc_ndf: F.int,
+  disc_loss: F.oneOf('hinge', 'vanilla'),
+};
+/** ldm's adds n_classes, perceptual_loss and pixel_loss (the constructor rejects the values the official rejects). */
+export const LDM_VQLPIPS_SCHEMA: Schema<VQLPIPSWithDiscriminatorOptions> = {
+  ...TAMING_VQLPIPS_SCHEMA, n_classes: F.int, perceptual_loss: field("'lpips' (the official constructor raises for \"clips\" and \"dists\": only LPIPS is implemented there)", (v): v is 'lpips' => v === 'lpips'), pixel_loss: F.oneOf('l1', 'l2'),
+};
+export const TAMING_VQLPIPS_KEYS = schemaKeys(TAMING_VQLPIPS_SCHEMA);
+export const LDM_VQLPIPS_KEYS = schemaKeys(LDM_VQLPIPS_SCHEMA);
 
 
 
@@ -126,10 +136,6 @@ export class VQLPIPSWithDiscriminator extends Module {
     })));
   }
 
-  private disc(x: Tensor, cond: Tensor | null | undefined): Tensor {
-    return this.discriminator.forward(cond ? T.cat([x, cond], 1) : x);
-  }
-
   /** `forward(codebook_loss, inputs, reconstructions, optimizer_idx, global_step, last_layer=None,
    *  cond=None, split="train"[, predicted_indices=None])`. Images [N, C, H, W]; codebook_loss the
    *  quantizer loss (0-d), or null for [0.] (ldm form). */
@@ -154,9 +160,8 @@ export class VQLPIPSWithDiscriminator extends Module {
     const discFactor = adoptWeight(this.discFactor, globalStep, this.discriminatorIterStart);
 
     if (optimizerIdx === 0) {
-      if (cond == null && this.discConditional) throw new ConfigError('VQLPIPSWithDiscriminator: disc_conditional is set, so the generator step needs `cond`');
-      if (cond != null && !this.discConditional) throw new ConfigError('VQLPIPSWithDiscriminator: `cond` given but disc_conditional is False');
-      const logitsFake = this.disc(reconstructions, cond);
+      checkDiscCond('VQLPIPSWithDiscriminator', cond, this.discConditional);
+      const logitsFake = discriminate(this.discriminator, reconstructions, cond);
       const gLoss = T.neg(T.mean(logitsFake));
       if (!lastLayer) throw new ConfigError('VQLPIPSWithDiscriminator: last_layer is needed for the adaptive weight (the model\'s get_last_layer())');
       let dWeight = adaptiveGanWeight(nllLoss, gLoss, lastLayer, this.discriminatorWeight);
@@ -183,17 +188,7 @@ export class VQLPIPSWithDiscriminator extends Module {
       }
       return { loss, log, logitsFake };
     }
-    if (optimizerIdx === 1) {
-      const logitsReal = this.disc(inputs.detach(), cond?.detach());
-      const logitsFake = this.disc(reconstructions.detach(), cond?.detach());
-      const dLoss = T.mul(this.discLoss(logitsReal, logitsFake), discFactor);
-      const log: Record<string, Tensor> = {
-        [`${split}/disc_loss`]: T.mean(dLoss.detach()),
-        [`${split}/logits_real`]: T.mean(logitsReal.detach()),
-        [`${split}/logits_fake`]: T.mean(logitsFake.detach()),
-      };
-      return { loss: dLoss, log, logitsFake, logitsReal };
-    }
+    if (optimizerIdx === 1) return discriminatorStep(this.discriminator, this.discLoss, inputs, reconstructions, cond, discFactor, split);
     throw new ConfigError(`VQLPIPSWithDiscriminator: optimizer_idx must be 0 or 1, got ${optimizerIdx}`);
   }
 }
@@ -202,9 +197,9 @@ export class VQLPIPSWithDiscriminator extends Module {
 export class DummyLoss extends Module {}
 
 export function makeTamingVQLPIPSWithDiscriminator(p: Readonly<Record<string, unknown>>): VQLPIPSWithDiscriminator {
-  return new VQLPIPSWithDiscriminator(configOptions<VQLPIPSWithDiscriminatorOptions>(p), 'taming');
+  return new VQLPIPSWithDiscriminator(readOptions('VQLPIPSWithDiscriminator (taming)', p, TAMING_VQLPIPS_SCHEMA), 'taming');
 }
 
 export function makeLdmVQLPIPSWithDiscriminator(p: Readonly<Record<string, unknown>>): VQLPIPSWithDiscriminator {
-  return new VQLPIPSWithDiscriminator(configOptions<VQLPIPSWithDiscriminatorOptions>(p), 'ldm');
+  return new VQLPIPSWithDiscriminator(readOptions('VQLPIPSWithDiscriminator (ldm)', p, LDM_VQLPIPS_SCHEMA), 'ldm');
 }

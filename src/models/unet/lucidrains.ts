@@ -11,7 +11,7 @@
 // (kaiming-uniform convs/linears, mem_kv ~ N(0, 1), g = 1) from our seeded generator.
 // What it is not: the diffusion wrapper, LucidrainsDiffusion (models/lucidrains-diffusion.ts).
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, ShapeError, checkKwargs, field, fmtShape, kwargs, required, schemaKeys, type Schema } from '../../util/index.ts';
 import type { Denoiser } from '../../diffusion/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
@@ -219,11 +219,41 @@ class Stage extends ModuleList {
   }
 }
 
-const UNET_KEYS = [
-  'dim', 'init_dim', 'out_dim', 'dim_mults', 'channels', 'self_condition', 'learned_variance', 'learned_sinusoidal_cond',
-  'random_fourier_features', 'learned_sinusoidal_dim', 'sinusoidal_pos_emb_theta', 'dropout', 'attn_dim_head', 'attn_heads',
-  'full_attn', 'flash_attn',
-] as const;
+/** lucidrains `Unet(dim, init_dim=None, out_dim=None, dim_mults=(1, 2, 4, 8), channels=3, ...)` v2.3.1
+ *  (a tuple kwarg is a list here; a single value stands for every stage, as cast_tuple does). */
+export interface LucidrainsUnetOptions {
+  dim: number;
+  init_dim?: number | null;
+  out_dim?: number | null;
+  dim_mults?: readonly number[];
+  channels?: number;
+  self_condition?: boolean;
+  learned_variance?: boolean;
+  learned_sinusoidal_cond?: boolean;
+  random_fourier_features?: boolean;
+  learned_sinusoidal_dim?: number;
+  sinusoidal_pos_emb_theta?: number;
+  dropout?: number;
+  attn_dim_head?: number | readonly number[];
+  attn_heads?: number | readonly number[];
+  /** per stage (default: only the innermost stage) */
+  full_attn?: boolean | readonly boolean[] | null;
+  /** accepted: torch SDPA computes the same attention */
+  flash_attn?: boolean;
+}
+
+const intOrList = F.either(F.int, F.intList, 'an integer or a list of integers (one per stage)');
+
+/** The Unet kwargs as a config gives them (readOptions; the constructor checks the ranges). */
+export const LUCIDRAINS_UNET_SCHEMA: Schema<LucidrainsUnetOptions> = {
+  dim: required(F.int), init_dim: F.int, out_dim: F.int, dim_mults: F.intList, channels: F.int, self_condition: F.bool,
+  learned_variance: F.bool, learned_sinusoidal_cond: F.bool, random_fourier_features: F.bool, learned_sinusoidal_dim: F.int,
+  sinusoidal_pos_emb_theta: F.num, dropout: F.num, attn_dim_head: intOrList, attn_heads: intOrList,
+  full_attn: F.either(F.bool, field('a list of booleans', (v): v is boolean[] => Array.isArray(v) && v.every((b) => typeof b === 'boolean')),
+    'a boolean or a list of booleans (one per stage)'),
+  flash_attn: F.bool,
+};
+const UNET_KEYS = schemaKeys(LUCIDRAINS_UNET_SCHEMA);
 
 /** `cast_tuple(t, length)`: a list (python tuple) is kept, anything else repeated. */
 function castTuple<V>(v: V | readonly V[], n: number): readonly V[] {
@@ -247,7 +277,7 @@ export class LucidrainsUnet extends Module {
   readonly final_res_block: ResnetBlock;
   readonly final_conv: Conv2d;
 
-  constructor(params: Record<string, unknown>) {
+  constructor(params: LucidrainsUnetOptions) {
     super();
     const owner = 'lucidrains Unet';
     checkKwargs(owner, params, UNET_KEYS);

@@ -6,12 +6,12 @@
 // Not supported (clear errors): dims != 2, use_fp16 = true, n_embed (codebook-id prediction).
 // `use_checkpoint` is accepted and has no effect. Blocks are in openai-blocks.ts.
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, F, ShapeError, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Embedding, Linear, Module, ModuleList, SiLU, Sequential } from '../../nn/index.ts';
 import { SpatialTransformer, zeroModule } from '../attention.ts';
-import { type TargetTable, configOptions } from '../targets.ts';
+import type { TargetTable } from '../targets.ts';
 import {
   AttentionBlock, Downsample, ResBlock, TimestepEmbedSequential, Upsample, normalization, timestepEmbedding,
   type TimestepChild,
@@ -47,12 +47,18 @@ export interface UNetOptions {
   legacy?: boolean;
 }
 
-const UNET_KWARGS = [
-  'image_size', 'in_channels', 'model_channels', 'out_channels', 'num_res_blocks', 'attention_resolutions',
-  'dropout', 'channel_mult', 'conv_resample', 'dims', 'num_classes', 'use_checkpoint', 'use_fp16', 'num_heads',
-  'num_head_channels', 'num_heads_upsample', 'use_scale_shift_norm', 'resblock_updown', 'use_new_attention_order',
-  'use_spatial_transformer', 'transformer_depth', 'context_dim', 'n_embed', 'legacy',
-] as const;
+/** The UNetModel kwargs as a config gives them (read by readOptions; the constructor checks ranges). */
+export const UNET_SCHEMA: Schema<UNetOptions> = {
+  image_size: required(F.either(F.int, F.intList, 'an integer or a list of integers')),
+  in_channels: required(F.int), model_channels: required(F.int), out_channels: required(F.int),
+  num_res_blocks: required(F.int), attention_resolutions: required(F.intList),
+  dropout: F.num, channel_mult: F.intList, conv_resample: F.bool, dims: F.int, num_classes: F.int,
+  use_checkpoint: F.bool, use_fp16: F.bool, num_heads: F.int, num_head_channels: F.int, num_heads_upsample: F.int,
+  use_scale_shift_norm: F.bool, resblock_updown: F.bool, use_new_attention_order: F.bool,
+  use_spatial_transformer: F.bool, transformer_depth: F.int,
+  context_dim: F.either(F.int, F.intList, 'an integer or a list of one integer'), n_embed: F.int, legacy: F.bool,
+};
+const UNET_KWARGS = schemaKeys(UNET_SCHEMA);
 
 /** Conditioning of one UNet call: cross-attention context [N, M, context_dim] and/or labels y [N]. */
 export interface UNetCond {
@@ -274,5 +280,5 @@ export class UNetModel extends Module {
 
 /** Official class paths of this file -> constructors (merged into MODEL_TARGETS). */
 export const openaiTargets = {
-  'ldm.modules.diffusionmodules.openaimodel.UNetModel': (params) => new UNetModel(configOptions<UNetOptions>(params)),
+  'ldm.modules.diffusionmodules.openaimodel.UNetModel': (params) => new UNetModel(readOptions('UNetModel', params, UNET_SCHEMA)),
 } satisfies TargetTable;

@@ -7,7 +7,7 @@
 // official xavier_uniform initialisation. Child names equal the official state_dict keys.
 // What it is not: the diffusion (trainer / sampler) wrappers, which live in models/pddpm-diffusion.ts.
 
-import { ConfigError, ShapeError, checkKwargs, fmtShape } from '../../util/index.ts';
+import { ConfigError, F, ShapeError, checkKwargs, fmtShape, required, schemaKeys, type Schema } from '../../util/index.ts';
 import type { Denoiser } from '../../diffusion/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
@@ -161,6 +161,7 @@ export class ResBlock extends Module implements TembLayer {
   }
 }
 
+/** pytorch-ddpm `UNet(T, ch, ch_mult, attn, num_res_blocks, dropout)` (all required). */
 export interface PddpmUNetOptions {
   T: number;
   ch: number;
@@ -170,9 +171,14 @@ export interface PddpmUNetOptions {
   dropout: number;
 }
 
-const UNET_KEYS = ['T', 'ch', 'ch_mult', 'attn', 'num_res_blocks', 'dropout'] as const;
+/** The UNet kwargs as a config gives them (readOptions; the constructor checks the ranges). */
+export const PDDPM_UNET_SCHEMA: Schema<PddpmUNetOptions> = {
+  T: required(F.int), ch: required(F.int), ch_mult: required(F.intList), attn: required(F.intList),
+  num_res_blocks: required(F.int), dropout: required(F.num),
+};
+const UNET_KEYS = schemaKeys(PDDPM_UNET_SCHEMA);
 
-function need<V>(owner: string, params: Record<string, unknown>, key: string, check: (v: unknown) => boolean, what: string): V {
+function need<V>(owner: string, params: PddpmUNetOptions, key: keyof PddpmUNetOptions, check: (v: unknown) => boolean, what: string): V {
   const v = params[key];
   if (v === undefined) throw new ConfigError(`${owner}: missing required parameter '${key}' (${what})`);
   if (!check(v)) throw new ConfigError(`${owner}: parameter '${key}' must be ${what}, got ${JSON.stringify(v)}`);
@@ -194,7 +200,7 @@ export class PddpmUNet extends Module {
   /** The number of DownSample layers (H and W must be divisible by 2^this). */
   readonly numDown: number;
 
-  constructor(params: Record<string, unknown>) {
+  constructor(params: PddpmUNetOptions) {
     super();
     const owner = 'pytorch-ddpm UNet';
     checkKwargs(owner, params, UNET_KEYS);

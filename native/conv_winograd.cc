@@ -57,26 +57,33 @@ void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* A, in
 /** U [16][ci][co] = G g G^T of every filter g [3][3]; g comes from wsrc [co][ci][3][3], or
  *  transposed and flipped from forward weights [ci][co][3][3] (the backward-to-input pass). */
 void transformWeights(const float* wsrc, int64_t co, int64_t ci, bool transposeFlip, float* U) {
-  const int64_t kc = co * ci;
+  const int64_t kc = co * ci, ob = (co + 7) / 8;
+  // blocks of 8 output channels for one input channel: 8 read streams, 32-byte writes into U
 #pragma omp parallel for schedule(static) if (kc > 256)
-  for (int64_t oi = 0; oi < kc; oi++) {
-    const int64_t o = oi / ci, i = oi % ci;
-    float g[3][3];
-    for (int r = 0; r < 3; r++)
-      for (int s = 0; s < 3; s++)
-        g[r][s] = transposeFlip ? wsrc[((i * co + o) * 3 + 2 - r) * 3 + 2 - s] : wsrc[((o * ci + i) * 3 + r) * 3 + s];
-    float gg[4][3];  // G g, G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]
-    for (int s = 0; s < 3; s++) {
-      gg[0][s] = g[0][s];
-      gg[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
-      gg[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
-      gg[3][s] = g[2][s];
+  for (int64_t bi = 0; bi < ob * ci; bi++) {
+    const int64_t i = bi / ob, o0 = (bi % ob) * 8, no = std::min<int64_t>(8, co - o0);
+    float tmp[16][8];
+    for (int64_t oo = 0; oo < no; oo++) {
+      const int64_t o = o0 + oo;
+      float g[3][3];
+      for (int r = 0; r < 3; r++)
+        for (int s = 0; s < 3; s++)
+          g[r][s] = transposeFlip ? wsrc[((i * co + o) * 3 + 2 - r) * 3 + 2 - s] : wsrc[((o * ci + i) * 3 + r) * 3 + s];
+      float gg[4][3];  // G g, G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]
+      for (int s = 0; s < 3; s++) {
+        gg[0][s] = g[0][s];
+        gg[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
+        gg[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+        gg[3][s] = g[2][s];
+      }
+      for (int k = 0; k < 4; k++) {
+        tmp[k * 4 + 0][oo] = gg[k][0];
+        tmp[k * 4 + 1][oo] = 0.5f * (gg[k][0] + gg[k][1] + gg[k][2]);
+        tmp[k * 4 + 2][oo] = 0.5f * (gg[k][0] - gg[k][1] + gg[k][2]);
+        tmp[k * 4 + 3][oo] = gg[k][2];
+      }
     }
-    for (int k = 0; k < 4; k++) {
-      const float u[4] = {gg[k][0], 0.5f * (gg[k][0] + gg[k][1] + gg[k][2]), 0.5f * (gg[k][0] - gg[k][1] + gg[k][2]),
-                          gg[k][2]};
-      for (int l = 0; l < 4; l++) U[(k * 4 + l) * kc + i * co + o] = u[l];
-    }
+    for (int xi = 0; xi < 16; xi++) std::memcpy(U + xi * kc + i * co + o0, tmp[xi], size_t(no) * sizeof(float));
   }
 }
 
@@ -104,39 +111,58 @@ inline void interleave(const float* E, const float* O, int64_t L, float* r) {
   for (; j < L; j++) { r[2 * j] = E[j]; r[2 * j + 1] = O[j]; }
 }
 
+/** E[j] = row[2j - padL], O[j] = row[2j + 1 - padL] for j < Lp (a multiple of 8), zero outside
+ *  columns [0, w): masked loads read the row in place (no padded copy). */
+inline void loadRowDeinterleaved(const float* row, int64_t w, int64_t padL, int64_t Lp, float* E, float* O) {
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), wv = _mm256_set1_epi32(int(w)),
+                m1 = _mm256_set1_epi32(-1), eight = _mm256_set1_epi32(8);
+  for (int64_t j = 0; j < Lp; j += 8) {
+    const int64_t c = 2 * j - padL;
+    __m256 a, b;
+    if (c >= 0 && c + 16 <= w) {
+      a = _mm256_loadu_ps(row + c);
+      b = _mm256_loadu_ps(row + c + 8);
+    } else {
+      const __m256i ca = _mm256_add_epi32(_mm256_set1_epi32(int(c)), lane), cb = _mm256_add_epi32(ca, eight);
+      const __m256i ma = _mm256_and_si256(_mm256_cmpgt_epi32(ca, m1), _mm256_cmpgt_epi32(wv, ca));
+      const __m256i mb = _mm256_and_si256(_mm256_cmpgt_epi32(cb, m1), _mm256_cmpgt_epi32(wv, cb));
+      // masked-off lanes are neither read nor faulted on, wherever row + c points
+      const uintptr_t base = reinterpret_cast<uintptr_t>(row) + uintptr_t(c * int64_t(sizeof(float)));
+      a = _mm256_maskload_ps(reinterpret_cast<const float*>(base), ma);
+      b = _mm256_maskload_ps(reinterpret_cast<const float*>(base + 8 * sizeof(float)), mb);
+    }
+    __m256 e = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)), o = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    _mm256_storeu_ps(E + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8)));
+    _mm256_storeu_ps(O + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8)));
+  }
+}
+
 /** V[xi][p] (xi stride vs) of the tiles of one input plane [h][w]: tile (ti, tj) covers input
- *  rows 2ti-padT .. +3 and columns 2tj-padL .. +3 (zero outside the plane). buf: 18*(tw+1). */
+ *  rows 2ti-padT .. +3 and columns 2tj-padL .. +3 (zero outside the plane). buf: 16*(tw+9). */
 void inputTransformPlane(const float* xp, int64_t h, int64_t w, int64_t padT, int64_t padL, int64_t th, int64_t tw,
                          float* V, int64_t vs, float* buf) {
-  const int64_t L = tw + 1;
-  float* E[4];
-  float* O[4];
-  for (int r = 0; r < 4; r++) { E[r] = buf + 2 * r * L; O[r] = E[r] + L; }
-  float* tE = buf + 8 * L;  // column-transformed rows, 4 x (E, O)
+  const int64_t L = tw + 1, Lp = (L + 7) / 8 * 8;
+  float* E[4];  // deinterleaved rows: even columns at E[r], odd ones at E[r] + Lp
+  for (int r = 0; r < 4; r++) E[r] = buf + 2 * r * Lp;
+  float* tE = buf + 8 * Lp;  // column-transformed rows, 4 x (E, O)
   for (int64_t ti = 0; ti < th; ti++) {
-    for (int r = 0; r < 4; r++) {
+    // tiles overlap by two rows: rows 0-1 of this tile row are rows 2-3 of the previous one
+    if (ti > 0) { std::swap(E[0], E[2]); std::swap(E[1], E[3]); }
+    for (int r = ti > 0 ? 2 : 0; r < 4; r++) {
       const int64_t iy = 2 * ti - padT + r;
-      if (iy < 0 || iy >= h) {
-        std::memset(E[r], 0, size_t(2 * L) * sizeof(float));
-        continue;
-      }
-      // the padded row (zeros left of column 0 and right of column w-1), split into even and odd columns
-      float* pr = buf + 16 * L;
-      const int64_t c0 = std::max<int64_t>(0, padL), c1 = std::min<int64_t>(2 * L, padL + w);
-      std::memset(pr, 0, size_t(2 * L) * sizeof(float));
-      if (c1 > c0) std::memcpy(pr + c0, xp + iy * w + (c0 - padL), size_t(c1 - c0) * sizeof(float));
-      deinterleave(pr, L, E[r], O[r]);
+      if (iy < 0 || iy >= h) std::memset(E[r], 0, size_t(2 * Lp) * sizeof(float));
+      else loadRowDeinterleaved(xp + iy * w, w, padL, Lp, E[r], E[r] + Lp);
     }
     // B^T over rows: t0 = d0 - d2, t1 = d1 + d2, t2 = d2 - d1, t3 = d1 - d3 (even and odd columns)
     for (int eo = 0; eo < 2; eo++) {
-      const float* d0 = E[0] + eo * L;
-      const float* d1 = E[1] + eo * L;
-      const float* d2 = E[2] + eo * L;
-      const float* d3 = E[3] + eo * L;
-      float* t0 = tE + (0 * 2 + eo) * L;
-      float* t1 = tE + (1 * 2 + eo) * L;
-      float* t2 = tE + (2 * 2 + eo) * L;
-      float* t3 = tE + (3 * 2 + eo) * L;
+      const float* d0 = E[0] + eo * Lp;
+      const float* d1 = E[1] + eo * Lp;
+      const float* d2 = E[2] + eo * Lp;
+      const float* d3 = E[3] + eo * Lp;
+      float* t0 = tE + (0 * 2 + eo) * Lp;
+      float* t1 = tE + (1 * 2 + eo) * Lp;
+      float* t2 = tE + (2 * 2 + eo) * Lp;
+      float* t3 = tE + (3 * 2 + eo) * Lp;
       #pragma GCC ivdep
       for (int64_t j = 0; j < L; j++) {
         t0[j] = d0[j] - d2[j];
@@ -148,8 +174,8 @@ void inputTransformPlane(const float* xp, int64_t h, int64_t w, int64_t padT, in
     // B over columns: tile j uses columns 2j, 2j+1, 2j+2, 2j+3 = e[j], o[j], e[j+1], o[j+1]
     const int64_t p0 = ti * tw;
     for (int k = 0; k < 4; k++) {
-      const float* e = tE + (k * 2) * L;
-      const float* o = e + L;
+      const float* e = tE + (k * 2) * Lp;
+      const float* o = e + Lp;
       float* v0 = V + (k * 4 + 0) * vs + p0;
       float* v1 = V + (k * 4 + 1) * vs + p0;
       float* v2 = V + (k * 4 + 2) * vs + p0;
@@ -341,7 +367,7 @@ constexpr int64_t kCB = 8;
 
 /** Per-thread buffers of the plane transforms: kCB planes of 16*T transformed tiles, plus the
  *  row buffers. */
-static size_t threadBufFloats(int64_t T, int64_t tw) { return size_t(kCB * 16 * T + 18 * (tw + 1)); }
+static size_t threadBufFloats(int64_t T, int64_t tw) { return size_t(kCB * 16 * T + 16 * (tw + 9)); }
 
 bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                     int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
@@ -453,17 +479,17 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
 #pragma omp parallel
   {
 #pragma omp for schedule(static) nowait
-    for (int64_t oi = 0; oi < kc; oi++) {
-      const int64_t o = oi / ci, i = oi % ci;
+    for (int64_t io = 0; io < kc; io++) {  // output channel fastest: dU is read contiguously
+      const int64_t i = io / co, o = io % co;
       float u[4][4];
-      for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[xi * kc + i * co + o];
+      for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[xi * kc + io];
       float t[3][4];  // G^T u: G^T = [[1,.5,.5,0],[0,.5,-.5,0],[0,.5,.5,1]]
       for (int l = 0; l < 4; l++) {
         t[0][l] = u[0][l] + 0.5f * (u[1][l] + u[2][l]);
         t[1][l] = 0.5f * (u[1][l] - u[2][l]);
         t[2][l] = 0.5f * (u[1][l] + u[2][l]) + u[3][l];
       }
-      float* g = gw + oi * 9;
+      float* g = gw + (o * ci + i) * 9;
       for (int r = 0; r < 3; r++) {
         g[r * 3 + 0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
         g[r * 3 + 1] = 0.5f * (t[r][1] - t[r][2]);

@@ -4,7 +4,7 @@
 // Child names are the official state_dict keys. Not here: Encoder / Decoder / Model (encoder.ts), AutoencoderKL (kl.ts), and
 // the UNet blocks of openaimodel.py (whose GroupNorm eps, embedding order and names differ).
 
-import { ConfigError, ShapeError, fmtShape, kwargs } from '../../util/index.ts';
+import { ConfigError, ShapeError, fmtShape, type Kwargs } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, Dropout, GroupNorm, Identity, Linear, Module } from '../../nn/index.ts';
@@ -179,22 +179,13 @@ export class Upsample extends Module implements FeatureLayer {
   }
 }
 
-// ---- constructor-kwarg readers shared by encoder.ts, kl.ts and vq.ts: short names over the one
-// kwargs reader of util/ (same messages, same {key} data on errors) ----
-
-type Params = Readonly<Record<string, unknown>>;
-
-export const reqInt = (owner: string, p: Params, key: string): number => kwargs(owner, p).int(key);
-export const optInt = (owner: string, p: Params, key: string, dflt: number): number => kwargs(owner, p).int(key, dflt);
-export const optNum = (owner: string, p: Params, key: string, dflt: number): number => kwargs(owner, p).num(key, dflt);
-export const optBool = (owner: string, p: Params, key: string, dflt: boolean): boolean => kwargs(owner, p).bool(key, dflt);
-export const intList = (owner: string, p: Params, key: string, dflt?: readonly number[]): number[] => kwargs(owner, p).intList(key, dflt);
-
-export function attnTypeOf(owner: string, p: Params): AttnType {
-  if (optBool(owner, p, 'use_linear_attn', false)) return 'linear';
-  const v = p['attn_type'] ?? 'vanilla';
+/** The attention type of a ddconfig read by Encoder / Decoder / Model: use_linear_attn wins, else
+ *  attn_type ('vanilla' by default). */
+export function attnTypeOf(kw: Kwargs): AttnType {
+  if (kw.bool('use_linear_attn', false)) return 'linear';
+  const v = kw.raw('attn_type') ?? 'vanilla';
   if (v !== 'vanilla' && v !== 'linear' && v !== 'none') {
-    throw new ConfigError(`${owner}: attn_type ${JSON.stringify(v)} unknown (expected 'vanilla', 'linear' or 'none')`);
+    throw new ConfigError(`${kw.owner}: attn_type ${JSON.stringify(v)} unknown (expected 'vanilla', 'linear' or 'none')`);
   }
   return v;
 }

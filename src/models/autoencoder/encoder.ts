@@ -6,13 +6,13 @@
 // The Decoder and Model store their up levels in reverse of execution order: `up.0` is the
 // HIGHEST resolution and runs last. Not here: AutoencoderKL and the posterior (kl.ts).
 
-import { F, ShapeError, checkKwargs, fmtShape, kwargs, required, schemaKeys, type Schema } from '../../util/index.ts';
+import { F, ShapeError, fmtShape, kwargs, required, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import type { Tensor } from '../../tensor/index.ts';
 import { Conv2d, GroupNorm, Linear, Module, ModuleList } from '../../nn/index.ts';
 import {
   type AttnType, Downsample, type FeatureLayer, ResnetBlock, Upsample, attnTypeOf, getTimestepEmbedding,
-  intList, makeAttn, nonlinearity, Normalize, optBool, optNum, reqInt,
+  makeAttn, nonlinearity, Normalize,
 } from './blocks.ts';
 
 /** The `ddconfig` keys: one dict is passed to both Encoder(**ddconfig) and Decoder(**ddconfig),
@@ -155,24 +155,23 @@ export class Encoder extends Module {
 
   constructor(opts: DDConfig) {
     super();
-    const O = 'Encoder', p = kwargs(O, opts).params;
-    checkKwargs(O, p, DDCONFIG_KEYS);
-    this.ch = reqInt(O, p, 'ch');
-    const chMult = intList(O, p, 'ch_mult', [1, 2, 4, 8]);
+    const kw = kwargs('Encoder', opts, DDCONFIG_KEYS);
+    this.ch = kw.int('ch');
+    const chMult = kw.intList('ch_mult', [1, 2, 4, 8]);
     this.numResolutions = chMult.length;
-    this.numResBlocks = reqInt(O, p, 'num_res_blocks');
-    this.resolution = reqInt(O, p, 'resolution');
-    this.inChannels = reqInt(O, p, 'in_channels');
-    this.zChannels = reqInt(O, p, 'z_channels');
-    this.doubleZ = optBool(O, p, 'double_z', true);
-    const attnType = attnTypeOf(O, p);
+    this.numResBlocks = kw.int('num_res_blocks');
+    this.resolution = kw.int('resolution');
+    this.inChannels = kw.int('in_channels');
+    this.zChannels = kw.int('z_channels');
+    this.doubleZ = kw.bool('double_z', true);
+    const attnType = attnTypeOf(kw);
     this.conv_in = this.child('conv_in', new Conv2d(this.inChannels, this.ch, 3, { padding: 1 }));
     const { down, blockIn } = buildDown(this, {
-      ch: this.ch, chMult, nRes: this.numResBlocks, attnRes: intList(O, p, 'attn_resolutions'), dropout: optNum(O, p, 'dropout', 0),
-      withConv: optBool(O, p, 'resamp_with_conv', true), resolution: this.resolution, tembCh: 0, attnType,
+      ch: this.ch, chMult, nRes: this.numResBlocks, attnRes: kw.intList('attn_resolutions'), dropout: kw.num('dropout', 0),
+      withConv: kw.bool('resamp_with_conv', true), resolution: this.resolution, tembCh: 0, attnType,
     });
     this.down = down;
-    this.mid = this.child('mid', new Mid(blockIn, 0, optNum(O, p, 'dropout', 0), attnType));
+    this.mid = this.child('mid', new Mid(blockIn, 0, kw.num('dropout', 0), attnType));
     this.norm_out = this.child('norm_out', Normalize(blockIn));
     this.conv_out = this.child('conv_out', new Conv2d(blockIn, this.doubleZ ? 2 * this.zChannels : this.zChannels, 3, { padding: 1 }));
   }
@@ -210,27 +209,26 @@ export class Decoder extends Module {
 
   constructor(opts: DDConfig) {
     super();
-    const O = 'Decoder', p = kwargs(O, opts).params;
-    checkKwargs(O, p, DDCONFIG_KEYS);
-    this.ch = reqInt(O, p, 'ch');
-    const chMult = intList(O, p, 'ch_mult', [1, 2, 4, 8]);
+    const kw = kwargs('Decoder', opts, DDCONFIG_KEYS);
+    this.ch = kw.int('ch');
+    const chMult = kw.intList('ch_mult', [1, 2, 4, 8]);
     this.numResolutions = chMult.length;
-    this.numResBlocks = reqInt(O, p, 'num_res_blocks');
-    this.resolution = reqInt(O, p, 'resolution');
-    this.zChannels = reqInt(O, p, 'z_channels');
-    const outCh = reqInt(O, p, 'out_ch');
-    this.givePreEnd = optBool(O, p, 'give_pre_end', false);
-    this.tanhOut = optBool(O, p, 'tanh_out', false);
-    const dropout = optNum(O, p, 'dropout', 0);
-    const attnType = attnTypeOf(O, p);
+    this.numResBlocks = kw.int('num_res_blocks');
+    this.resolution = kw.int('resolution');
+    this.zChannels = kw.int('z_channels');
+    const outCh = kw.int('out_ch');
+    this.givePreEnd = kw.bool('give_pre_end', false);
+    this.tanhOut = kw.bool('tanh_out', false);
+    const dropout = kw.num('dropout', 0);
+    const attnType = attnTypeOf(kw);
     const blockIn = this.ch * chMult[this.numResolutions - 1]!;
     const currRes = Math.floor(this.resolution / 2 ** (this.numResolutions - 1));
     this.zShape = [1, this.zChannels, currRes, currRes];
     this.conv_in = this.child('conv_in', new Conv2d(this.zChannels, blockIn, 3, { padding: 1 }));
     this.mid = this.child('mid', new Mid(blockIn, 0, dropout, attnType));
     const built = buildUp({
-      ch: this.ch, chMult, blocks: this.numResBlocks + 1, attnRes: intList(O, p, 'attn_resolutions'), dropout,
-      withConv: optBool(O, p, 'resamp_with_conv', true), tembCh: 0, attnType, blockIn, currRes,
+      ch: this.ch, chMult, blocks: this.numResBlocks + 1, attnRes: kw.intList('attn_resolutions'), dropout,
+      withConv: kw.bool('resamp_with_conv', true), tembCh: 0, attnType, blockIn, currRes,
     });
     this.up = this.child('up', built.up);
     this.norm_out = this.child('norm_out', Normalize(built.blockIn));
@@ -308,18 +306,17 @@ export class Model extends Module {
 
   constructor(opts: ModelOptions) {
     super();
-    const O = 'Model', p = kwargs(O, opts).params;
-    checkKwargs(O, p, MODEL_KEYS);
-    this.ch = reqInt(O, p, 'ch');
+    const kw = kwargs('Model', opts, MODEL_KEYS);
+    this.ch = kw.int('ch');
     this.tembCh = this.ch * 4;
-    const chMult = intList(O, p, 'ch_mult', [1, 2, 4, 8]);
+    const chMult = kw.intList('ch_mult', [1, 2, 4, 8]);
     this.numResolutions = chMult.length;
-    this.numResBlocks = reqInt(O, p, 'num_res_blocks');
-    this.resolution = reqInt(O, p, 'resolution');
-    this.inChannels = reqInt(O, p, 'in_channels');
-    this.useTimestep = optBool(O, p, 'use_timestep', true);
-    const dropout = optNum(O, p, 'dropout', 0), withConv = optBool(O, p, 'resamp_with_conv', true);
-    const attnRes = intList(O, p, 'attn_resolutions'), attnType = attnTypeOf(O, p);
+    this.numResBlocks = kw.int('num_res_blocks');
+    this.resolution = kw.int('resolution');
+    this.inChannels = kw.int('in_channels');
+    this.useTimestep = kw.bool('use_timestep', true);
+    const dropout = kw.num('dropout', 0), withConv = kw.bool('resamp_with_conv', true);
+    const attnRes = kw.intList('attn_resolutions'), attnType = attnTypeOf(kw);
     // temb is registered first (official key order); the ResnetBlocks get temb_proj even when
     // use_timestep is false, as in the official code.
     this.temb = this.useTimestep ? this.child('temb', new TimestepMlp(this.ch, this.tembCh)) : null;
@@ -337,7 +334,7 @@ export class Model extends Module {
     });
     this.up = this.child('up', built.up);
     this.norm_out = this.child('norm_out', Normalize(built.blockIn));
-    this.conv_out = this.child('conv_out', new Conv2d(built.blockIn, reqInt(O, p, 'out_ch'), 3, { padding: 1 }));
+    this.conv_out = this.child('conv_out', new Conv2d(built.blockIn, kw.int('out_ch'), 3, { padding: 1 }));
   }
 
   forward(x: Tensor, t: Tensor | null = null, context: Tensor | null = null): Tensor {

@@ -369,6 +369,22 @@ constexpr int64_t kCB = 8;
  *  row buffers. */
 static size_t threadBufFloats(int64_t T, int64_t tw) { return size_t(kCB * 16 * T + 16 * (tw + 9)); }
 
+/** The 16 products of one chunk (one per transformed tile position xi), shared out over the
+ *  threads of the enclosing parallel region; a failing sgemm sets `failed` (shared), which the
+ *  caller turns into an error after the region (no exception may leave an OpenMP region). */
+template <class Product>
+static void eachTileProduct(bool& failed, Product&& product) {
+#pragma omp for schedule(static)
+  for (int xi = 0; xi < 16; xi++) {
+    try {
+      product(xi);
+    } catch (...) {
+#pragma omp atomic write
+      failed = true;
+    }
+  }
+}
+
 bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                     int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
                     bool transposeFlip) {
@@ -398,15 +414,9 @@ bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
         for (int xi = 0; xi < 16; xi++)
           planesToMinor(loc + xi * T, 16 * T, T, nc, V + (size_t(xi) * P + i * T) * ci + c0, ci);
       }
-#pragma omp for schedule(static)
-      for (int xi = 0; xi < 16; xi++) {
-        try {
-          sgemm('N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
-        } catch (...) {
-#pragma omp atomic write
-          failed = true;
-        }
-      }
+      eachTileProduct(failed, [&](int xi) {
+        sgemm('N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
+      });
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < cn * cbo; item++) {
         const int64_t i = item / cbo, o0 = (item % cbo) * kCB, nc = std::min(kCB, co - o0);
@@ -462,15 +472,9 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
           planesToMinor(loc + xi * T, 16 * T, T, nc, dst + (size_t(xi) * P + i * T) * C + c0, C);
       }
       // dU[xi] [ci][co] (+)= V[xi]^T . dM[xi]
-#pragma omp for schedule(static)
-      for (int xi = 0; xi < 16; xi++) {
-        try {
-          sgemm('T', 'N', ci, co, P, V + xi * P * ci, ci, dM + xi * P * co, co, beta, dU + xi * ci * co, co);
-        } catch (...) {
-#pragma omp atomic write
-          failed = true;
-        }
-      }
+      eachTileProduct(failed, [&](int xi) {
+        sgemm('T', 'N', ci, co, P, V + xi * P * ci, ci, dM + xi * P * co, co, beta, dU + xi * ci * co, co);
+      });
     }
     if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
   }

@@ -117,6 +117,14 @@ export function setConvChunkKB(kb: number): number | null {
   return addon ? addon.convChunkKB(kb) : null;
 }
 
+type KnobMode = 'auto' | 'on' | 'off';
+
+/** A native mode knob through its integer code (0 off, 1 on, 2 auto, -1 only reads). */
+function modeKnob(call: (code: number) => number, mode?: KnobMode): KnobMode {
+  const r = call(mode === undefined ? -1 : mode === 'off' ? 0 : mode === 'on' ? 1 : 2);
+  return r === 0 ? 'off' : r === 1 ? 'on' : 'auto';
+}
+
 /** Chooses where stride-1 convolutions (forward and backward-to-input) run: 'auto' (default,
  *  or LDM_CONV_DIRECT): the direct AVX-512 kernels when a channel count is not a multiple of 16,
  *  oneDNN otherwise; 'on': the direct kernels always; 'off': oneDNN always. No argument only
@@ -124,10 +132,7 @@ export function setConvChunkKB(kb: number): number | null {
  *  is not loaded. A tuning knob for tests and benchmarks. */
 export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'off' | null {
   const { addon } = load();
-  if (!addon) return null;
-  const code = mode === undefined ? -1 : mode === 'off' ? 0 : mode === 'on' ? 1 : 2;
-  const r = addon.convDirect(code);
-  return r === 0 ? 'off' : r === 1 ? 'on' : 'auto';
+  return addon ? modeKnob((code) => addon.convDirect(code), mode) : null;
 }
 
 /** Chooses where 3x3 stride-1 convolutions (all three passes) run: 'auto' (default, or
@@ -138,10 +143,7 @@ export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'of
  *  for tests and benchmarks. */
 export function setConvWinograd(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'off' | null {
   const { addon } = load();
-  if (!addon) return null;
-  const code = mode === undefined ? -1 : mode === 'off' ? 0 : mode === 'on' ? 1 : 2;
-  const r = addon.convWinograd(code);
-  return r === 0 ? 'off' : r === 1 ? 'on' : 'auto';
+  return addon ? modeKnob((code) => addon.convWinograd(code), mode) : null;
 }
 
 /** Sets the precision of the native convolutions: 'bf16' multiplies in bf16 with f32 inputs,

@@ -14,7 +14,7 @@
 import { ConfigError } from '../util/index.ts';
 import type { Tensor } from '../tensor/index.ts';
 import { DDPM, LatentDiffusion } from '../models/index.ts';
-import { getPath, readWeights, type ConfigTree } from '../io/index.ts';
+import { emaKeyOf, getPath, readWeights, type ConfigTree } from '../io/index.ts';
 
 const vocabOf = (config: ConfigTree | null | undefined): unknown =>
   config ? getPath(config, 'model.params.cond_stage_config.params.vocab') : undefined;
@@ -47,10 +47,9 @@ export function initFromWeights(model: DDPM, config: ConfigTree, path: string): 
   const hasEma = [...tensors.keys()].some((k) => k.startsWith('model_ema.') && k !== 'model_ema.decay' && k !== 'model_ema.num_updates');
   let emaFromWeights = false;
   if (model.model_ema && !hasEma) {
-    // LitEma names a shadow after the DiffusionWrapper parameter without dots
     for (const [n, p] of model.model.namedParameters()) {
       const t = tensors.get(`model.${n}`);
-      if (p.requiresGrad && t) tensors.set(`model_ema.${n.replaceAll('.', '')}`, t);
+      if (p.requiresGrad && t) tensors.set(emaKeyOf(`model.${n}`)!, t); // `model.` keys always have an EMA name
     }
     emaFromWeights = true;
   }

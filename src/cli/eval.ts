@@ -12,7 +12,7 @@ import {
   MnistClassifier, evalBitsPerDim, evalClassAccuracy, evalFid, type FidReport, loadModel, trainClassifier, type AccuracyReport, type BpdReport,
 } from '../train/index.ts';
 import { LatentDiffusion } from '../models/index.ts';
-import { checkSampler, defaultGuidance, describeModel, samplerExtras, stepBar } from './sample.ts';
+import { defaultGuidance, samplerChoice, describeModel, samplerExtras, stepBar } from './sample.ts';
 
 export const CLASSIFIER_FILE = 'mnist-classifier.safetensors';
 /** The evaluation classifier of Fashion-MNIST models (`ldm train-classifier --dataset fashion-mnist`). */
@@ -35,8 +35,9 @@ export interface EvalCommandOptions {
   bpdN: number;
   bpdStride: number;
   perClass: number;
-  sampler: string;
-  steps: number;
+  /** default: the shipped model's stored sampler and steps, else ddim 50 */
+  sampler?: string | undefined;
+  steps?: number | undefined;
   eta?: number | undefined;
   scheduler?: string;
   sNoise?: number;
@@ -83,14 +84,14 @@ function withoutLimits(config: Record<string, unknown>): Record<string, unknown>
 }
 
 export async function evalCommand(ckpt: string | undefined, o: EvalCommandOptions): Promise<EvalReport> {
-  const sampler = checkSampler(o.sampler);
+  const { sampler, steps } = samplerChoice(ckpt, o);
   const m = loadModel({ checkpoint: ckpt, name: o.model, config: o.config, noEma: o.noEma });
   process.stderr.write(`${describeModel(m)}\n`);
   const guidance = defaultGuidance(m, o.guidance);
   const extras = samplerExtras(sampler, o);
   const report: EvalReport = {
     model: m.path, bpd: null, accuracy: null, fid: null,
-    sampling: { sampler, steps: o.steps, guidance, seed: o.seed, ...(o.eta !== undefined ? { eta: o.eta } : {}), ...(extras.scheduler ? { scheduler: extras.scheduler } : {}) },
+    sampling: { sampler, steps: steps, guidance, seed: o.seed, ...(o.eta !== undefined ? { eta: o.eta } : {}), ...(extras.scheduler ? { scheduler: extras.scheduler } : {}) },
   };
   // a LatentDiffusion: no pixel bits/dim (its bound is over latents); accuracy of decoded samples
   const latent = m.model instanceof LatentDiffusion;
@@ -113,7 +114,7 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
     const bar = stepBar('samples');
     const t0 = Date.now();
     const acc = evalClassAccuracy(m.model, m.cls, classifier, {
-      perClass: o.perClass, sampler, steps: o.steps, eta: o.eta, guidance, seed: o.seed, onBatch: bar.onStep, samplerOptions: extras,
+      perClass: o.perClass, sampler, steps: steps, eta: o.eta, guidance, seed: o.seed, onBatch: bar.onStep, samplerOptions: extras,
     });
     bar.stop();
     report.sampling.secondsPerSample = (Date.now() - t0) / 1000 / acc.n;
@@ -122,7 +123,7 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
     if (o.fid !== false) report.fid = evalFid(samples, real, classifier);
     if (o.samples) await saveImageGrid(o.samples, samples, { nrow: m.cls.numClasses });
     if (!o.json) {
-      console.log(`class accuracy of samples: ${(acc.accuracy * 100).toFixed(2)}% (${acc.n} samples, ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}` +
+      console.log(`class accuracy of samples: ${(acc.accuracy * 100).toFixed(2)}% (${acc.n} samples, ${sampler}${sampler === 'ddpm' ? '' : ` ${steps} steps`}` +
         `${extras.scheduler ? ` ${extras.scheduler}` : ''}, guidance ${guidance}; ${report.sampling.secondsPerSample!.toFixed(3)} s per sample)`);
       console.log(`per class: ${acc.perClass.map((a, k) => `${k}:${(a * 100).toFixed(0)}%`).join(' ')}`);
       if (report.fid) console.log(`classifier-FID: ${report.fid.fid.toFixed(2)} (real-vs-real floor at the same N: ${report.fid.floor.toFixed(2)}; ` +

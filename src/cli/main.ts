@@ -51,10 +51,10 @@ function applyPrecision(p: unknown): void {
   if (got !== 'bf16') process.stderr.write(`note: --precision bf16: ${precisionFallback() ?? 'unavailable'}\n`);
 }
 
-function samplerOptions(cmd: Command, defaults: { steps: number }): Command {
+function samplerOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--sampler <name>', 'sampler').choices(SAMPLER_NAMES).default('ddim'))
-    .option('--steps <n>', 'sampler steps (all but ddpm, which always runs all T)', int('--steps', 1), defaults.steps)
+    .addOption(new Option('--sampler <name>', "sampler (default: the shipped model's own choice, else ddim)").choices(SAMPLER_NAMES))
+    .option('--steps <n>', "sampler steps, all but ddpm, which always runs all T (default: the shipped model's own choice, else 50)", int('--steps', 1))
     .addOption(new Option('--scheduler <name>', 'sigma schedule of the k-diffusion samplers (default karras)').choices(SIGMA_SCHEDULES))
     .option('--eta <e>', 'DDIM eta (default 0 = deterministic); euler_a, dpmpp_2s_a, dpmpp_2m_sde, dpmpp_3m_sde: noise amount (default 1)', float('--eta', 0))
     .option('--s-noise <s>', 'k-samplers: scale of the added noise (default 1)', float('--s-noise', 0))
@@ -121,7 +121,7 @@ export function buildProgram(): Command {
       await new Promise<void>((res) => { process.once('SIGINT', () => { void s.close().then(res); }); });
     });
 
-  samplerOptions(program.command('sample'), { steps: 50 })
+  samplerOptions(program.command('sample'))
     .addOption(precisionOption())
     .description('sample a trained model into a grid PNG (and the denoising strip with --strip)')
     .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
@@ -142,7 +142,7 @@ export function buildProgram(): Command {
       await sampleCommand(ckpt, { ...o, noEma: o.ema === false });
     });
 
-  samplerOptions(program.command('eval'), { steps: 50 })
+  samplerOptions(program.command('eval'))
     .description('evaluate a model: bits/dim on test images and, for class-conditional models, the class accuracy of its samples and their classifier-FID (with the real-vs-real floor)')
     .argument('[checkpoint]', 'model file, run folder or official .ckpt (default: the shipped model)')
     .option('--bpd-n <n>', 'test images for bits/dim (0 = skip)', int('--bpd-n'), 100)
@@ -221,7 +221,7 @@ export function buildProgram(): Command {
         ckpt = r.modelPath ?? undefined;
       }
       await sampleCommand(ckpt, {
-        sampler: 'ddim', steps: 50, eta: 0, guidance: 3, seed: o.seed, n: 100, out: join(o.out, 'mnist-samples.png'), strip: true, upscale: 2,
+        seed: o.seed, n: 100, out: join(o.out, 'mnist-samples.png'), strip: true, upscale: 2,
         model: 'mnist-ddpm',
       });
     });

@@ -12,7 +12,7 @@ import { extname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../util/index.ts';
 import { Tensor, cat } from '../tensor/index.ts';
-import { checkWritable, imageFormatOf, labelRows, makeGrid, readImageTensor, saveImageGrid, writeImage, writePng } from '../io/index.ts';
+import { checkWritable, imageFormatOf, labelRows, makeGrid, readImageTensor, saveImageGrid, samplingDefaults, writeImage, writePng } from '../io/index.ts';
 import { LatentDiffusion, type DiffusionModel } from '../models/index.ts';
 import {
   defaultGuidanceFor, loadModel, sampleImages, trajectoryStrip, type LoadedModel, type SampleOutput, type SampleRequest, type SamplerExtras,
@@ -22,10 +22,12 @@ import { K_SAMPLERS_WITH_ETA, SAMPLER_NAMES, isKSampler, isSamplerName, type Sam
 export interface SampleCommandOptions {
   model?: string;
   config?: string;
-  sampler: string;
+  /** default: the shipped model's stored sampler (registry.json), else ddim */
+  sampler?: string | undefined;
   /** k-diffusion samplers: sigma schedule (default karras) */
   scheduler?: string;
-  steps: number;
+  /** default: the shipped model's stored steps, else 50 */
+  steps?: number | undefined;
   /** DDIM eta (default 0) / ancestral and SDE eta of the k-samplers (default 1) */
   eta?: number | undefined;
   sNoise?: number;
@@ -96,6 +98,14 @@ export function checkSampler(s: string): SamplerName {
   return s;
 }
 
+/** --sampler and --steps, defaulting to what the shipped model stores (registry.json: chosen by a
+ *  measured FID sweep), else DDIM with 50 steps; read before the model itself (minutes) is loaded. */
+export function samplerChoice(ckpt: string | undefined, o: { sampler?: string | undefined; steps?: number | undefined; model?: string | undefined }):
+  { sampler: SamplerName; steps: number } {
+  const d = samplingDefaults({ checkpoint: ckpt, name: o.model });
+  return { sampler: checkSampler(o.sampler ?? d.sampler ?? 'ddim'), steps: o.steps ?? d.steps ?? 50 };
+}
+
 /** Words of the prompts that are not tokens of the model's vocabulary (split into pieces or [UNK]: never seen whole in training). */
 export function unknownPromptWords(m: LoadedModel, prompts: readonly string[]): string[] {
   const model: DiffusionModel = m.model;
@@ -109,7 +119,8 @@ const stripPathOf = (out: string): string => `${out.slice(0, out.length - extnam
 export interface SampleSpec {
   sampler: SamplerName;
   steps: number;
-  eta: number;
+  /** absent: the sampler's own default (DDIM 0, ancestral / SDE k-samplers 1) */
+  eta?: number | undefined;
   guidance?: number | undefined;
   class?: number[] | undefined;
   prompt?: string[] | undefined;
@@ -121,7 +132,7 @@ export interface SampleSpec {
  *  the default guidance, sampleImages. Shared by `ldm sample` and `ldm serve`. */
 export function drawSamples(m: LoadedModel, o: SampleSpec, hooks: Pick<SampleRequest, 'onStep' | 'onPreview'> = {}):
   { r: SampleOutput; labels: number[] | null; prompts: string[] | null; guidance: number; nrow: number; unknownWords: string[] } {
-  if (o.sampler === 'plms' && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
+  if (o.sampler === 'plms' && o.eta !== undefined && o.eta !== 0) throw new ConfigError('--eta must be 0 for plms');
   if (o.guidance !== undefined && !(o.guidance >= 0)) throw new ConfigError(`--guidance must be >= 0 (1 = no guidance, 0 = unconditional), got ${o.guidance}`);
   const T = m.model.numTimesteps;
   if (o.sampler !== 'ddpm' && o.steps > T) {
@@ -143,7 +154,7 @@ export function drawSamples(m: LoadedModel, o: SampleSpec, hooks: Pick<SampleReq
   const takesEta = o.sampler === 'ddim' || (isKSampler(o.sampler) && K_SAMPLERS_WITH_ETA.includes(o.sampler));
   const r = sampleImages(m.model, m.cls, {
     n: o.n, sampler: o.sampler, steps: o.steps, guidance, labels, prompts, seed: o.seed, snapshots: 10, ...hooks,
-    ...(takesEta ? { eta: o.eta } : {}),
+    ...(takesEta && o.eta !== undefined ? { eta: o.eta } : {}),
   });
   const nrow = m.cls && !labels && !prompts ? Math.min(o.n, m.cls.numClasses) : Math.min(o.n, 8);
   return { r, labels, prompts, guidance, nrow, unknownWords: o.prompt ? unknownPromptWords(m, o.prompt) : [] };
@@ -189,7 +200,7 @@ function parametersText(p: Record<string, string | number | null | undefined>): 
 const isDirOut = (out: string): boolean => out.endsWith('/');
 
 export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOptions): Promise<string[]> {
-  const sampler = checkSampler(o.sampler);
+  const { sampler, steps } = samplerChoice(ckpt, o);
   const extras = samplerExtras(sampler, o);
   // the output is checked before the model is loaded and sampled (minutes), not after
   if (!isDirOut(o.out)) {
@@ -202,8 +213,8 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
   process.stderr.write(`${describeModel(m)}\n`);
   if (o.guidance !== undefined && !(o.guidance >= 0)) throw new ConfigError(`--guidance must be >= 0 (1 = no guidance, 0 = unconditional), got ${o.guidance}`);
   const T = m.model.numTimesteps;
-  if (sampler !== 'ddpm' && o.steps > T) {
-    throw new ConfigError(`--steps ${o.steps} is more than the model's ${T} diffusion timesteps; give at most ${T} (or --sampler ddpm, which always runs all ${T})`);
+  if (sampler !== 'ddpm' && steps > T) {
+    throw new ConfigError(`--steps ${steps} is more than the model's ${T} diffusion timesteps; give at most ${T} (or --sampler ddpm, which always runs all ${T})`);
   }
   const nullOr = (list: readonly number[], flag: string): number[] => list.map((c) => {
     if (c >= 0) return c;
@@ -251,7 +262,7 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
     const n = Math.min(bs, o.n - s);
     const batches = Math.ceil(o.n / bs), b = s / bs;
     const r = sampleImages(m.model, m.cls, {
-      n, sampler, steps: o.steps, guidance, seed: o.seed + s, snapshots: 10,
+      n, sampler, steps: steps, guidance, seed: o.seed + s, snapshots: 10,
       labels: labels ? labels.slice(s, s + n) : null, prompts: prompts ? prompts.slice(s, s + n) : null,
       samplerOptions: extras, negativeLabels, negativePrompts, init, mask, strength,
       ...(o.eta !== undefined ? { eta: o.eta } : {}),
@@ -267,7 +278,7 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
   const params = {
     prompt: prompts ? [...new Set(prompts)].join(' | ') : undefined,
     'negative prompt': negativePrompts ? negativePrompts.join(' | ') : undefined,
-    steps: o.steps, sampler, 'schedule type': isKSampler(sampler) ? (extras.scheduler ?? 'karras') : undefined,
+    steps: steps, sampler, 'schedule type': isKSampler(sampler) ? (extras.scheduler ?? 'karras') : undefined,
     'CFG scale': guidance, seed: o.seed, model: m.path,
     class: sampleLabels ? [...new Set(sampleLabels)].join(',') : undefined,
     'negative class': negativeLabels ? negativeLabels.join(',') : undefined,
@@ -303,7 +314,7 @@ export async function sampleCommand(ckpt: string | undefined, o: SampleCommandOp
   if (o.json) {
     console.log(JSON.stringify({ ...Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined)), n: o.n, seconds, secondsPerSample: seconds / o.n, files: written }));
   } else {
-    console.log(`${o.n} samples${what} with ${sampler}${sampler === 'ddpm' ? '' : ` ${o.steps} steps`}${isKSampler(sampler) ? ` (${extras.scheduler ?? 'karras'})` : ''}` +
+    console.log(`${o.n} samples${what} with ${sampler}${sampler === 'ddpm' ? '' : ` ${steps} steps`}${isKSampler(sampler) ? ` (${extras.scheduler ?? 'karras'})` : ''}` +
       `${guidance !== 1 ? `, guidance ${guidance}` : ''}${init ? `, ${mask ? 'inpainting' : `img2img strength ${strength}`}` : ''} in ${seconds.toFixed(1)} s -> ${written.length > 3 ? `${written[0]} and ${written.length - 1} more` : written.join(', ')}`);
   }
   return written;

@@ -18,8 +18,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync, openSync, readSync, closeSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import type { Worker } from 'node:worker_threads';
-import { getPath, mnistDataDir, modelsDir, readConfigFile, readRegistry, resolveModel } from '../io/index.ts';
+import { getPath, mnistDataDir, modelsDir, readConfigFile, readRegistry, resolveModel, samplingDefaults } from '../io/index.ts';
 import { SAMPLER_NAMES, isSamplerName } from '../diffusion/index.ts';
+
 import type { SampleSpec } from './sample.ts';
 import type { SampleJob } from './sample-worker.ts';
 import { ROOT, bundleWeb, cliWorker } from './bundle.ts';
@@ -152,10 +153,13 @@ export function parseSampleRequest(body: unknown, ctx: { runs: string | null; ma
   }
   const n = intIn(b['n'] ?? 8, 'n', 1, ctx.maxN);
   const seed = intIn(b['seed'] ?? 0, 'seed', 0, 2 ** 53 - 1);
-  const sampler = b['sampler'] ?? 'ddim';
+  // the shipped model's stored sampler and steps where the request names none (as `ldm sample`)
+  const d = 'name' in model ? samplingDefaults({ name: model.name }) : {};
+  const sampler = b['sampler'] ?? d.sampler ?? 'ddim';
   if (typeof sampler !== 'string' || !isSamplerName(sampler)) throw new HttpError(400, `'sampler' must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(b['sampler'])}`);
-  const steps = intIn(b['steps'] ?? 50, 'steps', 1, 1000);
-  const spec: SampleSpec = { sampler, steps, eta: numIn(b['eta'] ?? 0, 'eta', 0, 10), seed, n };
+  const steps = intIn(b['steps'] ?? d.steps ?? 50, 'steps', 1, 1000);
+  const spec: SampleSpec = { sampler, steps, seed, n };
+  if (b['eta'] !== undefined && b['eta'] !== null) spec.eta = numIn(b['eta'], 'eta', 0, 10);
   if (b['guidance'] !== undefined && b['guidance'] !== null) spec.guidance = numIn(b['guidance'], 'guidance', 0, 50);
   if (b['class'] !== undefined && b['class'] !== null) {
     const c = Array.isArray(b['class']) ? b['class'] : [b['class']];
@@ -168,7 +172,7 @@ export function parseSampleRequest(body: unknown, ctx: { runs: string | null; ma
     spec.prompt = p as string[];
   }
   if (spec.class && spec.prompt) throw new HttpError(400, "give 'class' or 'prompt', not both");
-  if (sampler === 'plms' && spec.eta !== 0) throw new HttpError(400, "'eta' must be 0 for plms");
+  if (sampler === 'plms' && spec.eta !== undefined && spec.eta !== 0) throw new HttpError(400, "'eta' must be 0 for plms");
   return { model, spec };
 }
 

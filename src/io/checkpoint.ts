@@ -17,6 +17,7 @@ import { ConfigError, InputFileError, OutputFileError, StateDictError } from '..
 import { Tensor } from '../tensor/index.ts';
 import type { Module } from '../nn/index.ts';
 import { extractStateDict, parseSafetensors, readTorchCheckpoint, type RawTensor } from '../formats/index.ts';
+import { SAMPLER_NAMES, isSamplerName, type SamplerName } from '../diffusion/index.ts';
 import { ensureDir, parseTensorFile, readTensorFile, writeFileAtomic, writeTensorFile, type TensorFile } from './tensors.ts';
 
 export const CHECKPOINT_FORMAT = 'ldm.ts/checkpoint/1';
@@ -200,6 +201,10 @@ export interface RegistryEntry {
   /** the classifier-free guidance scale `ldm sample` / `ldm eval` use when --guidance is not given
    *  (chosen by a measured accuracy/FID sweep, docs/) */
   guidance?: number;
+  /** the sampler (a name of the sampler table) and its steps used when the request names none,
+   *  chosen by the same kind of sweep (README, "Measuring quality") */
+  sampler?: string;
+  steps?: number;
 }
 
 /** The repository's models/ folder. */
@@ -228,6 +233,34 @@ export function resolveModel(name: string, dir = modelsDir()): RegistryEntry & {
   if (!e) throw new ConfigError(`unknown model '${name}'; shipped models: ${reg.map((r) => r.name).join(', ') || '(none)'}`);
   const checkpointPath = join(dir, e.checkpoint);
   return { ...e, checkpointPath, configPath: e.config ? join(dir, e.config) : null, available: existsSync(checkpointPath) };
+}
+
+/** What a shipped model stores for sampling in models/registry.json (guidance, sampler, steps):
+ *  the defaults of `ldm sample`, `ldm eval` and `ldm serve` where the request names none. Empty
+ *  for a checkpoint given by path (its own config decides nothing about sampling). */
+export interface SamplingDefaults {
+  guidance?: number;
+  sampler?: SamplerName;
+  steps?: number;
+}
+
+export function samplingDefaults(opts: { checkpoint?: string | undefined; name?: string | undefined }, dir = modelsDir()): SamplingDefaults {
+  if (opts.checkpoint) return {};
+  const e = resolveModel(opts.name ?? 'mnist-ddpm', dir);
+  const d: SamplingDefaults = {};
+  if (e.guidance !== undefined) {
+    if (typeof e.guidance !== 'number' || !(e.guidance >= 0)) throw new ConfigError(`models/registry.json: '${e.name}'.guidance must be a number >= 0, got ${JSON.stringify(e.guidance)}`);
+    d.guidance = e.guidance;
+  }
+  if (e.sampler !== undefined) {
+    if (typeof e.sampler !== 'string' || !isSamplerName(e.sampler)) throw new ConfigError(`models/registry.json: '${e.name}'.sampler must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(e.sampler)}`);
+    d.sampler = e.sampler;
+  }
+  if (e.steps !== undefined) {
+    if (!Number.isInteger(e.steps) || e.steps < 1) throw new ConfigError(`models/registry.json: '${e.name}'.steps must be an integer >= 1, got ${JSON.stringify(e.steps)}`);
+    d.steps = e.steps;
+  }
+  return d;
 }
 
 // ---- inspect -------------------------------------------------------------------------------------

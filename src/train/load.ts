@@ -4,8 +4,9 @@
 // them, are swapped in (the official `ema_scope` default for sampling) unless asked otherwise.
 
 import { ConfigError } from '../util/index.ts';
+import type { SamplerName } from '../diffusion/index.ts';
 import type { DDPM } from '../models/index.ts';
-import { diffusionModelFromWeights, loadDiffusionModel, resolveModel, type ConfigTree, type LoadedWeights } from '../io/index.ts';
+import { diffusionModelFromWeights, loadDiffusionModel, resolveModel, samplingDefaults, type ConfigTree, type LoadedWeights, type SamplingDefaults } from '../io/index.ts';
 import { conditioningSettings } from './settings.ts';
 import { classConditioning, type ClassCond } from './sampling.ts';
 
@@ -22,7 +23,11 @@ export interface LoadedModel {
   unexpected: string[];
   /** the shipped model's default guidance scale (models/registry.json), when loaded by name */
   guidance?: number;
+  /** the shipped model's default sampler and steps (models/registry.json), when loaded by name */
+  sampler?: SamplerName;
+  steps?: number;
 }
+
 
 export interface LoadModelOptions {
   /** a weights file or run folder; absent: the shipped model `name` */
@@ -38,7 +43,7 @@ export interface LoadModelOptions {
 export function loadModel(opts: LoadModelOptions): LoadedModel {
   let path = opts.checkpoint;
   let configPath = opts.config;
-  let guidance: number | undefined;
+  let defaults: SamplingDefaults = {};
   if (!path) {
     const e = resolveModel(opts.name ?? 'mnist-ddpm');
     if (e.kind !== undefined && e.kind !== 'ddpm' && e.kind !== 'ldm') throw new ConfigError(`'${e.name}' is a ${e.kind}, not a diffusion model`);
@@ -48,12 +53,12 @@ export function loadModel(opts: LoadModelOptions): LoadedModel {
     }
     path = e.checkpointPath;
     configPath ??= e.configPath ?? undefined;
-    guidance = e.guidance;
+    defaults = samplingDefaults(opts);
   }
   // the model of the weights, as io/ builds it for every consumer (an LDM's first_stage ckpt_path
   // is not read: the model file carries first_stage_model.*)
   const m = loadDiffusionModel({ checkpoint: path, config: configPath, noEma: opts.noEma });
-  return { ...m, cls: classConditioning(m.model, conditioningSettings(m.config)), ...(guidance !== undefined ? { guidance } : {}) };
+  return { ...m, cls: classConditioning(m.model, conditioningSettings(m.config)), ...defaults };
 }
 
 /** The model of weights read elsewhere (the browser build fetches model files as bytes). */

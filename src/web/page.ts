@@ -104,7 +104,7 @@ const asList = <T>(v: T[] | T | undefined): T[] | undefined => (v === undefined 
 
 function sampleMessage(o: BrowserSampleOptions): Record<string, unknown> {
   return {
-    op: 'sample', model: o.model, class: asList(o.class), prompt: asList(o.prompt), n: o.n ?? 1, steps: o.steps ?? 20, seed: o.seed ?? 0,
+    op: 'sample', model: o.model, class: asList(o.class), prompt: asList(o.prompt), n: o.n ?? 1, steps: o.steps, seed: o.seed ?? 0,
     sampler: o.sampler, guidance: o.guidance, eta: o.eta, backend: o.backend ?? browser.backend, previews: o.onStep !== undefined,
   };
 }
@@ -191,7 +191,9 @@ async function refreshModels(): Promise<void> {
 
 function formSpec(): Record<string, string> {
   const v = (id: string): string => $<HTMLInputElement>(id).value.trim();
-  const spec: Record<string, string> = { model: v('s-model'), sampler: v('s-sampler'), steps: v('s-steps'), seed: v('s-seed'), n: v('s-n') };
+  const spec: Record<string, string> = { model: v('s-model'), steps: v('s-steps'), seed: v('s-seed'), n: v('s-n') };
+  // empty sampler / guidance: the model's own stored choice (registry.json)
+  if (v('s-sampler') !== '') spec['sampler'] = v('s-sampler');
   if (v('s-guidance') !== '') spec['guidance'] = v('s-guidance');
   if (v('s-prompt') !== '') spec['prompt'] = v('s-prompt');
   else if (v('s-class') !== '') spec['class'] = v('s-class');
@@ -229,7 +231,8 @@ async function runPlayground(ev: Event): Promise<void> {
   status.textContent = 'loading the model into the page…';
   try {
     const url = await browser.sample({
-      model: spec['model']!, n: Number(spec['n']), steps: Number(spec['steps']), seed: Number(spec['seed']), sampler: spec['sampler']!,
+      model: spec['model']!, n: Number(spec['n']), steps: Number(spec['steps']), seed: Number(spec['seed']),
+      ...(spec['sampler'] ? { sampler: spec['sampler'] } : {}),
       ...(spec['class'] ? { class: spec['class'].split(',').map(Number) } : {}),
       ...(spec['prompt'] ? { prompt: spec['prompt'].split('|').map((s) => s.trim()) } : {}),
       ...(spec['guidance'] ? { guidance: Number(spec['guidance']) } : {}),

@@ -22,8 +22,10 @@ export interface SampleMessage {
   class?: number[] | undefined;
   prompt?: string[] | undefined;
   n: number;
-  steps: number;
+  /** absent: the shipped model's stored steps (registry.json), else 50, as `ldm sample` */
+  steps?: number | undefined;
   seed: number;
+  /** absent: the shipped model's stored sampler, else ddim */
   sampler?: SamplerName | undefined;
   guidance?: number | undefined;
   eta?: number | undefined;
@@ -42,13 +44,13 @@ export interface TrainMessage {
   backend?: WebBackend | undefined;
 }
 
-interface Loaded { model: DDPM; cls: ClassCond | null; guidance?: number | undefined }
+interface Loaded { model: DDPM; cls: ClassCond | null; defaults: { guidance?: number | undefined; sampler?: string | undefined; steps?: number | undefined } }
 
 // tsconfig's lib is DOM (the page), which types `self` as a Window; in this dedicated worker it is
 // the worker's global scope, whose postMessage / onmessage are these (the WebWorker lib would clash).
 const scope = self as unknown as { postMessage(m: unknown, transfer?: Transferable[]): void; onmessage: ((e: MessageEvent) => void) | null };
 const models = new Map<string, Promise<Loaded>>();
-type RegistryEntry = { checkpoint: string; kind?: string; guidance?: number };
+type RegistryEntry = { checkpoint: string; kind?: string; guidance?: number; sampler?: string; steps?: number };
 let registry: Promise<Record<string, RegistryEntry>> | null = null;
 let stopRequested = false;
 /** whether the worker is busy with a request (requests are answered one at a time) */
@@ -79,7 +81,7 @@ function loadShipped(name: string): Promise<Loaded> {
       const w = weightsFromBytes(await fetchBytes(`models/${e.checkpoint}`), e.checkpoint);
       if (!w.config) throw new ConfigError(`${e.checkpoint} carries no config`);
       const m = modelFromWeights(w, w.config as ConfigTree);
-      return { model: m.model, cls: m.cls, guidance: e.guidance };
+      return { model: m.model, cls: m.cls, defaults: { guidance: e.guidance, sampler: e.sampler, steps: e.steps } };
     })();
     p.catch(() => models.delete(name));
     models.set(name, p);
@@ -92,8 +94,9 @@ const transferable = (img: RawImage): RawImage => ({ ...img, data: img.data.slic
 async function sample(id: number, m: SampleMessage): Promise<void> {
   const backend = await useBackend(m.backend);
   const t0 = performance.now();
-  const { model, cls, guidance } = await loadShipped(m.model);
-  const sampler = m.sampler ?? 'ddim';
+  const { model, cls, defaults } = await loadShipped(m.model);
+  const sampler = m.sampler ?? defaults.sampler ?? 'ddim';
+  const steps = m.steps ?? defaults.steps ?? 50;
   if (!isSamplerName(sampler)) throw new ConfigError(`sampler must be one of ${SAMPLER_NAMES.join(', ')}`);
   if (!Number.isInteger(m.n) || m.n < 1 || m.n > 64) throw new ConfigError(`n must be an integer in 1..64, got ${m.n}`);
   let labels: number[] | null = null;
@@ -104,9 +107,10 @@ async function sample(id: number, m: SampleMessage): Promise<void> {
   const prompts = m.prompt && m.prompt.length > 0 ? Array.from({ length: m.n }, (_, i) => m.prompt![i % m.prompt!.length]!) : null;
   const nrow = cls && !labels && !prompts ? Math.min(m.n, cls.numClasses) : Math.min(m.n, 8);
   const tLoad = performance.now();
-  // guidance as `ldm sample` chooses it: the registry's choice, else 3 with a null class
+  // guidance, sampler, steps and eta as `ldm sample` chooses them: the registry's choice, else 3
+  // with a null class; eta only where asked (the sampler's own default otherwise)
   const r = sampleImages(model, cls, {
-    n: m.n, sampler, steps: m.steps, eta: m.eta ?? 0, guidance: m.guidance ?? guidance ?? defaultGuidanceFor(cls), labels, prompts, seed: m.seed, snapshots: 10,
+    n: m.n, sampler, steps, ...(m.eta !== undefined ? { eta: m.eta } : {}), guidance: m.guidance ?? defaults.guidance ?? defaultGuidanceFor(cls), labels, prompts, seed: m.seed, snapshots: 10,
     ...(m.previews ? {
       onPreview: (i: number, total: number, xt, x0) => {
         const a = transferable(makeGrid(xt, { nrow })), b = transferable(makeGrid(x0, { nrow }));
@@ -144,7 +148,7 @@ async function trainRun(id: number, m: TrainMessage): Promise<void> {
       await new Promise((res) => setTimeout(res, 0)); // let a stop message in
     },
   });
-  models.set('trained', Promise.resolve({ model: r.model, cls: r.cls }));
+  models.set('trained', Promise.resolve({ model: r.model, cls: r.cls, defaults: {} }));
   scope.postMessage({ id, type: 'done', losses: r.losses, reason: r.reason, backend, batchSize: r.settings.batchSize, stepSeconds, seconds: (performance.now() - t0) / 1000 });
 }
 

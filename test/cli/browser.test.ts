@@ -91,7 +91,7 @@ test('the page in headless Chromium: models, API sampling, in-page sampling and 
     const sampleNode = (backend: 'wasm' | 'reference', o: { class: number[]; n: number; steps: number; seed: number; guidance?: number }) => {
       setBackend(backend);
       try {
-        return sampleImages(m.model, m.cls, { n: o.n, sampler: 'ddim', steps: o.steps, seed: o.seed, labels: o.class, guidance: o.guidance ?? m.guidance ?? defaultGuidanceFor(m.cls) }).samples;
+        return sampleImages(m.model, m.cls, { n: o.n, sampler: m.sampler ?? 'ddim', steps: o.steps, seed: o.seed, labels: o.class, guidance: o.guidance ?? m.guidance ?? defaultGuidanceFor(m.cls) }).samples;
       } finally { setBackend('native'); }
     };
     const node = sampleNode('wasm', req);

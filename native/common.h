@@ -97,8 +97,8 @@ int convDirectMode();
 void setConvDirect(int mode);
 bool convDirectWanted(int64_t cin, int64_t cout);
 
-/** Winograd F(2x2,3x3) stride-1 convolution (conv_winograd.cc), same arguments as convDirectS1
- *  for a 3x3 kernel; false when the shape is outside its range (nothing written). */
+/** Winograd F(2x2,3x3) or F(4x4,3x3) stride-1 convolution (conv_winograd.cc), same arguments as
+ *  convDirectS1 for a 3x3 kernel; false when the shape is outside its range (nothing written). */
 bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                     int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
                     bool transposeFlip);
@@ -110,7 +110,12 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
  *  out (LDM_CONV_WINOGRAD=0/1, default auto). */
 int convWinogradMode();
 void setConvWinograd(int mode);
-/** Bytes of transformed tiles per chunk of images, in KiB (LDM_WINO_CHUNK_KB, default 8192). */
+/** The Winograd output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0 auto: 4 for output planes of at
+ *  least 16x16 in batches with enough tiles, 2 otherwise (LDM_WINO_TILE=2/4, default auto).
+ *  setWinogradTile takes 0, 2 or 4. */
+int winogradTile();
+void setWinogradTile(int tile);
+/** Bytes of transformed tiles per chunk of images, in KiB (LDM_WINO_CHUNK_KB, default 1024). */
 void setWinogradChunkKB(int64_t kb);
 bool convWinogradWanted(int64_t cin, int64_t cout);
 

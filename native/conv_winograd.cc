@@ -1,15 +1,26 @@
-// Winograd F(2x2, 3x3) convolution on NCHW buffers for 3x3 stride-1 convolutions: the forward
-// pass, the backward-to-input pass (the same kernel over gy with the weights transposed and
-// flipped, padding 2-p) and the weight gradient. Each 4x4 input tile d is transformed to
-// V = B^T d B, each 3x3 filter g to U = G g G^T; the 16 positions xi of the transformed tile are
-// 16 independent matrix products M[xi] (cout x tiles) = U[xi] (cout x cin) . V[xi] (cin x tiles),
-// run by dnnl_sgemm; the output tile is Y = A^T M A (2x2). That is 16 multiply-adds per 4 outputs
-// instead of 36: 2.25x fewer than a direct convolution. The weight gradient is the transpose of
-// the same linear map: dU[xi] = dM[xi] . V[xi]^T with dM = A dY A^T, dW = G^T dU G.
+// Winograd convolution on NCHW buffers for 3x3 stride-1 convolutions: the forward pass, the
+// backward-to-input pass (the same kernel over gy with the weights transposed and flipped,
+// padding 2-p) and the weight gradient, in two tile sizes F(m x m, 3x3), m = 2 or 4.
+// Each a x a input tile d (a = m + 2) is transformed to V = B^T d B, each 3x3 filter g to
+// U = G g G^T; the a*a positions xi of the transformed tile are a*a independent matrix products
+// M[xi] (tiles x cout) = V[xi] (tiles x cin) . U[xi] (cin x cout), run by dnnl_sgemm; the output
+// tile is Y = A^T M A (m x m). The weight gradient is the transpose of the same linear map:
+// dU[xi] = V[xi]^T . dM[xi] with dM = A dY A^T, dW = G^T dU G.
+//  - F(2x2,3x3): 16 multiply-adds per 4 outputs instead of 36 (2.25x fewer than direct); the
+//    transforms only add, subtract and halve, so rounding stays within a few ulps of the sums.
+//  - F(4x4,3x3): 36 per 16 outputs (4x fewer), and 36/16 transformed values per output instead of
+//    4, so 1.78x less memory traffic through V and M. Interpolation points 0, 1, -1, 2, -2 and
+//    infinity (the usual choice for this size): B^T, G and A^T hold 4, 5, 1/6, 1/24, 8, so the
+//    rounding error grows (measured against the reference backend: see the README).
 // Why: without AVX-512 oneDNN 2.6 has no Winograd and its direct AVX2 convolutions reach about
-// half of the FMA peak; on the UNet's 3x3 layers this path measured 1.4-2x faster (conv.cc
-// decides when to take it). Rounding differs from a direct convolution by a few ulps of the
-// channel sums (the transforms only add, subtract and halve).
+// half of the FMA peak; on the UNet's 3x3 layers F(2x2) measured 1.4-2x faster than oneDNN.
+// Which tile: LDM_WINO_TILE=2|4 or setWinogradTile(); auto takes F(4x4) for planes of at least
+// 16x16 outputs in batches with enough tiles, where it measured faster (see tileFor), F(2x2)
+// elsewhere (8x8 planes have too few 4x4 tiles for the products to run at full speed).
+// conv.cc decides whether Winograd runs at all.
+// The plane transforms run on whole rows, vectorised along the columns: a row is split into
+// column phases (c mod 2, or c mod 4) so that tile j's columns are the phases at j (and j + 1),
+// each one a contiguous array.
 // The batch runs in chunks of images whose transformed tiles (V and M) fit in about
 // LDM_WINO_CHUNK_KB (default 1024) KiB, so the transforms and products meet in cache.
 // Not here: other kernel sizes, strides, dilation, groups; bf16 (conv.cc uses oneDNN then).
@@ -37,6 +48,7 @@ bool cpuHasAvx512() {
 }
 
 int gWino = -1;  // 0 off, 1 on, 2 auto; -1: not read yet (LDM_CONV_WINOGRAD)
+int gWinoTile = -1;  // 0 auto, 2 or 4; -1: not read yet (LDM_WINO_TILE)
 int64_t gWinoChunk = -1;  // bytes of V + M per chunk; -1: not read yet
 
 int64_t winoChunkBytes() {
@@ -54,38 +66,9 @@ void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* A, in
   if (st != dnnl_success) throw ArgError{"winograd convolution: dnnl_sgemm failed with status " + std::to_string(int(st))};
 }
 
-/** U [16][ci][co] = G g G^T of every filter g [3][3]; g comes from wsrc [co][ci][3][3], or
- *  transposed and flipped from forward weights [ci][co][3][3] (the backward-to-input pass). */
-void transformWeights(const float* wsrc, int64_t co, int64_t ci, bool transposeFlip, float* U) {
-  const int64_t kc = co * ci, ob = (co + 7) / 8;
-  // blocks of 8 output channels for one input channel: 8 read streams, 32-byte writes into U
-#pragma omp parallel for schedule(static) if (kc > 256)
-  for (int64_t bi = 0; bi < ob * ci; bi++) {
-    const int64_t i = bi / ob, o0 = (bi % ob) * 8, no = std::min<int64_t>(8, co - o0);
-    float tmp[16][8];
-    for (int64_t oo = 0; oo < no; oo++) {
-      const int64_t o = o0 + oo;
-      float g[3][3];
-      for (int r = 0; r < 3; r++)
-        for (int s = 0; s < 3; s++)
-          g[r][s] = transposeFlip ? wsrc[((i * co + o) * 3 + 2 - r) * 3 + 2 - s] : wsrc[((o * ci + i) * 3 + r) * 3 + s];
-      float gg[4][3];  // G g, G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]
-      for (int s = 0; s < 3; s++) {
-        gg[0][s] = g[0][s];
-        gg[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
-        gg[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
-        gg[3][s] = g[2][s];
-      }
-      for (int k = 0; k < 4; k++) {
-        tmp[k * 4 + 0][oo] = gg[k][0];
-        tmp[k * 4 + 1][oo] = 0.5f * (gg[k][0] + gg[k][1] + gg[k][2]);
-        tmp[k * 4 + 2][oo] = 0.5f * (gg[k][0] - gg[k][1] + gg[k][2]);
-        tmp[k * 4 + 3][oo] = gg[k][2];
-      }
-    }
-    for (int xi = 0; xi < 16; xi++) std::memcpy(U + xi * kc + i * co + o0, tmp[xi], size_t(no) * sizeof(float));
-  }
-}
+inline int64_t roundUp8(int64_t v) { return (v + 7) / 8 * 8; }
+
+// ---- F(2x2, 3x3): 4x4 input tiles at stride 2, columns split into even and odd ----
 
 /** E[j] = r[2j], O[j] = r[2j+1] for j < L (r holds 2L floats). */
 inline void deinterleave(const float* r, int64_t L, float* E, float* O) {
@@ -282,6 +265,319 @@ void gradTransformPlane(const float* gp, int64_t oh, int64_t ow, int64_t th, int
   }
 }
 
+/** The F(2x2) tile: transforms of one filter (U = G g G^T, dW = G^T dU G) and of one plane. */
+struct F2 {
+  static constexpr int64_t kM = 2, kA = 4, kX = 16;  // output tile, input tile, positions
+  /** u[k*4 + l] of U = G g G^T, G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]]. */
+  static void filter(const float g[3][3], float u[kX]) {
+    float gg[4][3];  // G g
+    for (int s = 0; s < 3; s++) {
+      gg[0][s] = g[0][s];
+      gg[1][s] = 0.5f * (g[0][s] + g[1][s] + g[2][s]);
+      gg[2][s] = 0.5f * (g[0][s] - g[1][s] + g[2][s]);
+      gg[3][s] = g[2][s];
+    }
+    for (int k = 0; k < 4; k++) {
+      u[k * 4 + 0] = gg[k][0];
+      u[k * 4 + 1] = 0.5f * (gg[k][0] + gg[k][1] + gg[k][2]);
+      u[k * 4 + 2] = 0.5f * (gg[k][0] - gg[k][1] + gg[k][2]);
+      u[k * 4 + 3] = gg[k][2];
+    }
+  }
+  /** g [3][3] = G^T dU G of one filter's gradient du[k*4 + l]. */
+  static void filterGrad(const float du[kX], float* g) {
+    float t[3][4];  // G^T u: G^T = [[1,.5,.5,0],[0,.5,-.5,0],[0,.5,.5,1]]
+    for (int l = 0; l < 4; l++) {
+      const float u0 = du[l], u1 = du[4 + l], u2 = du[8 + l], u3 = du[12 + l];
+      t[0][l] = u0 + 0.5f * (u1 + u2);
+      t[1][l] = 0.5f * (u1 - u2);
+      t[2][l] = 0.5f * (u1 + u2) + u3;
+    }
+    for (int r = 0; r < 3; r++) {
+      g[r * 3 + 0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+      g[r * 3 + 1] = 0.5f * (t[r][1] - t[r][2]);
+      g[r * 3 + 2] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+    }
+  }
+  static size_t rowBufFloats(int64_t tw) { return size_t(16 * (tw + 9)); }
+  static void input(const float* xp, int64_t h, int64_t w, int64_t padT, int64_t padL, int64_t th, int64_t tw,
+                    float* V, int64_t vs, float* buf) {
+    inputTransformPlane(xp, h, w, padT, padL, th, tw, V, vs, buf);
+  }
+  static void output(const float* M, int64_t ms, int64_t th, int64_t tw, float bias, float* yp, int64_t oh, int64_t ow,
+                     float* buf) {
+    outputTransformPlane(M, ms, th, tw, bias, yp, oh, ow, buf);
+  }
+  static void grad(const float* gp, int64_t oh, int64_t ow, int64_t th, int64_t tw, float* dM, int64_t ms,
+                   float* buf) {
+    gradTransformPlane(gp, oh, ow, th, tw, dM, ms, buf);
+  }
+};
+
+// ---- F(4x4, 3x3): 6x6 input tiles at stride 4, columns split by c mod 4 ----
+// B^T = [[4,0,-5,0,1,0],[0,-4,-4,1,1,0],[0,4,-4,-1,1,0],[0,-2,-1,2,1,0],[0,2,-1,-2,1,0],[0,4,0,-5,0,1]]
+// G = [[1/4,0,0],[-1/6,-1/6,-1/6],[-1/6,1/6,-1/6],[1/24,1/12,1/6],[1/24,-1/12,1/6],[0,0,1]]
+// A^T = [[1,1,1,1,1,0],[0,1,-1,2,-2,0],[0,1,1,4,4,0],[0,1,-1,8,-8,1]]
+
+/** P[k * Lp + j] = r[4j + k] for k < 4, j < Lp (a multiple of 8; r holds 4 Lp floats). */
+inline void deinterleave4(const float* r, int64_t Lp, float* P) {
+  // an in-lane 4x4 transpose leaves phase k as [j0 j2 j4 j6 | j1 j3 j5 j7]; the permute sorts it
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  for (int64_t j = 0; j < Lp; j += 8) {
+    const __m256 a = _mm256_loadu_ps(r + 4 * j), b = _mm256_loadu_ps(r + 4 * j + 8);
+    const __m256 c = _mm256_loadu_ps(r + 4 * j + 16), d = _mm256_loadu_ps(r + 4 * j + 24);
+    const __m256 t0 = _mm256_unpacklo_ps(a, b), t1 = _mm256_unpackhi_ps(a, b);
+    const __m256 t2 = _mm256_unpacklo_ps(c, d), t3 = _mm256_unpackhi_ps(c, d);
+    _mm256_storeu_ps(P + j, _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), order));
+    _mm256_storeu_ps(P + Lp + j, _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)), order));
+    _mm256_storeu_ps(P + 2 * Lp + j, _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), order));
+    _mm256_storeu_ps(P + 3 * Lp + j, _mm256_permutevar8x32_ps(_mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)), order));
+  }
+}
+
+/** r[4j + k] = P[k * Lp + j]: the inverse of deinterleave4 (the in-lane transpose is its own
+ *  inverse; the permute goes first). */
+inline void interleave4(const float* P, int64_t Lp, float* r) {
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int64_t j = 0; j < Lp; j += 8) {
+    const __m256 v0 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(P + j), order);
+    const __m256 v1 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(P + Lp + j), order);
+    const __m256 v2 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(P + 2 * Lp + j), order);
+    const __m256 v3 = _mm256_permutevar8x32_ps(_mm256_loadu_ps(P + 3 * Lp + j), order);
+    const __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+    const __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+    _mm256_storeu_ps(r + 4 * j, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)));
+    _mm256_storeu_ps(r + 4 * j + 8, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)));
+    _mm256_storeu_ps(r + 4 * j + 16, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)));
+    _mm256_storeu_ps(r + 4 * j + 24, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+}
+
+/** The phases of one row, P[k * Lp + j] = row[4j + k - padL] (zero outside columns [0, w)),
+ *  through the zero-padded copy pr (4 Lp floats). */
+inline void loadRow4(const float* row, int64_t w, int64_t padL, int64_t Lp, float* pr, float* P) {
+  const int64_t R = 4 * Lp, lead = std::min(padL, R), n = std::max<int64_t>(0, std::min(w, R - padL));
+  std::memset(pr, 0, size_t(lead) * sizeof(float));
+  std::memcpy(pr + lead, row, size_t(n) * sizeof(float));
+  std::memset(pr + lead + n, 0, size_t(R - lead - n) * sizeof(float));
+  deinterleave4(pr, Lp, P);
+}
+
+struct F4 {
+  static constexpr int64_t kM = 4, kA = 6, kX = 36;
+  /** u[k*6 + l] of U = G g G^T. */
+  static void filter(const float g[3][3], float u[kX]) {
+    float gg[6][3];  // G g
+    for (int s = 0; s < 3; s++) {
+      const float g0 = g[0][s], g1 = g[1][s], g2 = g[2][s];
+      gg[0][s] = 0.25f * g0;
+      gg[1][s] = -(g0 + g1 + g2) * (1.f / 6);
+      gg[2][s] = -(g0 - g1 + g2) * (1.f / 6);
+      gg[3][s] = g0 * (1.f / 24) + g1 * (1.f / 12) + g2 * (1.f / 6);
+      gg[4][s] = g0 * (1.f / 24) - g1 * (1.f / 12) + g2 * (1.f / 6);
+      gg[5][s] = g2;
+    }
+    for (int k = 0; k < 6; k++) {
+      const float g0 = gg[k][0], g1 = gg[k][1], g2 = gg[k][2];
+      u[k * 6 + 0] = 0.25f * g0;
+      u[k * 6 + 1] = -(g0 + g1 + g2) * (1.f / 6);
+      u[k * 6 + 2] = -(g0 - g1 + g2) * (1.f / 6);
+      u[k * 6 + 3] = g0 * (1.f / 24) + g1 * (1.f / 12) + g2 * (1.f / 6);
+      u[k * 6 + 4] = g0 * (1.f / 24) - g1 * (1.f / 12) + g2 * (1.f / 6);
+      u[k * 6 + 5] = g2;
+    }
+  }
+  /** g [3][3] = G^T dU G of one filter's gradient du[k*6 + l]. */
+  static void filterGrad(const float du[kX], float* g) {
+    float t[3][6];  // G^T dU
+    for (int l = 0; l < 6; l++) {
+      const float u0 = du[l], u1 = du[6 + l], u2 = du[12 + l], u3 = du[18 + l], u4 = du[24 + l], u5 = du[30 + l];
+      t[0][l] = 0.25f * u0 - (u1 + u2) * (1.f / 6) + (u3 + u4) * (1.f / 24);
+      t[1][l] = (u2 - u1) * (1.f / 6) + (u3 - u4) * (1.f / 12);
+      t[2][l] = (u3 + u4 - u1 - u2) * (1.f / 6) + u5;
+    }
+    for (int r = 0; r < 3; r++) {
+      const float* u = t[r];
+      g[r * 3 + 0] = 0.25f * u[0] - (u[1] + u[2]) * (1.f / 6) + (u[3] + u[4]) * (1.f / 24);
+      g[r * 3 + 1] = (u[2] - u[1]) * (1.f / 6) + (u[3] - u[4]) * (1.f / 12);
+      g[r * 3 + 2] = (u[3] + u[4] - u[1] - u[2]) * (1.f / 6) + u[5];
+    }
+  }
+  /** Covers input (6 rows of 4 Lp, 6 transformed rows, a padded row: 13 x 4 Lp, Lp =
+   *  roundUp8(tw + 1)), output (32 roundUp8(tw)) and gradient (44 roundUp8(tw)). */
+  static size_t rowBufFloats(int64_t tw) { return size_t(52 * roundUp8(tw + 1) + 16); }
+
+  /** V[xi][p] (xi stride vs) of the tiles of one input plane [h][w]: tile (ti, tj) covers input
+   *  rows 4ti-padT .. +5 and columns 4tj-padL .. +5 (zero outside the plane). */
+  static void input(const float* xp, int64_t h, int64_t w, int64_t padT, int64_t padL, int64_t th, int64_t tw,
+                    float* V, int64_t vs, float* buf) {
+    // phases of a row: P_k[j] = column 4j + k - padL, j < L; tile j takes P0..P3 at j, P0, P1 at j+1
+    const int64_t L = tw + 1, Lp = roundUp8(L), R = 4 * Lp;
+    float* D[6];  // the tile row's 6 input rows, each 4 phases of Lp
+    for (int r = 0; r < 6; r++) D[r] = buf + r * R;
+    float* t = buf + 6 * R;   // the 6 rows after B^T, same layout
+    float* pr = buf + 12 * R;  // a zero-padded input row
+    for (int64_t ti = 0; ti < th; ti++) {
+      // tiles overlap by two rows: rows 0-1 of this tile row are rows 4-5 of the previous one
+      if (ti > 0) { std::swap(D[0], D[4]); std::swap(D[1], D[5]); }
+      for (int r = ti > 0 ? 2 : 0; r < 6; r++) {
+        const int64_t iy = 4 * ti - padT + r;
+        if (iy < 0 || iy >= h) std::memset(D[r], 0, size_t(R) * sizeof(float));
+        else loadRow4(xp + iy * w, w, padL, Lp, pr, D[r]);
+      }
+      // B^T over rows, all phases at once (R floats per row)
+      {
+        const float *d0 = D[0], *d1 = D[1], *d2 = D[2], *d3 = D[3], *d4 = D[4], *d5 = D[5];
+        float *t0 = t, *t1 = t + R, *t2 = t + 2 * R, *t3 = t + 3 * R, *t4 = t + 4 * R, *t5 = t + 5 * R;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < R; j++) {
+          const float s12 = d1[j] + d2[j], m12 = d1[j] - d2[j], s34 = d4[j] + d3[j], m43 = d4[j] - d3[j];
+          const float m42 = d4[j] - d2[j], m31 = d3[j] - d1[j];
+          t0[j] = 4.f * d0[j] - 5.f * d2[j] + d4[j];
+          t1[j] = s34 - 4.f * s12;
+          t2[j] = m43 + 4.f * m12;
+          t3[j] = m42 + 2.f * m31;
+          t4[j] = m42 - 2.f * m31;
+          t5[j] = 4.f * d1[j] - 5.f * d3[j] + d5[j];
+        }
+      }
+      // B over columns: tile j's columns are P0[j], P1[j], P2[j], P3[j], P0[j+1], P1[j+1]
+      const int64_t p0 = ti * tw;
+      for (int k = 0; k < 6; k++) {
+        const float* c0 = t + k * R;
+        const float* c1 = c0 + Lp;
+        const float* c2 = c0 + 2 * Lp;
+        const float* c3 = c0 + 3 * Lp;
+        float* v0 = V + (k * 6 + 0) * vs + p0;
+        float* v1 = V + (k * 6 + 1) * vs + p0;
+        float* v2 = V + (k * 6 + 2) * vs + p0;
+        float* v3 = V + (k * 6 + 3) * vs + p0;
+        float* v4 = V + (k * 6 + 4) * vs + p0;
+        float* v5 = V + (k * 6 + 5) * vs + p0;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < tw; j++) {
+          const float e0 = c0[j], e1 = c1[j], e2 = c2[j], e3 = c3[j], e4 = c0[j + 1], e5 = c1[j + 1];
+          const float s12 = e1 + e2, m12 = e1 - e2, s34 = e4 + e3, m43 = e4 - e3, m42 = e4 - e2, m31 = e3 - e1;
+          v0[j] = 4.f * e0 - 5.f * e2 + e4;
+          v1[j] = s34 - 4.f * s12;
+          v2[j] = m43 + 4.f * m12;
+          v3[j] = m42 + 2.f * m31;
+          v4[j] = m42 - 2.f * m31;
+          v5[j] = 4.f * e1 - 5.f * e3 + e5;
+        }
+      }
+    }
+  }
+
+  /** One output plane [oh][ow] = A^T M A of its tiles (M[xi][p], xi stride ms) plus bias. */
+  static void output(const float* M, int64_t ms, int64_t th, int64_t tw, float bias, float* yp, int64_t oh,
+                     int64_t ow, float* buf) {
+    const int64_t Lq = roundUp8(tw);
+    float* s = buf;               // s[a][l]: A^T over the rows, output row a, tile column l
+    float* ph = buf + 24 * Lq;    // one output row as 4 column phases of Lq
+    float* rowb = ph + 4 * Lq;    // the row itself (4 Lq floats)
+    for (int64_t ti = 0; ti < th; ti++) {
+      const int64_t p0 = ti * tw;
+      for (int l = 0; l < 6; l++) {
+        const float* m0 = M + (0 * 6 + l) * ms + p0;
+        const float* m1 = M + (1 * 6 + l) * ms + p0;
+        const float* m2 = M + (2 * 6 + l) * ms + p0;
+        const float* m3 = M + (3 * 6 + l) * ms + p0;
+        const float* m4 = M + (4 * 6 + l) * ms + p0;
+        const float* m5 = M + (5 * 6 + l) * ms + p0;
+        float* s0 = s + (0 * 6 + l) * Lq;
+        float* s1 = s + (1 * 6 + l) * Lq;
+        float* s2 = s + (2 * 6 + l) * Lq;
+        float* s3 = s + (3 * 6 + l) * Lq;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < tw; j++) {
+          const float p12 = m1[j] + m2[j], d12 = m1[j] - m2[j], p34 = m3[j] + m4[j], d34 = m3[j] - m4[j];
+          s0[j] = m0[j] + p12 + p34;
+          s1[j] = d12 + 2.f * d34;
+          s2[j] = p12 + 4.f * p34;
+          s3[j] = d12 + 8.f * d34 + m5[j];
+        }
+      }
+      for (int a = 0; a < 4; a++) {
+        const int64_t oy = 4 * ti + a;
+        if (oy >= oh) break;
+        const float* q0 = s + (a * 6 + 0) * Lq;
+        const float* q1 = s + (a * 6 + 1) * Lq;
+        const float* q2 = s + (a * 6 + 2) * Lq;
+        const float* q3 = s + (a * 6 + 3) * Lq;
+        const float* q4 = s + (a * 6 + 4) * Lq;
+        const float* q5 = s + (a * 6 + 5) * Lq;
+        float *y0 = ph, *y1 = ph + Lq, *y2 = ph + 2 * Lq, *y3 = ph + 3 * Lq;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < tw; j++) {  // interleave4 moves the tail beyond tw too, never stored
+          const float p12 = q1[j] + q2[j], d12 = q1[j] - q2[j], p34 = q3[j] + q4[j], d34 = q3[j] - q4[j];
+          y0[j] = q0[j] + p12 + p34 + bias;
+          y1[j] = d12 + 2.f * d34 + bias;
+          y2[j] = p12 + 4.f * p34 + bias;
+          y3[j] = d12 + 8.f * d34 + q5[j] + bias;
+        }
+        interleave4(ph, Lq, rowb);
+        std::memcpy(yp + oy * ow, rowb, size_t(ow) * sizeof(float));
+      }
+    }
+  }
+
+  /** dM[xi][p] (xi stride ms) = A dY A^T of the 4x4 tiles of one output-gradient plane
+   *  [oh][ow] (zero beyond the plane). */
+  static void grad(const float* gp, int64_t oh, int64_t ow, int64_t th, int64_t tw, float* dM, int64_t ms,
+                   float* buf) {
+    // A = [[1,0,0,0],[1,1,1,1],[1,-1,1,-1],[1,2,4,8],[1,-2,4,-8],[0,0,0,1]], over rows then columns
+    const int64_t Lq = roundUp8(tw), R = 4 * Lq;
+    float* Y = buf;            // 4 rows of the tile row, each 4 column phases of Lq
+    float* r = buf + 4 * R;    // 6 rows after A, same layout
+    float* pr = buf + 10 * R;  // a zero-padded gradient row
+    for (int64_t ti = 0; ti < th; ti++) {
+      for (int a = 0; a < 4; a++) {
+        const int64_t oy = 4 * ti + a;
+        if (oy >= oh) std::memset(Y + a * R, 0, size_t(R) * sizeof(float));
+        else loadRow4(gp + oy * ow, ow, 0, Lq, pr, Y + a * R);
+      }
+      {
+        const float *y0 = Y, *y1 = Y + R, *y2 = Y + 2 * R, *y3 = Y + 3 * R;
+        float *r0 = r, *r1 = r + R, *r2 = r + 2 * R, *r3 = r + 3 * R, *r4 = r + 4 * R, *r5 = r + 5 * R;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < R; j++) {
+          const float e = y0[j] + y2[j], o = y1[j] + y3[j], e4 = y0[j] + 4.f * y2[j], o4 = 2.f * y1[j] + 8.f * y3[j];
+          r0[j] = y0[j];
+          r1[j] = e + o;
+          r2[j] = e - o;
+          r3[j] = e4 + o4;
+          r4[j] = e4 - o4;
+          r5[j] = y3[j];
+        }
+      }
+      const int64_t p0 = ti * tw;
+      for (int k = 0; k < 6; k++) {
+        const float* c0 = r + k * R;
+        const float* c1 = c0 + Lq;
+        const float* c2 = c0 + 2 * Lq;
+        const float* c3 = c0 + 3 * Lq;
+        float* d0 = dM + (k * 6 + 0) * ms + p0;
+        float* d1 = dM + (k * 6 + 1) * ms + p0;
+        float* d2 = dM + (k * 6 + 2) * ms + p0;
+        float* d3 = dM + (k * 6 + 3) * ms + p0;
+        float* d4 = dM + (k * 6 + 4) * ms + p0;
+        float* d5 = dM + (k * 6 + 5) * ms + p0;
+        #pragma GCC ivdep
+        for (int64_t j = 0; j < tw; j++) {
+          const float e = c0[j] + c2[j], o = c1[j] + c3[j], e4 = c0[j] + 4.f * c2[j], o4 = 2.f * c1[j] + 8.f * c3[j];
+          d0[j] = c0[j];
+          d1[j] = e + o;
+          d2[j] = e - o;
+          d3[j] = e4 + o4;
+          d4[j] = e4 - o4;
+          d5[j] = c3[j];
+        }
+      }
+    }
+  }
+};
+
 /** Transposes the 8x8 block r[0..7] (rows) in registers. */
 inline void transpose8(__m256 r[8]) {
   __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -336,6 +632,30 @@ int64_t chunkImages(int64_t n, int64_t perImage, int64_t T) {
   return std::clamp<int64_t>(nb, 1, n);
 }
 
+/** U [kX][ci][co] = G g G^T of every filter g [3][3]; g comes from wsrc [co][ci][3][3], or
+ *  transposed and flipped from forward weights [ci][co][3][3] (the backward-to-input pass). */
+template <class Tile>
+void transformWeights(const float* wsrc, int64_t co, int64_t ci, bool transposeFlip, float* U) {
+  constexpr int64_t kX = Tile::kX;
+  const int64_t kc = co * ci, ob = (co + 7) / 8;
+  // blocks of 8 output channels for one input channel: 8 read streams, 32-byte writes into U
+#pragma omp parallel for schedule(static) if (kc > 256)
+  for (int64_t bi = 0; bi < ob * ci; bi++) {
+    const int64_t i = bi / ob, o0 = (bi % ob) * 8, no = std::min<int64_t>(8, co - o0);
+    float tmp[kX][8];
+    for (int64_t oo = 0; oo < no; oo++) {
+      const int64_t o = o0 + oo;
+      float g[3][3], u[kX];
+      for (int r = 0; r < 3; r++)
+        for (int s = 0; s < 3; s++)
+          g[r][s] = transposeFlip ? wsrc[((i * co + o) * 3 + 2 - r) * 3 + 2 - s] : wsrc[((o * ci + i) * 3 + r) * 3 + s];
+      Tile::filter(g, u);
+      for (int xi = 0; xi < kX; xi++) tmp[xi][oo] = u[xi];
+    }
+    for (int xi = 0; xi < kX; xi++) std::memcpy(U + xi * kc + i * co + o0, tmp[xi], size_t(no) * sizeof(float));
+  }
+}
+
 }  // namespace
 
 int convWinogradMode() {
@@ -348,6 +668,16 @@ int convWinogradMode() {
 
 void setConvWinograd(int mode) { gWino = mode; }
 
+int winogradTile() {
+  if (gWinoTile < 0) {
+    const char* e = std::getenv("LDM_WINO_TILE");
+    gWinoTile = !e ? 0 : e[0] == '2' ? 2 : e[0] == '4' ? 4 : 0;
+  }
+  return gWinoTile;
+}
+
+void setWinogradTile(int tile) { gWinoTile = tile == 2 || tile == 4 ? tile : 0; }
+
 void setWinogradChunkKB(int64_t kb) { gWinoChunk = kb > 0 ? kb * 1024 : int64_t(1) << 40; }
 
 bool convWinogradWanted(int64_t cin, int64_t cout) {
@@ -357,25 +687,42 @@ bool convWinogradWanted(int64_t cin, int64_t cout) {
   return m == 1 || (m == 2 && !cpuHasAvx512() && cin >= 16 && cout >= 16);
 }
 
+namespace {
+
+/** The tile size for n output planes of oh x ow: the knob, or auto. Auto takes F(4x4) on planes
+ *  of at least 16x16 when the batch has enough 4x4 tiles for the products: at least 64 for the
+ *  forward products, 256 for the weight gradient's (its products have the tiles as the inner
+ *  dimension and write 36 cin x cout blocks). Measured on 2 AVX2 cores (ms, F(2x2) / F(4x4)):
+ *  64->64 32x32 n16 fwd 10.9/7.8, weight gradient 12.8/8.5; 128->128 16x16 n16 9.5/7.0 and
+ *  11.5/9.1; 128->128 16x16 n1 1.2/1.3 and 1.4/2.9; 128->128 8x8 n16 3.6/3.1 and 3.7/4.7,
+ *  n64 13.6/13.3 and 14.0/13.6 (8x8 planes stay F(2x2): little to gain, 20x more error). */
+int tileFor(int64_t n, int64_t oh, int64_t ow, bool weightGrad) {
+  const int t = winogradTile();
+  if (t != 0) return t;
+  const int64_t tiles4 = n * ((oh + 3) / 4) * ((ow + 3) / 4);
+  return std::min(oh, ow) >= 16 && tiles4 >= (weightGrad ? 256 : 64) ? 4 : 2;
+}
+
 /** Layouts (p = tile index within a chunk of images, image-major then tile row, tile column):
- *  V [16][P][cin], M [16][P][cout], U [16][cin][cout]: every product is M[xi] = V[xi] . U[xi] with
- *  the tiles as the long dimension, the shape dnnl_sgemm ran fastest (measured on one AVX2 core:
- *  73-89% of peak, against 31-41% with the tiles as columns). The transforms work on one plane
- *  at a time in a per-thread buffer (contiguous rows) and move kCB channels at once to or from the
- *  channel-minor layout. */
+ *  V [kX][P][cin], M [kX][P][cout], U [kX][cin][cout]: every product is M[xi] = V[xi] . U[xi]
+ *  with the tiles as the long dimension, the shape dnnl_sgemm ran fastest (measured on one AVX2
+ *  core: 73-89% of peak, against 31-41% with the tiles as columns). The transforms work on one
+ *  plane at a time in a per-thread buffer (contiguous rows) and move kCB channels at once to or
+ *  from the channel-minor layout. */
 constexpr int64_t kCB = 8;
 
-/** Per-thread buffers of the plane transforms: kCB planes of 16*T transformed tiles, plus the
+/** Per-thread buffers of the plane transforms: kCB planes of kX*T transformed tiles, plus the
  *  row buffers. */
-static size_t threadBufFloats(int64_t T, int64_t tw) { return size_t(kCB * 16 * T + 16 * (tw + 9)); }
+template <class Tile>
+size_t threadBufFloats(int64_t T, int64_t tw) { return size_t(kCB * Tile::kX * T) + Tile::rowBufFloats(tw); }
 
-/** The 16 products of one chunk (one per transformed tile position xi), shared out over the
+/** The kX products of one chunk (one per transformed tile position xi), shared out over the
  *  threads of the enclosing parallel region; a failing sgemm sets `failed` (shared), which the
  *  caller turns into an error after the region (no exception may leave an OpenMP region). */
 template <class Product>
-static void eachTileProduct(bool& failed, Product&& product) {
+void eachTileProduct(int nx, bool& failed, Product&& product) {
 #pragma omp for schedule(static)
-  for (int xi = 0; xi < 16; xi++) {
+  for (int xi = 0; xi < nx; xi++) {
     try {
       product(xi);
     } catch (...) {
@@ -385,18 +732,19 @@ static void eachTileProduct(bool& failed, Product&& product) {
   }
 }
 
-bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
-                    int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
-                    bool transposeFlip) {
-  if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  const int64_t th = (oh + 1) / 2, tw = (ow + 1) / 2, T = th * tw;
-  const int64_t nb = chunkImages(n, 16 * (ci + co) * T * int64_t(sizeof(float)), T);
-  float* U = scratch(kSlotWinoU, size_t(16 * co * ci));
-  float* V = scratch(kSlotWinoV, size_t(16 * ci * nb * T));
-  float* M = scratch(kSlotWinoM, size_t(16 * co * nb * T));
-  transformWeights(wsrc, co, ci, transposeFlip, U);
+template <class Tile>
+void forwardTiles(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
+                  int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
+                  bool transposeFlip) {
+  constexpr int64_t kX = Tile::kX, kM = Tile::kM;
+  const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
+  const int64_t nb = chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
+  float* U = scratch(kSlotWinoU, size_t(kX * co * ci));
+  float* V = scratch(kSlotWinoV, size_t(kX * ci * nb * T));
+  float* M = scratch(kSlotWinoM, size_t(kX * co * nb * T));
+  transformWeights<Tile>(wsrc, co, ci, transposeFlip, U);
   const int nt = omp_get_max_threads();
-  const size_t tb = threadBufFloats(T, tw);
+  const size_t tb = threadBufFloats<Tile>(T, tw);
   float* bufs = scratch(kSlotMisc, size_t(nt) * tb);
   const int64_t cbi = (ci + kCB - 1) / kCB, cbo = (co + kCB - 1) / kCB;
   bool failed = false;
@@ -405,46 +753,45 @@ bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
 #pragma omp parallel
     {
       float* loc = bufs + size_t(omp_get_thread_num()) * tb;
-      float* rows = loc + kCB * 16 * T;
+      float* rows = loc + kCB * kX * T;
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < cn * cbi; item++) {
         const int64_t i = item / cbi, c0 = (item % cbi) * kCB, nc = std::min(kCB, ci - c0);
         for (int64_t cc = 0; cc < nc; cc++)
-          inputTransformPlane(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * 16 * T, T, rows);
-        for (int xi = 0; xi < 16; xi++)
-          planesToMinor(loc + xi * T, 16 * T, T, nc, V + (size_t(xi) * P + i * T) * ci + c0, ci);
+          Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T, rows);
+        for (int xi = 0; xi < kX; xi++)
+          planesToMinor(loc + xi * T, kX * T, T, nc, V + (size_t(xi) * P + i * T) * ci + c0, ci);
       }
-      eachTileProduct(failed, [&](int xi) {
+      eachTileProduct(int(kX), failed, [&](int xi) {
         sgemm('N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
       });
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < cn * cbo; item++) {
         const int64_t i = item / cbo, o0 = (item % cbo) * kCB, nc = std::min(kCB, co - o0);
-        for (int xi = 0; xi < 16; xi++)
-          minorToPlanes(M + (size_t(xi) * P + i * T) * co + o0, co, T, nc, loc + xi * T, 16 * T);
+        for (int xi = 0; xi < kX; xi++)
+          minorToPlanes(M + (size_t(xi) * P + i * T) * co + o0, co, T, nc, loc + xi * T, kX * T);
         for (int64_t cc = 0; cc < nc; cc++) {
           const int64_t o = o0 + cc;
-          outputTransformPlane(loc + cc * 16 * T, T, th, tw, bias ? bias[o] : 0.f, y + ((n0 + i) * co + o) * oh * ow, oh,
-                               ow, rows);
+          Tile::output(loc + cc * kX * T, T, th, tw, bias ? bias[o] : 0.f, y + ((n0 + i) * co + o) * oh * ow, oh, ow,
+                       rows);
         }
       }
     }
     if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
   }
-  return true;
 }
 
-bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
-                                  int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
-                                  float* gb) {
-  if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  const int64_t th = (oh + 1) / 2, tw = (ow + 1) / 2, T = th * tw;
-  const int64_t nb = chunkImages(n, 16 * (ci + co) * T * int64_t(sizeof(float)), T);
-  float* dU = scratch(kSlotWinoU, size_t(16 * co * ci));
-  float* V = scratch(kSlotWinoV, size_t(16 * ci * nb * T));
-  float* dM = scratch(kSlotWinoM, size_t(16 * co * nb * T));
+template <class Tile>
+void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co,
+                         int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw, float* gb) {
+  constexpr int64_t kX = Tile::kX, kM = Tile::kM;
+  const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
+  const int64_t nb = chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
+  float* dU = scratch(kSlotWinoU, size_t(kX * co * ci));
+  float* V = scratch(kSlotWinoV, size_t(kX * ci * nb * T));
+  float* dM = scratch(kSlotWinoM, size_t(kX * co * nb * T));
   const int nt = omp_get_max_threads();
-  const size_t tb = threadBufFloats(T, tw);
+  const size_t tb = threadBufFloats<Tile>(T, tw);
   float* bufs = scratch(kSlotMisc, size_t(nt) * tb);
   const int64_t cbi = (ci + kCB - 1) / kCB, cbo = (co + kCB - 1) / kCB;
   bool failed = false;
@@ -454,7 +801,7 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
 #pragma omp parallel
     {
       float* loc = bufs + size_t(omp_get_thread_num()) * tb;
-      float* rows = loc + kCB * 16 * T;
+      float* rows = loc + kCB * kX * T;
       // one loop over the input blocks and then the output-gradient blocks
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < cn * (cbi + cbo); item++) {
@@ -463,16 +810,16 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
         const int64_t C = isX ? ci : co, c0 = (isX ? b : b - cbi) * kCB, nc = std::min(kCB, C - c0);
         for (int64_t cc = 0; cc < nc; cc++) {
           if (isX)
-            inputTransformPlane(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * 16 * T, T, rows);
+            Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T, rows);
           else
-            gradTransformPlane(gy + ((n0 + i) * co + c0 + cc) * oh * ow, oh, ow, th, tw, loc + cc * 16 * T, T, rows);
+            Tile::grad(gy + ((n0 + i) * co + c0 + cc) * oh * ow, oh, ow, th, tw, loc + cc * kX * T, T, rows);
         }
         float* dst = isX ? V : dM;
-        for (int xi = 0; xi < 16; xi++)
-          planesToMinor(loc + xi * T, 16 * T, T, nc, dst + (size_t(xi) * P + i * T) * C + c0, C);
+        for (int xi = 0; xi < kX; xi++)
+          planesToMinor(loc + xi * T, kX * T, T, nc, dst + (size_t(xi) * P + i * T) * C + c0, C);
       }
       // dU[xi] [ci][co] (+)= V[xi]^T . dM[xi]
-      eachTileProduct(failed, [&](int xi) {
+      eachTileProduct(int(kX), failed, [&](int xi) {
         sgemm('T', 'N', ci, co, P, V + xi * P * ci, ci, dM + xi * P * co, co, beta, dU + xi * ci * co, co);
       });
     }
@@ -485,20 +832,9 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
 #pragma omp for schedule(static) nowait
     for (int64_t io = 0; io < kc; io++) {  // output channel fastest: dU is read contiguously
       const int64_t i = io / co, o = io % co;
-      float u[4][4];
-      for (int xi = 0; xi < 16; xi++) u[xi / 4][xi % 4] = dU[xi * kc + io];
-      float t[3][4];  // G^T u: G^T = [[1,.5,.5,0],[0,.5,-.5,0],[0,.5,.5,1]]
-      for (int l = 0; l < 4; l++) {
-        t[0][l] = u[0][l] + 0.5f * (u[1][l] + u[2][l]);
-        t[1][l] = 0.5f * (u[1][l] - u[2][l]);
-        t[2][l] = 0.5f * (u[1][l] + u[2][l]) + u[3][l];
-      }
-      float* g = gw + (o * ci + i) * 9;
-      for (int r = 0; r < 3; r++) {
-        g[r * 3 + 0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
-        g[r * 3 + 1] = 0.5f * (t[r][1] - t[r][2]);
-        g[r * 3 + 2] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
-      }
+      float u[kX];
+      for (int xi = 0; xi < kX; xi++) u[xi] = dU[xi * kc + io];
+      Tile::filterGrad(u, gw + (o * ci + i) * 9);
     }
     if (gb) {
 #pragma omp for schedule(static)
@@ -514,6 +850,29 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
       }
     }
   }
+}
+
+}  // namespace
+
+bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
+                    int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
+                    bool transposeFlip) {
+  if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
+  if (tileFor(n, oh, ow, false) == 4)
+    forwardTiles<F4>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
+  else
+    forwardTiles<F2>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
+  return true;
+}
+
+bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
+                                  int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
+                                  float* gb) {
+  if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
+  if (tileFor(n, oh, ow, true) == 4)
+    backwardWeightTiles<F4>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);
+  else
+    backwardWeightTiles<F2>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);
   return true;
 }
 

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvWinograd, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
+import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvWinograd, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -134,24 +134,35 @@ if (!nat) {
       ['Winograd tiles: 3x3 pad 1, odd 7x9, 16->20', geom(2, 16, 7, 9, 20, 3, 3, 1, [1, 1, 1, 1]), true],
       ['Winograd tiles: 3x3 asymmetric (2,0,1,2), 32->16 (8-channel blocks and tails)', geom(3, 32, 5, 5, 16, 3, 3, 1, [2, 0, 1, 2]), true],
       ['Winograd tiles: 3x3 pad 1, 8x8 with 9 images (chunked batch), 24->40', geom(9, 24, 8, 8, 40, 3, 3, 1, [1, 1, 1, 1]), true],
+      // F(4x4): ragged 4x4 tiles in both directions, more than one 8-column phase block (ow 37),
+      // and a batch split into chunks (40x40 planes: 2 images of 16+16 channels per chunk)
+      ['Winograd tiles: 3x3 pad 1, 18x37, 16->24', geom(2, 16, 18, 37, 24, 3, 3, 1, [1, 1, 1, 1]), true],
+      ['Winograd tiles: 3x3 pad 1, 40x40 with 5 images, 16->16', geom(5, 16, 40, 40, 16, 3, 3, 1, [1, 1, 1, 1]), false],
     );
     // Every case on each path: the direct stride-1 AVX-512 kernels (where they apply; without
     // AVX-512 this runs oneDNN too), oneDNN on the whole batch, oneDNN one image per call
-    // (weight gradients summed over the calls), and Winograd for every 3x3 stride-1 case.
-    const modes = [['direct', 'on', 0, 'off'], ['oneDNN', 'off', 0, 'off'], ['oneDNN one image at a time', 'off', 1, 'off'],
-      ['Winograd', 'off', 0, 'on']] as const;
-    for (const [mode, direct, chunkKB, wino] of modes) for (const [label, g, withBias] of cases) {
+    // (weight gradients summed over the calls), and Winograd F(2x2) and F(4x4) for every 3x3
+    // stride-1 case. All within 1e-4 of the largest reference value; measured on 64-256 channel
+    // layers F(2x2) stays within 6e-7 of it and F(4x4) within 1.5e-5 (a wrong transform is off
+    // by O(1)).
+    const modes = [['direct', 'on', 0, 'off', 'auto'], ['oneDNN', 'off', 0, 'off', 'auto'],
+      ['oneDNN one image at a time', 'off', 1, 'off', 'auto'], ['Winograd F(2x2)', 'off', 0, 'on', 2],
+      ['Winograd F(4x4)', 'off', 0, 'on', 4]] as const;
+    for (const [mode, direct, chunkKB, wino, tile] of modes) for (const [label, g, withBias] of cases) {
       it(`${mode}: ${label}`, () => {
         const wasDirect = setConvDirect() ?? 'auto', wasChunk = setConvChunkKB(-1) ?? 0, wasWino = setConvWinograd() ?? 'auto';
+        const wasTile = setConvWinogradTile() ?? 'auto';
         setConvDirect(direct);
         setConvChunkKB(chunkKB);
         setConvWinograd(wino);
+        setConvWinogradTile(tile);
         try {
           checkConv(g, withBias);
         } finally {
           setConvDirect(wasDirect);
           setConvChunkKB(wasChunk);
           setConvWinograd(wasWino);
+          setConvWinogradTile(wasTile);
         }
       });
     }

@@ -23,10 +23,11 @@ export interface NativeExtras {
   convChunkKB(kb: number): number;
   convDirect(mode: number): number;
   convWinograd(mode: number): number;
+  convWinogradTile(tile: number): number;
 }
 
 /** Names of the addon's exports that are not kernels of the contract. */
-export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convWinograd'];
+export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convWinograd', 'convWinogradTile'];
 
 /** The raw addon: every kernel it exports has exactly the contract's signature (written once, in
  *  backend/types.ts; the C++ reads Conv2dGeom by field name), so the kernels need no adapter.
@@ -96,7 +97,7 @@ export function loadNative(): PartialKernels | null {
   const { addon } = load();
   if (!addon) return null;
   // Every export that is not an extra is a kernel with the contract's signature (Addon above).
-  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convWinograd: _w, ...kernels } = addon;
+  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convWinograd: _w, convWinogradTile: _t, ...kernels } = addon;
   return { name: 'native', ...kernels };
 }
 
@@ -136,7 +137,7 @@ export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'of
 }
 
 /** Chooses where 3x3 stride-1 convolutions (all three passes) run: 'auto' (default, or
- *  LDM_CONV_WINOGRAD): the Winograd F(2x2,3x3) kernels of native/conv_winograd.cc on a CPU
+ *  LDM_CONV_WINOGRAD): the Winograd kernels of native/conv_winograd.cc on a CPU
  *  without AVX-512 when both channel counts are at least 16, oneDNN (or the direct kernels)
  *  otherwise; 'on': Winograd for every 3x3 stride-1 fp32 convolution; 'off': never. No argument
  *  only reads. Returns the mode in effect, or null when the addon is not loaded. A tuning knob
@@ -144,6 +145,18 @@ export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'of
 export function setConvWinograd(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'off' | null {
   const { addon } = load();
   return addon ? modeKnob((code) => addon.convWinograd(code), mode) : null;
+}
+
+/** Chooses the Winograd tile of those convolutions: 2 runs F(2x2,3x3), 4 runs F(4x4,3x3) (fewer
+ *  multiplies, more rounding), 'auto' (default, or LDM_WINO_TILE=2|4) F(4x4) where the output
+ *  planes are at least 16x16 and the batch has enough tiles, F(2x2) elsewhere. No argument only
+ *  reads. Returns the tile in effect,
+ *  or null when the addon is not loaded. A tuning knob for tests and benchmarks. */
+export function setConvWinogradTile(tile?: 'auto' | 2 | 4): 'auto' | 2 | 4 | null {
+  const { addon } = load();
+  if (!addon) return null;
+  const r = addon.convWinogradTile(tile === undefined ? -1 : tile === 'auto' ? 0 : tile);
+  return r === 2 || r === 4 ? r : 'auto';
 }
 
 /** Sets the precision of the native convolutions: 'bf16' multiplies in bf16 with f32 inputs,

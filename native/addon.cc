@@ -8,7 +8,10 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <pthread.h>
+
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -327,11 +330,35 @@ std::vector<KernelDef>& registry() {
   return r;
 }
 
+/** The asynchronous signals (all but the fault signals, which V8's WebAssembly trap handler and
+ *  crash reporting need at once). */
+sigset_t asyncSignals() {
+  sigset_t s;
+  sigfillset(&s);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT}) sigdelset(&s, sig);
+  return s;
+}
+
+/** Holds asynchronous signals back while a kernel runs; they are delivered when it returns.
+ *  Why: a handler running on a thread inside oneDNN's JIT gemm (dnnl_sgemm) corrupts the heap
+ *  (measured: `node --cpu-prof`, whose SIGPROF samples the main thread, aborted with "corrupted
+ *  size vs. prev_size" within 200 matmuls, every run; Ctrl-C's SIGINT or a child's SIGCHLD would
+ *  land the same way). The OpenMP workers block them for good (Init). */
+struct AsyncSignalsHeld {
+  sigset_t old;
+  AsyncSignalsHeld() {
+    static const sigset_t all = asyncSignals();
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+  }
+  ~AsyncSignalsHeld() { pthread_sigmask(SIG_SETMASK, &old, nullptr); }
+};
+
 napi_value dispatch(napi_env env, napi_callback_info info) {
   void* data = nullptr;
   size_t argc = 0;
   napi_get_cb_info(env, info, &argc, nullptr, nullptr, &data);
   const KernelDef* def = static_cast<const KernelDef*>(data);
+  AsyncSignalsHeld held;
   try {
     Args a(env, info, def->name);
     if (def->vfn) return def->vfn(a);
@@ -371,6 +398,12 @@ static napi_value Init(napi_env env, napi_value exports) {
   static bool tuned = false;
   if (!tuned) {
     tuneMalloc();
+    // The OpenMP pool starts here with the asynchronous signals blocked, and its threads keep
+    // that mask: process-directed signals then always go to the main thread, never to a worker
+    // inside a kernel (see AsyncSignalsHeld).
+    AsyncSignalsHeld held;
+#pragma omp parallel
+    { (void)omp_get_thread_num(); }
     tuned = true;
   }
   std::vector<KernelDef>& r = registry();

@@ -4,12 +4,18 @@
 // file passes by checking that loadNative() reports null with a reason.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
 import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvWinograd, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -541,6 +547,24 @@ if (!nat) {
         assert.ok(mixed[0]!.some((v, i) => v !== exact[0]![i]), 'bf16 run should differ from fp32 in the last bits');
       } finally { setNativePrecision('fp32'); }
       run().forEach((a, i) => close(`fp32 again ${i}`, a, exact[i]!, 0, 0));
+    });
+    it('keeps the heap whole when signals arrive during kernels (node --cpu-prof samples with SIGPROF)', () => {
+      // Before asynchronous signals were held back around kernels, a signal handler running inside
+      // oneDNN's gemm corrupted the heap: this child aborted ("corrupted size vs. prev_size") every run.
+      const dir = mkdtempSync(join(tmpdir(), 'ldm-sig-'));
+      try {
+        const script = join(dir, 'mm.ts');
+        writeFileSync(script, `import { loadNative } from ${JSON.stringify(join(ROOT, 'src/backend/native/index.ts'))};
+const n = loadNative()!;
+const a = new Float32Array(128 * 256).fill(0.5), c = new Float32Array(128 * 128);
+for (let i = 0; i < 400; i++) n.matmul(a, a, c, 1, 128, 256, 128, false, false, 0, 0, false);
+console.log('done', c[0]);
+`);
+        const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-interval', '50', '--import', 'tsx', script],
+          { cwd: ROOT, encoding: 'utf8', timeout: 120000 });
+        assert.equal(r.status, 0, `child exited with ${r.status} (${r.signal ?? ''}): ${r.stderr.slice(-400)}`);
+        assert.match(r.stdout, /^done 64\n/);
+      } finally { rmSync(dir, { recursive: true, force: true }); }
     });
     it('reads the convolution geometry by field name', () => {
       const g = geom(1, 2, 4, 4, 3, 3, 3, 1, [1, 1, 1, 1]);

@@ -91,7 +91,7 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
   const extras = samplerExtras(sampler, o);
   const report: EvalReport = {
     model: m.path, bpd: null, accuracy: null, fid: null,
-    sampling: { sampler, steps: steps, guidance, seed: o.seed, ...(o.eta !== undefined ? { eta: o.eta } : {}), ...(extras.scheduler ? { scheduler: extras.scheduler } : {}) },
+    sampling: { sampler, steps, guidance, seed: o.seed, ...(o.eta !== undefined ? { eta: o.eta } : {}), ...(extras.scheduler ? { scheduler: extras.scheduler } : {}) },
   };
   // a LatentDiffusion: no pixel bits/dim (its bound is over latents); accuracy of decoded samples
   const latent = m.model instanceof LatentDiffusion;
@@ -114,7 +114,7 @@ export async function evalCommand(ckpt: string | undefined, o: EvalCommandOption
     const bar = stepBar('samples');
     const t0 = Date.now();
     const acc = evalClassAccuracy(m.model, m.cls, classifier, {
-      perClass: o.perClass, sampler, steps: steps, eta: o.eta, guidance, seed: o.seed, onBatch: bar.onStep, samplerOptions: extras,
+      perClass: o.perClass, sampler, steps, eta: o.eta, guidance, seed: o.seed, onBatch: bar.onStep, samplerOptions: extras,
     });
     bar.stop();
     report.sampling.secondsPerSample = (Date.now() - t0) / 1000 / acc.n;

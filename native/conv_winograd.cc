@@ -365,42 +365,76 @@ inline void loadRow4(const float* row, int64_t w, int64_t padL, int64_t Lp, floa
 
 struct F4 {
   static constexpr int64_t kM = 4, kA = 6, kX = 36;
+  // The five 1-D maps, each written once and applied over rows, then over columns (the tile
+  // transforms are separable): G [6x3], G^T, B^T [6x6], A^T [4x6], A [6x4] of Lavin's F(4x4,3x3)
+  // with the points 0, +-1, +-2 and infinity.
+  /** o = G g. */
+  static inline void mapG(const float g[3], float o[6]) {
+    o[0] = 0.25f * g[0];
+    o[1] = -(g[0] + g[1] + g[2]) * (1.f / 6);
+    o[2] = -(g[0] - g[1] + g[2]) * (1.f / 6);
+    o[3] = g[0] * (1.f / 24) + g[1] * (1.f / 12) + g[2] * (1.f / 6);
+    o[4] = g[0] * (1.f / 24) - g[1] * (1.f / 12) + g[2] * (1.f / 6);
+    o[5] = g[2];
+  }
+  /** o = G^T u. */
+  static inline void mapGt(const float u[6], float o[3]) {
+    o[0] = 0.25f * u[0] - (u[1] + u[2]) * (1.f / 6) + (u[3] + u[4]) * (1.f / 24);
+    o[1] = (u[2] - u[1]) * (1.f / 6) + (u[3] - u[4]) * (1.f / 12);
+    o[2] = (u[3] + u[4] - u[1] - u[2]) * (1.f / 6) + u[5];
+  }
+  /** o = B^T d. */
+  static inline void mapBt(const float d[6], float o[6]) {
+    const float s12 = d[1] + d[2], m12 = d[1] - d[2], s34 = d[4] + d[3], m43 = d[4] - d[3];
+    const float m42 = d[4] - d[2], m31 = d[3] - d[1];
+    o[0] = 4.f * d[0] - 5.f * d[2] + d[4];
+    o[1] = s34 - 4.f * s12;
+    o[2] = m43 + 4.f * m12;
+    o[3] = m42 + 2.f * m31;
+    o[4] = m42 - 2.f * m31;
+    o[5] = 4.f * d[1] - 5.f * d[3] + d[5];
+  }
+  /** o = A^T m. */
+  static inline void mapAt(const float m[6], float o[4]) {
+    const float p12 = m[1] + m[2], d12 = m[1] - m[2], p34 = m[3] + m[4], d34 = m[3] - m[4];
+    o[0] = m[0] + p12 + p34;
+    o[1] = d12 + 2.f * d34;
+    o[2] = p12 + 4.f * p34;
+    o[3] = d12 + 8.f * d34 + m[5];
+  }
+  /** o = A y. */
+  static inline void mapA(const float y[4], float o[6]) {
+    const float e = y[0] + y[2], od = y[1] + y[3], e4 = y[0] + 4.f * y[2], o4 = 2.f * y[1] + 8.f * y[3];
+    o[0] = y[0];
+    o[1] = e + od;
+    o[2] = e - od;
+    o[3] = e4 + o4;
+    o[4] = e4 - o4;
+    o[5] = y[3];
+  }
+
   /** u[k*6 + l] of U = G g G^T. */
   static void filter(const float g[3][3], float u[kX]) {
-    float gg[6][3];  // G g
+    float gg[3][6];  // (G g)^T: column s of g mapped
     for (int s = 0; s < 3; s++) {
-      const float g0 = g[0][s], g1 = g[1][s], g2 = g[2][s];
-      gg[0][s] = 0.25f * g0;
-      gg[1][s] = -(g0 + g1 + g2) * (1.f / 6);
-      gg[2][s] = -(g0 - g1 + g2) * (1.f / 6);
-      gg[3][s] = g0 * (1.f / 24) + g1 * (1.f / 12) + g2 * (1.f / 6);
-      gg[4][s] = g0 * (1.f / 24) - g1 * (1.f / 12) + g2 * (1.f / 6);
-      gg[5][s] = g2;
+      const float col[3] = {g[0][s], g[1][s], g[2][s]};
+      mapG(col, gg[s]);
     }
     for (int k = 0; k < 6; k++) {
-      const float g0 = gg[k][0], g1 = gg[k][1], g2 = gg[k][2];
-      u[k * 6 + 0] = 0.25f * g0;
-      u[k * 6 + 1] = -(g0 + g1 + g2) * (1.f / 6);
-      u[k * 6 + 2] = -(g0 - g1 + g2) * (1.f / 6);
-      u[k * 6 + 3] = g0 * (1.f / 24) + g1 * (1.f / 12) + g2 * (1.f / 6);
-      u[k * 6 + 4] = g0 * (1.f / 24) - g1 * (1.f / 12) + g2 * (1.f / 6);
-      u[k * 6 + 5] = g2;
+      const float row[3] = {gg[0][k], gg[1][k], gg[2][k]};
+      mapG(row, u + k * 6);
     }
   }
   /** g [3][3] = G^T dU G of one filter's gradient du[k*6 + l]. */
   static void filterGrad(const float du[kX], float* g) {
-    float t[3][6];  // G^T dU
+    float t[6][3];  // (G^T dU)^T
     for (int l = 0; l < 6; l++) {
-      const float u0 = du[l], u1 = du[6 + l], u2 = du[12 + l], u3 = du[18 + l], u4 = du[24 + l], u5 = du[30 + l];
-      t[0][l] = 0.25f * u0 - (u1 + u2) * (1.f / 6) + (u3 + u4) * (1.f / 24);
-      t[1][l] = (u2 - u1) * (1.f / 6) + (u3 - u4) * (1.f / 12);
-      t[2][l] = (u3 + u4 - u1 - u2) * (1.f / 6) + u5;
+      const float col[6] = {du[l], du[6 + l], du[12 + l], du[18 + l], du[24 + l], du[30 + l]};
+      mapGt(col, t[l]);
     }
     for (int r = 0; r < 3; r++) {
-      const float* u = t[r];
-      g[r * 3 + 0] = 0.25f * u[0] - (u[1] + u[2]) * (1.f / 6) + (u[3] + u[4]) * (1.f / 24);
-      g[r * 3 + 1] = (u[2] - u[1]) * (1.f / 6) + (u[3] - u[4]) * (1.f / 12);
-      g[r * 3 + 2] = (u[3] + u[4] - u[1] - u[2]) * (1.f / 6) + u[5];
+      const float row[6] = {t[0][r], t[1][r], t[2][r], t[3][r], t[4][r], t[5][r]};
+      mapGt(row, g + r * 3);
     }
   }
   /** Covers input (6 rows of 4 Lp, 6 transformed rows, a padded row: 13 x 4 Lp, Lp =
@@ -426,44 +460,24 @@ struct F4 {
         else loadRow4(xp + iy * w, w, padL, Lp, pr, D[r]);
       }
       // B^T over rows, all phases at once (R floats per row)
-      {
-        const float *d0 = D[0], *d1 = D[1], *d2 = D[2], *d3 = D[3], *d4 = D[4], *d5 = D[5];
-        float *t0 = t, *t1 = t + R, *t2 = t + 2 * R, *t3 = t + 3 * R, *t4 = t + 4 * R, *t5 = t + 5 * R;
-        #pragma GCC ivdep
-        for (int64_t j = 0; j < R; j++) {
-          const float s12 = d1[j] + d2[j], m12 = d1[j] - d2[j], s34 = d4[j] + d3[j], m43 = d4[j] - d3[j];
-          const float m42 = d4[j] - d2[j], m31 = d3[j] - d1[j];
-          t0[j] = 4.f * d0[j] - 5.f * d2[j] + d4[j];
-          t1[j] = s34 - 4.f * s12;
-          t2[j] = m43 + 4.f * m12;
-          t3[j] = m42 + 2.f * m31;
-          t4[j] = m42 - 2.f * m31;
-          t5[j] = 4.f * d1[j] - 5.f * d3[j] + d5[j];
-        }
+      #pragma GCC ivdep
+      for (int64_t j = 0; j < R; j++) {
+        const float d[6] = {D[0][j], D[1][j], D[2][j], D[3][j], D[4][j], D[5][j]};
+        float o[6];
+        mapBt(d, o);
+        for (int k = 0; k < 6; k++) t[k * R + j] = o[k];
       }
       // B over columns: tile j's columns are P0[j], P1[j], P2[j], P3[j], P0[j+1], P1[j+1]
       const int64_t p0 = ti * tw;
       for (int k = 0; k < 6; k++) {
-        const float* c0 = t + k * R;
-        const float* c1 = c0 + Lp;
-        const float* c2 = c0 + 2 * Lp;
-        const float* c3 = c0 + 3 * Lp;
-        float* v0 = V + (k * 6 + 0) * vs + p0;
-        float* v1 = V + (k * 6 + 1) * vs + p0;
-        float* v2 = V + (k * 6 + 2) * vs + p0;
-        float* v3 = V + (k * 6 + 3) * vs + p0;
-        float* v4 = V + (k * 6 + 4) * vs + p0;
-        float* v5 = V + (k * 6 + 5) * vs + p0;
+        const float* c = t + k * R;
+        float* v = V + k * 6 * vs + p0;
         #pragma GCC ivdep
         for (int64_t j = 0; j < tw; j++) {
-          const float e0 = c0[j], e1 = c1[j], e2 = c2[j], e3 = c3[j], e4 = c0[j + 1], e5 = c1[j + 1];
-          const float s12 = e1 + e2, m12 = e1 - e2, s34 = e4 + e3, m43 = e4 - e3, m42 = e4 - e2, m31 = e3 - e1;
-          v0[j] = 4.f * e0 - 5.f * e2 + e4;
-          v1[j] = s34 - 4.f * s12;
-          v2[j] = m43 + 4.f * m12;
-          v3[j] = m42 + 2.f * m31;
-          v4[j] = m42 - 2.f * m31;
-          v5[j] = 4.f * e1 - 5.f * e3 + e5;
+          const float e[6] = {c[j], c[Lp + j], c[2 * Lp + j], c[3 * Lp + j], c[j + 1], c[Lp + j + 1]};
+          float o[6];
+          mapBt(e, o);
+          for (int l = 0; l < 6; l++) v[l * vs + j] = o[l];
         }
       }
     }
@@ -479,42 +493,26 @@ struct F4 {
     for (int64_t ti = 0; ti < th; ti++) {
       const int64_t p0 = ti * tw;
       for (int l = 0; l < 6; l++) {
-        const float* m0 = M + (0 * 6 + l) * ms + p0;
-        const float* m1 = M + (1 * 6 + l) * ms + p0;
-        const float* m2 = M + (2 * 6 + l) * ms + p0;
-        const float* m3 = M + (3 * 6 + l) * ms + p0;
-        const float* m4 = M + (4 * 6 + l) * ms + p0;
-        const float* m5 = M + (5 * 6 + l) * ms + p0;
-        float* s0 = s + (0 * 6 + l) * Lq;
-        float* s1 = s + (1 * 6 + l) * Lq;
-        float* s2 = s + (2 * 6 + l) * Lq;
-        float* s3 = s + (3 * 6 + l) * Lq;
+        const float* m = M + l * ms + p0;  // m[k * 6 * ms + j]: row k of tile column l
+        float* sl = s + l * Lq;            // sl[a * 6 * Lq + j]
         #pragma GCC ivdep
         for (int64_t j = 0; j < tw; j++) {
-          const float p12 = m1[j] + m2[j], d12 = m1[j] - m2[j], p34 = m3[j] + m4[j], d34 = m3[j] - m4[j];
-          s0[j] = m0[j] + p12 + p34;
-          s1[j] = d12 + 2.f * d34;
-          s2[j] = p12 + 4.f * p34;
-          s3[j] = d12 + 8.f * d34 + m5[j];
+          const float c[6] = {m[j], m[6 * ms + j], m[12 * ms + j], m[18 * ms + j], m[24 * ms + j], m[30 * ms + j]};
+          float o[4];
+          mapAt(c, o);
+          for (int a = 0; a < 4; a++) sl[a * 6 * Lq + j] = o[a];
         }
       }
       for (int a = 0; a < 4; a++) {
         const int64_t oy = 4 * ti + a;
         if (oy >= oh) break;
-        const float* q0 = s + (a * 6 + 0) * Lq;
-        const float* q1 = s + (a * 6 + 1) * Lq;
-        const float* q2 = s + (a * 6 + 2) * Lq;
-        const float* q3 = s + (a * 6 + 3) * Lq;
-        const float* q4 = s + (a * 6 + 4) * Lq;
-        const float* q5 = s + (a * 6 + 5) * Lq;
-        float *y0 = ph, *y1 = ph + Lq, *y2 = ph + 2 * Lq, *y3 = ph + 3 * Lq;
+        const float* q = s + a * 6 * Lq;
         #pragma GCC ivdep
         for (int64_t j = 0; j < tw; j++) {  // interleave4 moves the tail beyond tw too, never stored
-          const float p12 = q1[j] + q2[j], d12 = q1[j] - q2[j], p34 = q3[j] + q4[j], d34 = q3[j] - q4[j];
-          y0[j] = q0[j] + p12 + p34 + bias;
-          y1[j] = d12 + 2.f * d34 + bias;
-          y2[j] = p12 + 4.f * p34 + bias;
-          y3[j] = d12 + 8.f * d34 + q5[j] + bias;
+          const float c[6] = {q[j], q[Lq + j], q[2 * Lq + j], q[3 * Lq + j], q[4 * Lq + j], q[5 * Lq + j]};
+          float o[4];
+          mapAt(c, o);
+          for (int b = 0; b < 4; b++) ph[b * Lq + j] = o[b] + bias;
         }
         interleave4(ph, Lq, rowb);
         std::memcpy(yp + oy * ow, rowb, size_t(ow) * sizeof(float));
@@ -537,41 +535,23 @@ struct F4 {
         if (oy >= oh) std::memset(Y + a * R, 0, size_t(R) * sizeof(float));
         else loadRow4(gp + oy * ow, ow, 0, Lq, pr, Y + a * R);
       }
-      {
-        const float *y0 = Y, *y1 = Y + R, *y2 = Y + 2 * R, *y3 = Y + 3 * R;
-        float *r0 = r, *r1 = r + R, *r2 = r + 2 * R, *r3 = r + 3 * R, *r4 = r + 4 * R, *r5 = r + 5 * R;
-        #pragma GCC ivdep
-        for (int64_t j = 0; j < R; j++) {
-          const float e = y0[j] + y2[j], o = y1[j] + y3[j], e4 = y0[j] + 4.f * y2[j], o4 = 2.f * y1[j] + 8.f * y3[j];
-          r0[j] = y0[j];
-          r1[j] = e + o;
-          r2[j] = e - o;
-          r3[j] = e4 + o4;
-          r4[j] = e4 - o4;
-          r5[j] = y3[j];
-        }
+      #pragma GCC ivdep
+      for (int64_t j = 0; j < R; j++) {
+        const float y[4] = {Y[j], Y[R + j], Y[2 * R + j], Y[3 * R + j]};
+        float o[6];
+        mapA(y, o);
+        for (int k = 0; k < 6; k++) r[k * R + j] = o[k];
       }
       const int64_t p0 = ti * tw;
       for (int k = 0; k < 6; k++) {
-        const float* c0 = r + k * R;
-        const float* c1 = c0 + Lq;
-        const float* c2 = c0 + 2 * Lq;
-        const float* c3 = c0 + 3 * Lq;
-        float* d0 = dM + (k * 6 + 0) * ms + p0;
-        float* d1 = dM + (k * 6 + 1) * ms + p0;
-        float* d2 = dM + (k * 6 + 2) * ms + p0;
-        float* d3 = dM + (k * 6 + 3) * ms + p0;
-        float* d4 = dM + (k * 6 + 4) * ms + p0;
-        float* d5 = dM + (k * 6 + 5) * ms + p0;
+        const float* c = r + k * R;
+        float* d = dM + k * 6 * ms + p0;
         #pragma GCC ivdep
         for (int64_t j = 0; j < tw; j++) {
-          const float e = c0[j] + c2[j], o = c1[j] + c3[j], e4 = c0[j] + 4.f * c2[j], o4 = 2.f * c1[j] + 8.f * c3[j];
-          d0[j] = c0[j];
-          d1[j] = e + o;
-          d2[j] = e - o;
-          d3[j] = e4 + o4;
-          d4[j] = e4 - o4;
-          d5[j] = c3[j];
+          const float y[4] = {c[j], c[Lq + j], c[2 * Lq + j], c[3 * Lq + j]};
+          float o[6];
+          mapA(y, o);
+          for (int l = 0; l < 6; l++) d[l * ms + j] = o[l];
         }
       }
     }

@@ -6,6 +6,7 @@ import { ShapeError, fmtShape, shapesEqual } from '../util/index.ts';
 import { Tensor, noGrad } from './tensor.ts';
 import { add } from './ops/elementwise.ts';
 import { onesLike } from './ops/creation.ts';
+import { closeScope, openScope, releaseEarly } from './recycle.ts';
 
 function topoOrder(roots: readonly Tensor[]): Tensor[] {
   const order: Tensor[] = [];
@@ -30,30 +31,58 @@ function topoOrder(roots: readonly Tensor[]): Tensor[] {
   return order.reverse(); // outputs first
 }
 
+/**
+ * Runs the backward pass from roots (seeded with seeds) and returns the gradients of the tensors
+ * `wanted` picks. The pass runs in a recycling scope (recycle.ts): a gradient buffer made here
+ * that no pending gradient, result or other view refers to any more goes back to the pool at
+ * once, for the next layer's gradients (and the next step's activations) to reuse; what the pass
+ * returns is kept.
+ */
 function propagate(roots: readonly Tensor[], seeds: readonly Tensor[], wanted: ((t: Tensor) => boolean)): Map<number, Tensor> {
   const grads = new Map<number, Tensor>();
-  roots.forEach((r, i) => grads.set(r.id, seeds[i]!));
-  const order = topoOrder(roots);
   const result = new Map<number, Tensor>();
-  noGrad(() => {
-    for (const t of order) {
-      const g = grads.get(t.id);
-      if (!g) continue;
-      if (wanted(t)) result.set(t.id, g);
-      if (!t.node) continue;
-      const gins = t.node.backward(g);
-      t.node.inputs.forEach((inp, i) => {
-        const gi = gins[i];
-        if (!gi || !inp.requiresGrad) return;
-        if (!shapesEqual(gi.shape, inp.shape)) {
-          throw new ShapeError(`autograd: ${t.node!.op} produced a gradient of shape ${fmtShape(gi.shape)} for an input of shape ${fmtShape(inp.shape)}`);
-        }
-        const prev = grads.get(inp.id);
-        grads.set(inp.id, prev ? add(prev, gi) : gi);
-      });
-      if (!wanted(t)) grads.delete(t.id); // free intermediate gradients early
-    }
-  });
+  // How many entries of grads / result use each buffer (a gradient may be a view of another).
+  const refs = new Map<ArrayBufferLike, number>();
+  const hold = (t: Tensor): void => { refs.set(t.data.buffer, (refs.get(t.data.buffer) ?? 0) + 1); };
+  const drop = (t: Tensor): void => {
+    const n = (refs.get(t.data.buffer) ?? 0) - 1;
+    if (n > 0) refs.set(t.data.buffer, n);
+    else { refs.delete(t.data.buffer); releaseEarly(scope, t); }
+  };
+  const scope = openScope();
+  let done: { value: unknown } | undefined;
+  try {
+    roots.forEach((r, i) => { grads.set(r.id, seeds[i]!); hold(seeds[i]!); });
+    const order = topoOrder(roots);
+    noGrad(() => {
+      for (const t of order) {
+        const g = grads.get(t.id);
+        if (!g) continue;
+        if (wanted(t)) { result.set(t.id, g); hold(g); }
+        if (!t.node) continue;
+        const gins = t.node.backward(g);
+        t.node.inputs.forEach((inp, i) => {
+          const gi = gins[i];
+          if (!gi || !inp.requiresGrad) return;
+          if (!shapesEqual(gi.shape, inp.shape)) {
+            throw new ShapeError(`autograd: ${t.node!.op} produced a gradient of shape ${fmtShape(gi.shape)} for an input of shape ${fmtShape(inp.shape)}`);
+          }
+          const prev = grads.get(inp.id);
+          const sum = prev ? add(prev, gi) : gi;
+          grads.set(inp.id, sum);
+          hold(sum);
+          if (prev) {
+            drop(prev);
+            if (!refs.has(gi.data.buffer)) releaseEarly(scope, gi); // added in, used nowhere else
+          }
+        });
+        if (!wanted(t)) { grads.delete(t.id); drop(g); } // free intermediate gradients early
+      }
+    });
+    done = { value: [...result.values()] };
+  } finally {
+    closeScope(scope, done);
+  }
   return result;
 }
 

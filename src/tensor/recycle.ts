@@ -13,33 +13,53 @@
 // a later pass overwrites. Scopes nest: what an inner scope returns belongs to the outer one.
 // Nothing here runs without inference(): training keeps plain allocation.
 
-import { MIN_POOLED, setBufferSource, setTensorSink, type BufferSource } from './buffer.ts';
+import { MIN_POOLED, setBufferSource, setTensorSink } from './buffer.ts';
 import { Tensor, noGrad } from './tensor.ts';
 
 /** Pooled bytes above which released buffers are left to the garbage collector. */
 const DEFAULT_POOL_MB = 1024;
 
 const pool = new Map<number, Float32Array[]>();
+/** The ArrayBuffers in the pool now: a buffer is never pooled twice. */
+const inPool = new Set<ArrayBufferLike>();
 let pooledBytes = 0;
 let poolLimitBytes = DEFAULT_POOL_MB * 2 ** 20;
 
-interface Scope {
+export interface Scope {
   readonly allocs: Float32Array[];
+  /** The ArrayBuffers of allocs. */
+  readonly allocated: Set<ArrayBufferLike>;
   readonly tensors: Tensor[];
 }
 
 const scopes: Scope[] = [];
 
-const source: BufferSource = {
+/** Puts a dead buffer in the pool (unless the pool is full, or it is there already). */
+function put(a: Float32Array): void {
+  if (inPool.has(a.buffer) || a.length < MIN_POOLED || pooledBytes + a.byteLength > poolLimitBytes) return;
+  let list = pool.get(a.length);
+  if (!list) pool.set(a.length, list = []);
+  list.push(a);
+  inPool.add(a.buffer);
+  pooledBytes += a.byteLength;
+}
+
+// Installed for good: emptyF32 draws from the pool wherever it runs (a pooled buffer is dead, so
+// any caller may have it; the pool is empty unless a scope filled it) and records what it hands
+// out while a scope is open.
+setBufferSource({
   take(n) {
-    const list = pool.get(n);
-    const a = list?.pop();
+    const a = pool.get(n)?.pop();
     if (a === undefined) return null;
+    inPool.delete(a.buffer);
     pooledBytes -= a.byteLength;
     return a;
   },
-  record(a) { scopes[scopes.length - 1]!.allocs.push(a); },
-};
+  record(a) {
+    const s = scopes[scopes.length - 1];
+    if (s) { s.allocs.push(a); s.allocated.add(a.buffer); }
+  },
+});
 
 const sink = (t: Tensor): void => { scopes[scopes.length - 1]!.tensors.push(t); };
 
@@ -53,35 +73,53 @@ function collectKept(v: unknown, keep: Set<ArrayBufferLike>, depth = 0): void {
 }
 
 function released(t: Tensor): never {
-  throw new Error(`tensor of shape [${t.shape.join(', ')}] was made inside T.inference() and kept past its end ` +
-    'without being returned; its buffer now belongs to a later pass (return it from the inference function)');
+  throw new Error(`tensor of shape [${t.shape.join(', ')}] was made inside T.inference() (or a backward pass) and ` +
+    'kept past its end without being returned; its buffer now belongs to a later pass (return it from the inference function)');
 }
 
 function poison(t: Tensor): void {
   Object.defineProperty(t, 'data', { get() { return released(t); }, set() { released(t); }, configurable: true });
 }
 
-/** Ends the innermost scope: its buffers not reachable from `out` go to the pool. */
-function close(scope: Scope, out: unknown): void {
+/** Opens a recording scope (inference(), tidy(), and the autograd pass use it). */
+export function openScope(): Scope {
+  const scope: Scope = { allocs: [], allocated: new Set(), tensors: [] };
+  scopes.push(scope);
+  if (scopes.length === 1) setTensorSink(sink);
+  return scope;
+}
+
+/** Closes the innermost scope. With `out` (what it returns): its buffers not reachable from out go
+ *  to the pool and the tensors still using them are poisoned; without (fn threw): nothing is freed. */
+export function closeScope(scope: Scope, out?: { value: unknown }): void {
+  if (scopes[scopes.length - 1] !== scope) throw new Error('recycle: scopes closed out of order');
+  scopes.pop();
+  if (scopes.length === 0) setTensorSink(null);
+  if (!out) return;
   const keep = new Set<ArrayBufferLike>();
-  collectKept(out, keep);
+  collectKept(out.value, keep);
   const parent = scopes[scopes.length - 1];
   const dead = new Set<ArrayBufferLike>();
   for (const a of scope.allocs) {
-    if (keep.has(a.buffer)) { parent?.allocs.push(a); continue; }
+    if (keep.has(a.buffer)) {
+      if (parent) { parent.allocs.push(a); parent.allocated.add(a.buffer); }
+      continue;
+    }
     if (dead.has(a.buffer)) continue;
     dead.add(a.buffer);
-    if (pooledBytes + a.byteLength > poolLimitBytes || a.length < MIN_POOLED) continue;
-    let list = pool.get(a.length);
-    if (!list) pool.set(a.length, list = []);
-    list.push(a);
-    pooledBytes += a.byteLength;
+    put(a);
   }
   for (const t of scope.tensors) {
     const buf = t.data.buffer;
-    if (dead.has(buf)) poison(t);
-    else if (parent && keep.has(buf)) parent.tensors.push(t);
+    if (keep.has(buf)) parent?.tensors.push(t);
+    else if (dead.has(buf)) poison(t);
   }
+}
+
+/** Gives the buffer of t back before the scope ends (the autograd pass does, for a gradient
+ *  nothing refers to any more); only a buffer allocated inside that scope is taken. */
+export function releaseEarly(scope: Scope, t: Tensor): void {
+  if (t.data instanceof Float32Array && scope.allocated.has(t.data.buffer)) put(t.data);
 }
 
 /**
@@ -90,18 +128,14 @@ function close(scope: Scope, out: unknown): void {
  * kept any other way throw when used afterwards.
  */
 export function inference<T>(fn: () => T): T {
-  const scope: Scope = { allocs: [], tensors: [] };
-  scopes.push(scope);
-  if (scopes.length === 1) { setBufferSource(source); setTensorSink(sink); }
-  let out: T;
+  const scope = openScope();
+  let out: { value: T } | undefined;
   try {
-    out = noGrad(fn);
+    out = { value: noGrad(fn) };
   } finally {
-    scopes.pop();
-    if (scopes.length === 0) { setBufferSource(null); setTensorSink(null); }
+    closeScope(scope, out);
   }
-  close(scope, out);
-  return out;
+  return out.value;
 }
 
 /**
@@ -118,6 +152,7 @@ export function tidy<T>(fn: () => T): T {
 export function releaseInferenceBuffers(limitMB = DEFAULT_POOL_MB): number {
   const had = pooledBytes;
   pool.clear();
+  inPool.clear();
   pooledBytes = 0;
   poolLimitBytes = limitMB * 2 ** 20;
   return had;

@@ -83,7 +83,9 @@ function w4Setup(): { step: () => void; sample: () => void; flop: number } {
   const x0 = T.randn([B, 3, 32, 32], gen);
   const opt = new Adam(model.parameters(), { lr: 2e-4 });
   const ab = new Float32Array(1000).map((_, i) => 0.9999 + (0.0001 - 0.9999) * i / 999);
-  const step = (): void => {
+  // As the trainer runs a step: in T.recycle, keeping the parameters and their gradients.
+  const params = model.parameters();
+  const step = (): void => T.recycle(() => {
     const tt = T.randint(0, 1000, [B], gen);
     const n = T.randn([B, 3, 32, 32], gen);
     const a = T.tensor(Array.from(tt.data, (t) => ab[t]!), [B, 1, 1, 1]);
@@ -92,7 +94,7 @@ function w4Setup(): { step: () => void; sample: () => void; flop: number } {
     opt.zeroGrad();
     T.backward(loss);
     opt.step();
-  };
+  }, () => [params, params.map((p) => p.grad)]);
   const t = T.randint(0, 1000, [B], gen);
   // As the samplers call a network (models' denoiser()): in T.inference, reusing the buffers of the
   // previous pass.

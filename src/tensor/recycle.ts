@@ -14,7 +14,7 @@
 // Nothing here runs without inference(): training keeps plain allocation.
 
 import { MIN_POOLED, setBufferSource, setTensorSink } from './buffer.ts';
-import { Tensor, noGrad } from './tensor.ts';
+import { Tensor, isGradEnabled, noGrad } from './tensor.ts';
 
 /** Pooled bytes above which released buffers are left to the garbage collector. */
 const DEFAULT_POOL_MB = 1024;
@@ -128,23 +128,36 @@ export function releaseEarly(scope: Scope, t: Tensor): void {
  * kept any other way throw when used afterwards.
  */
 export function inference<T>(fn: () => T): T {
-  const scope = openScope();
-  let out: { value: T } | undefined;
-  try {
-    out = { value: noGrad(fn) };
-  } finally {
-    closeScope(scope, out);
-  }
-  return out.value;
+  return recycle(() => noGrad(fn));
 }
 
 /**
- * Inside T.inference: runs fn as a nested scope, so the buffers that die in it are reused by what
- * runs next while they are still in cache (a network block calls this around its body). Outside
- * T.inference it just runs fn, with autograd as it is.
+ * Runs fn (gradients as they are) and recycles the buffers that died in it: everything allocated
+ * inside except what fn returns and what keep() returns when fn is done (a training step keeps its
+ * parameters' gradients and the model's buffers). Tensors made inside and kept any other way throw
+ * when used afterwards.
+ */
+export function recycle<T>(fn: () => T, keep?: () => unknown): T {
+  const scope = openScope();
+  let out: { value: [T, unknown] } | undefined;
+  try {
+    const v = fn();
+    out = { value: [v, keep?.()] };
+  } finally {
+    closeScope(scope, out);
+  }
+  return out.value[0];
+}
+
+/**
+ * Inside T.inference (a scope with gradients off): runs fn as a nested scope, so the buffers that
+ * die in it are reused by what runs next while they are still in cache (a network block calls this
+ * around its body). Anywhere else (no scope, or gradients on, as in a T.recycle training step) it
+ * just runs fn, with autograd as it is.
  */
 export function tidy<T>(fn: () => T): T {
-  return scopes.length === 0 ? fn() : inference(fn);
+  // Only where gradients are off: a nested scope records nothing for autograd.
+  return scopes.length === 0 || isGradEnabled() ? fn() : inference(fn);
 }
 
 /** Frees the pool (its buffers go to the garbage collector) and sets its size limit in MB

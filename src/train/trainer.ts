@@ -16,7 +16,7 @@
 
 import { join } from 'node:path';
 import { ConfigError, Generator, type GeneratorState } from '../util/index.ts';
-import { Tensor, backward, div, noGrad, permute } from '../tensor/index.ts';
+import { Tensor, backward, div, noGrad, permute, recycle } from '../tensor/index.ts';
 import { AdamW, clipGradNorm, initGenerator, setInitSeed } from '../nn/index.ts';
 import { DDPM, LatentDiffusion } from '../models/index.ts';
 import {
@@ -219,30 +219,38 @@ export async function trainDiffusion(opts: TrainOptions): Promise<TrainResult> {
     const lr = settings.learningRate * sched.schedule(step);
     opt.lr = lr;
     opt.zeroGrad();
-    let lossSum = 0;
-    let log: Map<string, Tensor> = new Map();
-    for (let a = 0; a < settings.accumulate; a++) {
-      const batch = applyUcg(loader.next(), settings, ucgGen);
-      if (model instanceof LatentDiffusion && step === 0 && a === 0) {
-        // on_train_batch_start: scale_by_std sets scale_factor = 1 / std(z) of the first batch
-        const sf = model.onTrainBatchStart(batch, step, { noise: trainGen });
-        if (sf !== null) emit({ type: 'info', message: `scale_by_std: scale_factor = ${sf.toFixed(4)}` });
+    // The step runs in T.recycle: its activations and dead gradients go back to the pool for the
+    // next step (no fresh buffers, so no garbage collections to free them); what outlives it is
+    // kept: the parameters' gradients and every tensor the model holds.
+    const done = recycle(() => {
+      let lossSum = 0;
+      let log: Map<string, Tensor> = new Map();
+      for (let a = 0; a < settings.accumulate; a++) {
+        const batch = applyUcg(loader.next(), settings, ucgGen);
+        if (model instanceof LatentDiffusion && step === 0 && a === 0) {
+          // on_train_batch_start: scale_by_std sets scale_factor = 1 / std(z) of the first batch
+          const sf = model.onTrainBatchStart(batch, step, { noise: trainGen });
+          if (sf !== null) emit({ type: 'info', message: `scale_by_std: scale_factor = ${sf.toFixed(4)}` });
+        }
+        const r = computeLoss(batch, trainGen);
+        log = r.log;
+        const l = r.loss.item();
+        lossSum += l;
+        if (settings.nanGuard && !Number.isFinite(l)) nanStop(step + 1, 'loss', l, lr, lastCkptStep, ckptDir);
+        backward(settings.accumulate > 1 ? div(r.loss, settings.accumulate) : r.loss);
       }
-      const r = computeLoss(batch, trainGen);
-      log = r.log;
-      const l = r.loss.item();
-      lossSum += l;
-      if (settings.nanGuard && !Number.isFinite(l)) nanStop(step + 1, 'loss', l, lr, lastCkptStep, ckptDir);
-      backward(settings.accumulate > 1 ? div(r.loss, settings.accumulate) : r.loss);
-    }
-    const loss = lossSum / settings.accumulate;
-    let gradNorm: number | null = null;
-    if (settings.gradientClip !== null) gradNorm = clipGradNorm(params, settings.gradientClip);
-    if (settings.nanGuard) {
-      const gn = gradNorm ?? gradNormOf(params);
-      if (!Number.isFinite(gn)) nanStop(step + 1, 'gradient norm', gn, lr, lastCkptStep, ckptDir);
-    }
-    opt.step();
+      const loss = lossSum / settings.accumulate;
+      let gradNorm: number | null = null;
+      if (settings.gradientClip !== null) gradNorm = clipGradNorm(params, settings.gradientClip);
+      if (settings.nanGuard) {
+        const gn = gradNorm ?? gradNormOf(params);
+        if (!Number.isFinite(gn)) nanStop(step + 1, 'gradient norm', gn, lr, lastCkptStep, ckptDir);
+      }
+      opt.step();
+      const logged = new Map([...log].filter(([k]) => k !== 'train/loss').map(([k, v]) => [k, v.item()] as const));
+      return { loss, gradNorm, logged };
+    }, () => [params.map((p) => p.grad), model.parameters(), model.namedBuffers().map(([, b]) => b)]);
+    const { loss, gradNorm, logged } = done;
     model.onTrainBatchEnd();
     step += 1;
     losses.push(loss);
@@ -252,7 +260,7 @@ export async function trainDiffusion(opts: TrainOptions): Promise<TrainResult> {
     const imgPerSec = (settings.batchSize * settings.accumulate) / ema;
     if (step % settings.logEvery === 0 || step === settings.maxSteps) {
       const row: MetricsRow = { step, loss, lr, epoch: loader.currentEpoch, img_per_s: +imgPerSec.toFixed(2) };
-      for (const [k, v] of log) if (k !== 'train/loss') row[k] = v.item();
+      for (const [k, v] of logged) row[k] = v;
       if (gradNorm !== null) row['grad_norm'] = gradNorm;
       metrics.append(row);
     }

@@ -99,6 +99,27 @@ test('backward: gradients equal with recycling, leaf grads kept, later passes re
   const xg = T.clone(x);
   xg.requiresGrad = true;
   const [gx] = T.grad(T.sum(T.square(T.conv2d(xg, w1, null, 1, 1))), [xg]);
-  assert.ok(gx !== null && Number.isFinite(gx.toArray()[0]!), 'T.grad results stay readable');
+  assert.ok(gx !== null && gx !== undefined && Number.isFinite(gx.toArray()[0]!), 'T.grad results stay readable');
+  T.releaseInferenceBuffers();
+});
+
+test('recycle: a training step keeps what keep() names, reuses the rest, and tidy inside keeps autograd', () => {
+  T.releaseInferenceBuffers();
+  const wa = T.clone(w1);
+  wa.requiresGrad = true;
+  const stepLoss = (): number => {
+    wa.grad = null;
+    const loss = T.sum(T.square(T.tidy(() => T.conv2d(T.silu(x), wa, null, 1, 1))));
+    T.backward(loss);
+    return loss.item();
+  };
+  const plain = stepLoss(), plainGrad = wa.grad!.toArray();
+  const a = T.recycle(stepLoss, () => [wa.grad]);
+  assert.equal(a, plain);
+  assert.deepEqual(wa.grad!.toArray(), plainGrad, 'the gradient kept by keep() is intact');
+  const pooled = T.pooledInferenceBytes();
+  assert.ok(pooled > 0);
+  T.recycle(stepLoss, () => [wa.grad]);
+  assert.deepEqual(wa.grad!.toArray(), plainGrad);
   T.releaseInferenceBuffers();
 });

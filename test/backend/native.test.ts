@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvWinograd, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
+import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvGemm1x1, setConvWinograd, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -145,23 +145,39 @@ if (!nat) {
       ['Winograd tiles: 3x3 pad 1, 18x37, 16->24', geom(2, 16, 18, 37, 24, 3, 3, 1, [1, 1, 1, 1]), true],
       ['Winograd tiles: 3x3 pad 1, 40x40 with 5 images, 16->16', geom(5, 16, 40, 40, 16, 3, 3, 1, [1, 1, 1, 1]), false],
     );
+    // 1x1 stride-1 unpadded: the GEMM path (odd channel counts, planes of 35, 130 and 144 pixels,
+    // not multiples of 8; 3 x 130 and 1 x 144 columns split between threads inside an image; a
+    // 512-pixel plane takes the copied-columns path)
+    cases.push(
+      ['1x1 no pad: 3->5, one image 5x7, bias', geom(1, 3, 5, 7, 5, 1, 1, 1, [0, 0, 0, 0]), true],
+      ['1x1 no pad: 7->16, 3 images 5x7, no bias', geom(3, 7, 5, 7, 16, 1, 1, 1, [0, 0, 0, 0]), false],
+      ['1x1 no pad: 24->40, 3 images 10x13, bias', geom(3, 24, 10, 13, 40, 1, 1, 1, [0, 0, 0, 0]), true],
+      ['1x1 no pad: 33->17, one image 12x12, bias', geom(1, 33, 12, 12, 17, 1, 1, 1, [0, 0, 0, 0]), true],
+      ['1x1 no pad: 5->9, 2 images 16x32 (2 KiB rows: columns copied to a buffer first)', geom(2, 5, 16, 32, 9, 1, 1, 1, [0, 0, 0, 0]), true],
+    );
     // Every case on each path: the direct stride-1 AVX-512 kernels (where they apply; without
     // AVX-512 this runs oneDNN too), oneDNN on the whole batch, oneDNN one image per call
     // (weight gradients summed over the calls), and Winograd F(2x2) and F(4x4) for every 3x3
     // stride-1 case. All within 1e-4 of the largest reference value; measured on 64-256 channel
     // layers F(2x2) stays within 6e-7 of it and F(4x4) within 1.5e-5 (a wrong transform is off
     // by O(1)).
-    const modes = [['direct', 'on', 0, 'off', 'auto'], ['oneDNN', 'off', 0, 'off', 'auto'],
-      ['oneDNN one image at a time', 'off', 1, 'off', 'auto'], ['Winograd F(2x2)', 'off', 0, 'on', 2],
-      ['Winograd F(4x4)', 'off', 0, 'on', 4]] as const;
-    for (const [mode, direct, chunkKB, wino, tile] of modes) for (const [label, g, withBias] of cases) {
+    // The GEMM mode runs the 1x1 stride-1 unpadded cases as plain sgemm products on the NCHW
+    // buffers (the others keep it off, so that their 1x1 cases test oneDNN).
+    const modes = [['direct', 'on', 0, 'off', 'auto', 'off'], ['oneDNN', 'off', 0, 'off', 'auto', 'off'],
+      ['oneDNN one image at a time', 'off', 1, 'off', 'auto', 'off'], ['Winograd F(2x2)', 'off', 0, 'on', 2, 'off'],
+      ['Winograd F(4x4)', 'off', 0, 'on', 4, 'off'], ['GEMM 1x1', 'off', 0, 'off', 'auto', 'on']] as const;
+    const gemm1x1Case = (g: Conv2dGeom): boolean => g.kh === 1 && g.kw === 1 && g.strideH === 1 && g.strideW === 1 &&
+      g.padT + g.padB + g.padL + g.padR === 0;
+    for (const [mode, direct, chunkKB, wino, tile, gemm1x1] of modes) for (const [label, g, withBias] of cases) {
+      if (gemm1x1 === 'on' && !gemm1x1Case(g)) continue;
       it(`${mode}: ${label}`, () => {
         const wasDirect = setConvDirect() ?? 'auto', wasChunk = setConvChunkKB(-1) ?? 0, wasWino = setConvWinograd() ?? 'auto';
-        const wasTile = setConvWinogradTile() ?? 'auto';
+        const wasTile = setConvWinogradTile() ?? 'auto', wasGemm = setConvGemm1x1() ?? 'auto';
         setConvDirect(direct);
         setConvChunkKB(chunkKB);
         setConvWinograd(wino);
         setConvWinogradTile(tile);
+        setConvGemm1x1(gemm1x1);
         try {
           checkConv(g, withBias);
         } finally {
@@ -169,6 +185,7 @@ if (!nat) {
           setConvChunkKB(wasChunk);
           setConvWinograd(wasWino);
           setConvWinogradTile(wasTile);
+          setConvGemm1x1(wasGemm);
         }
       });
     }

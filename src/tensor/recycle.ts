@@ -104,6 +104,15 @@ export function inference<T>(fn: () => T): T {
   return out;
 }
 
+/**
+ * Inside T.inference: runs fn as a nested scope, so the buffers that die in it are reused by what
+ * runs next while they are still in cache (a network block calls this around its body). Outside
+ * T.inference it just runs fn, with autograd as it is.
+ */
+export function tidy<T>(fn: () => T): T {
+  return scopes.length === 0 ? fn() : inference(fn);
+}
+
 /** Frees the pool (its buffers go to the garbage collector) and sets its size limit in MB
  *  (default 1024; 0 turns pooling off). Returns the bytes that were pooled. */
 export function releaseInferenceBuffers(limitMB = DEFAULT_POOL_MB): number {

@@ -68,3 +68,16 @@ test('inference: nested scopes give their results to the outer scope; a throw cl
   assert.equal(T.pooledInferenceBytes(), 0, 'a limit of 0 MB pools nothing');
   T.releaseInferenceBuffers();
 });
+
+test('tidy: a nested scope under inference, a plain call (autograd intact) outside it', () => {
+  T.releaseInferenceBuffers();
+  const ref = T.noGrad(() => net(net(x))).toArray();
+  const out = T.inference(() => { const a = T.tidy(() => net(x)); return T.tidy(() => net(a)); });
+  assert.deepEqual(out.toArray(), ref);
+  const wg = T.clone(w1);
+  wg.requiresGrad = true;
+  const y = T.tidy(() => T.conv2d(x, wg, null, 1, 1));
+  assert.ok(y.node !== null, 'outside inference, tidy keeps the autograd record');
+  T.backward(T.sum(y));
+  assert.ok(wg.grad !== null);
+});

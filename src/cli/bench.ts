@@ -94,7 +94,9 @@ function w4Setup(): { step: () => void; sample: () => void; flop: number } {
     opt.step();
   };
   const t = T.randint(0, 1000, [B], gen);
-  const sample = (): void => { T.noGrad(() => model.forward(x0, t)); };
+  // As the samplers call a network (models' denoiser()): in T.inference, reusing the buffers of the
+  // previous pass.
+  const sample = (): void => { T.inference(() => model.forward(x0, t)); };
   return { step, sample, flop: benchUnetFlops(B) };
 }
 

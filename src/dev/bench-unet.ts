@@ -106,14 +106,16 @@ export class BenchUNet extends Module {
     const te = this.temb.forward(T.cat([T.sin(e), T.cos(e)], 1));        // [B, 4ch]
     let h = this.cin.forward(x);
     const hs = [h];
+    // Each block in T.tidy, as UNetModel does: under T.inference its dead buffers serve the next.
     for (const b of this.downBlocks) {
-      if (b.res) { h = b.res.forward(h, te); if (b.attn) h = b.attn.forward(h); } else h = b.conv!.forward(h);
+      const hi = h;
+      h = T.tidy(() => b.res ? (b.attn ? b.attn.forward(b.res.forward(hi, te)) : b.res.forward(hi, te)) : b.conv!.forward(hi));
       hs.push(h);
     }
-    for (const m of this.midBlocks) h = m.forward(h, te);
+    for (const m of this.midBlocks) { const hi = h; h = T.tidy(() => m.forward(hi, te)); }
     for (const b of this.upBlocks) {
-      if (b.res) h = b.res.forward(T.cat([h, hs.pop()!], 1), te);
-      else h = b.conv!.forward(T.upsampleNearest(h, 2));
+      const hi = h;
+      h = T.tidy(() => b.res ? b.res.forward(T.cat([hi, hs.pop()!], 1), te) : b.conv!.forward(T.upsampleNearest(hi, 2)));
     }
     return this.out.forward(h);
   }

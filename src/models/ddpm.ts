@@ -12,7 +12,7 @@
 // checkpoints through io/), no Lightning logging/optimiser plumbing (train/ owns that).
 
 import { ConfigError, F, Generator, ShapeError, checkKwargs, defaultGenerator, fmtShape, kwargs, orNull, readOptions, required, schemaKeys, type Schema } from '../util/index.ts';
-import { Tensor, cat, full, noGrad, permute, randint, randn, toFloat, unsqueeze } from '../tensor/index.ts';
+import { Tensor, cat, full, inference, noGrad, permute, randint, randn, toFloat, unsqueeze } from '../tensor/index.ts';
 import { LitEma, Module } from '../nn/index.ts';
 import {
   DIFFUSION_BUFFER_KEYS, GaussianDiffusion, SAMPLERS, elementLoss, ldmLoss, lossTarget, makeBetaSchedule, registerSchedule,
@@ -291,9 +291,10 @@ export class DDPM extends Module implements DiffusionModel {
     return this.model.forward(xNoisy, t, this.wrapCond(cond));
   }
 
-  /** The model as a Denoiser for the samplers of diffusion/. */
+  /** The model as a Denoiser for the samplers of diffusion/: each call runs in T.inference, so
+   *  a sampling loop reuses the activation buffers of the previous call. */
   denoiser(): Denoiser {
-    return (x, t, c) => this.applyModel(x, t, c);
+    return (x, t, c) => inference(() => this.applyModel(x, t, c));
   }
 
   // ---- reverse process ----------------------------------------------------------------------------

@@ -263,7 +263,7 @@ export class LucidrainsDiffusion extends Module implements DiffusionModel {
   denoiser(): Denoiser {
     let selfCond: Tensor | null = null;
     return (x, t) => {
-      const out = this.model.forward(x, t, selfCond);
+      const out = T.inference(() => this.model.forward(x, t, selfCond));
       if (this.self_condition) selfCond = T.clamp(this.diffusion.predictXstart(out, x, t), -1, 1);
       return out;
     };

@@ -228,7 +228,7 @@ export class GaussianDiffusionSampler extends Module implements DiffusionModel {
 
   /** The network as a Denoiser for the sampler table. */
   denoiser(): Denoiser {
-    return (x, t) => this.model.forward(x, t);
+    return (x, t) => T.inference(() => this.model.forward(x, t));
   }
 
   get numTimesteps(): number {

@@ -11,6 +11,7 @@ import * as mv from './ops/movement.ts';
 import * as rd from './ops/reduce.ts';
 import { matmul } from './ops/matmul.ts';
 import { toFloat } from './ops/creation.ts';
+import { noteTensor } from './buffer.ts';
 
 export type DType = 'float32' | 'int64';
 export type Storage = Float32Array | Float64Array;
@@ -73,6 +74,7 @@ export class Tensor {
     this.data = data;
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
+    noteTensor(this);
   }
 
   get ndim(): number {

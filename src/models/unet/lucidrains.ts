@@ -386,6 +386,6 @@ export class LucidrainsUnet extends Module {
 
   /** The network as a diffusion/ Denoiser (unconditional; self-conditioning input left at zeros). */
   denoiser(): Denoiser {
-    return (x, t) => this.forward(x, t);
+    return (x, t) => T.inference(() => this.forward(x, t));
   }
 }

@@ -250,17 +250,22 @@ export class UNetModel extends Module {
     }
     const hs: Tensor[] = [];
     let h = x;
+    // Each block in T.tidy: under T.inference (sampling) the buffers that die in a block serve the
+    // next one while still in cache; in training it changes nothing.
     for (const m of this.input_blocks) {
-      h = m.forward(h, emb, context);
+      const hi = h;
+      h = T.tidy(() => m.forward(hi, emb, context));
       hs.push(h);
     }
-    h = this.middle_block.forward(h, emb, context);
+    const hm = h;
+    h = T.tidy(() => this.middle_block.forward(hm, emb, context));
     for (const m of this.output_blocks) {
       const skip = hs.pop()!;
       if (skip.shape[2] !== h.shape[2] || skip.shape[3] !== h.shape[3]) {
         throw new ShapeError(`UNetModel: skip ${fmtShape(skip.shape)} and ${fmtShape(h.shape)} differ in size; H and W must be divisible by 2^${this.levels - 1}`);
       }
-      h = m.forward(T.cat([h, skip], 1), emb, context);
+      const hi = h;
+      h = T.tidy(() => m.forward(T.cat([hi, skip], 1), emb, context));
     }
     return this.out.forward(h);
   }

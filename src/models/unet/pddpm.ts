@@ -279,6 +279,6 @@ export class PddpmUNet extends Module {
 
   /** eps_theta as a diffusion/ Denoiser (no conditioning). */
   denoiser(): Denoiser {
-    return (x, t) => this.forward(x, t);
+    return (x, t) => T.inference(() => this.forward(x, t));
   }
 }

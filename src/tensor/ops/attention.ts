@@ -3,6 +3,7 @@
 
 import { ShapeError, broadcastStrides, fmtShape } from '../../util/index.ts';
 import { K } from '../dispatch.ts';
+import { emptyF32 } from '../buffer.ts';
 import { Tensor, record } from '../tensor.ts';
 
 /** q [..., Sq, D], k [..., Sk, D], v [..., Sk, Dv] -> [..., Sq, Dv]. mask: additive, broadcastable to
@@ -25,8 +26,8 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, mask:
     maskData = mask.f32;
     maskStrides = broadcastStrides(m3 as number[], [b, sq, sk]);
   }
-  const out = new Float32Array(b * sq * dv);
-  const probs = new Float32Array(b * sq * sk);
+  const out = emptyF32(b * sq * dv);
+  const probs = emptyF32(b * sq * sk);
   K().attention(q.f32, k.f32, v.f32, b, sq, sk, d, dv, sc, maskData, maskStrides, out, probs);
   const y = new Tensor(out, [...q.shape.slice(0, -1), dv]);
   return record(y, 'attention', [q, k, v], (g) => {

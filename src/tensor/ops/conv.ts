@@ -146,7 +146,7 @@ export function maxPool2d(x: Tensor, k: number, s = k): Tensor {
 export function upsampleNearest(x: Tensor, scale = 2): Tensor {
   if (x.ndim !== 4) throw new ShapeError(`upsample_nearest: expected [N, C, H, W], got ${fmtShape(x.shape)}`);
   const [n, c, h, w] = x.shape as [number, number, number, number];
-  const out = new Float32Array(x.size * scale * scale);
+  const out = emptyF32(x.size * scale * scale);
   K().upsampleNearest(x.f32, n * c, h, w, scale, scale, out);
   return record(new Tensor(out, [n, c, h * scale, w * scale]), 'upsample_nearest', [x], (g) => {
     const gx = new Float32Array(x.size);

@@ -3,6 +3,7 @@
 
 import { ShapeError, broadcastShapes, fmtShape, numel } from '../../util/index.ts';
 import { K } from '../dispatch.ts';
+import { emptyF32 } from '../buffer.ts';
 import { Tensor, record } from '../tensor.ts';
 import { sumTo } from './elementwise.ts';
 import { expand, reshape } from './movement.ts';
@@ -10,7 +11,7 @@ import { expand, reshape } from './movement.ts';
 /** Raw batched product of contiguous [B, M, K] x [B, K, N] (batch stride 0 broadcasts). */
 function mm(a: Float32Array, b: Float32Array, batch: number, m: number, k: number, n: number,
   tA: boolean, tB: boolean, aBS: number, bBS: number): Float32Array {
-  const out = new Float32Array(batch * m * n);
+  const out = emptyF32(batch * m * n);
   K().matmul(a, b, out, batch, m, k, n, tA, tB, aBS, bBS, false);
   return out;
 }
@@ -56,7 +57,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null = null): Tensor {
   const inF = w.shape[1]!, outF = w.shape[0]!;
   if (x.shape[x.ndim - 1] !== inF) throw new ShapeError(`linear: input ${fmtShape(x.shape)} does not end in in_features ${inF} (weight ${fmtShape(w.shape)})`);
   const rows = x.size / inF;
-  const out = new Float32Array(rows * outF);
+  const out = emptyF32(rows * outF);
   K().matmul(x.f32, w.f32, out, 1, rows, inF, outF, false, true, 0, 0, false);
   if (b) {
     const bd = b.f32;

@@ -127,8 +127,8 @@ void unaryGrad(Args& a) {
       break;
     case U::silu:  // s (1 + x (1 - s))
       vecMap3(xp, yp, gp, op_, n, [one](__m256 xv, __m256, __m256 g) {
-        __m256 s = vsigmoid(xv);
-        return _mm256_mul_ps(g, _mm256_mul_ps(s, _mm256_fmadd_ps(xv, _mm256_sub_ps(one, s), one)));
+        __m256 om, s = vsigmoid(xv, &om);  // om = 1 - s without cancellation
+        return _mm256_mul_ps(g, _mm256_mul_ps(s, _mm256_fmadd_ps(xv, om, one)));
       });
       break;
     case U::gelu:  // Phi(x) + x phi(x)

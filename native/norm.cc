@@ -4,6 +4,7 @@
 // match the float64-accumulating reference closely. Gradients for gamma/beta are overwritten.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -15,21 +16,80 @@ namespace ldm {
 
 namespace {
 
-inline double sumF(const float* x, int64_t n) {
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; i++) s += double(x[i]);
-  return s;
+/** Sum of f(i, k) over [0, n) in double, where f gives the 8 lanes at i (k = 8) or the last
+ *  k < 8 with zeros after. Each 64-element block is summed pairwise in float (3 roundings per
+ *  lane: about 2e-7 of the block's absolute sum) and then added into double lanes, so the
+ *  adds are independent instead of one dependent double chain with a float->double
+ *  conversion per element (that chain was the bottleneck of the statistics). */
+template <class F>
+inline double blockSum(int64_t n, F f) {
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    __m256 a = _mm256_add_ps(_mm256_add_ps(f(i, 8), f(i + 8, 8)), _mm256_add_ps(f(i + 16, 8), f(i + 24, 8)));
+    __m256 b = _mm256_add_ps(_mm256_add_ps(f(i + 32, 8), f(i + 40, 8)), _mm256_add_ps(f(i + 48, 8), f(i + 56, 8)));
+    vaddToDouble(lo, hi, _mm256_add_ps(a, b));
+  }
+  __m256 s = _mm256_setzero_ps();
+  for (; i + 8 <= n; i += 8) s = _mm256_add_ps(s, f(i, 8));
+  if (i < n) s = _mm256_add_ps(s, f(i, n - i));
+  vaddToDouble(lo, hi, s);
+  return hsumd(lo, hi);
 }
 
-inline double sumSqDev(const float* x, int64_t n, double mean) {
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; i++) {
-    double t = double(x[i]) - mean;
-    s += t * t;
+/** Two sums at once (f sets u and v for the lanes at i, zeros past k), 32-element blocks. */
+template <class F>
+inline void blockSum2(int64_t n, F f, double& su, double& sv) {
+  __m256d a = _mm256_setzero_pd(), b = a, c = a, d = a;
+  __m256 u0, v0, u1, v1, u2, v2, u3, v3;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    f(i, 8, u0, v0);
+    f(i + 8, 8, u1, v1);
+    f(i + 16, 8, u2, v2);
+    f(i + 24, 8, u3, v3);
+    vaddToDouble(a, b, _mm256_add_ps(_mm256_add_ps(u0, u1), _mm256_add_ps(u2, u3)));
+    vaddToDouble(c, d, _mm256_add_ps(_mm256_add_ps(v0, v1), _mm256_add_ps(v2, v3)));
   }
-  return s;
+  __m256 tu = _mm256_setzero_ps(), tv = tu;
+  for (; i < n; i += 8) {
+    f(i, std::min<int64_t>(8, n - i), u0, v0);
+    tu = _mm256_add_ps(tu, u0);
+    tv = _mm256_add_ps(tv, v0);
+  }
+  vaddToDouble(a, b, tu);
+  vaddToDouble(c, d, tv);
+  su = hsumd(a, b);
+  sv = hsumd(c, d);
+}
+
+inline __m256 vload(const float* p, int64_t k) { return k == 8 ? _mm256_loadu_ps(p) : vloadPart(p, k); }
+
+inline double sumF(const float* x, int64_t n) {
+  return blockSum(n, [x](int64_t i, int64_t k) { return vload(x + i, k); });
+}
+
+/** Sum of (x - mean)^2: the deviations from float(mean) in float lanes (each one rounding
+ *  relative to the deviation itself), corrected in double for mean - float(mean), since
+ *  sum (x - m')^2 = sum (x - m)^2 + n (m - m')^2 when m is the mean. */
+inline double sumSqDev(const float* x, int64_t n, double mean) {
+  const float mf = float(mean);
+  const __m256 vm = vset(mf);
+  double s = blockSum(n, [x, vm](int64_t i, int64_t k) {
+    __m256 d = _mm256_sub_ps(vload(x + i, k), vm);
+    if (k < 8) d = _mm256_and_ps(d, _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(int(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))));
+    return _mm256_mul_ps(d, d);
+  });
+  double dm = mean - double(mf);
+  return std::max(0.0, s - double(n) * dm * dm);
+}
+
+/** OpenMP chunk for items of m elements each: at least ~16K elements per chunk (few
+ *  scheduler round trips for small planes), yet at least 4 chunks per thread to balance. */
+inline int64_t itemChunk(int64_t items, int64_t m) {
+  int64_t nt = omp_get_max_threads();
+  int64_t ch = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(m, 1));
+  return std::max<int64_t>(1, std::min(ch, items / (4 * nt)));
 }
 
 inline void scaleShift(const float* x, float* y, int64_t n, float a, float b) {
@@ -60,8 +120,8 @@ void groupNormImpl(Args& a) {
   F32 out = a.f32Len(8, "out", total, "n*c*hw");
   F32 mean = a.f32Len(9, "mean", n * groups, "n*groups");
   F32 rstd = a.f32Len(10, "rstd", n * groups, "n*groups");
-  int64_t cpg = c / groups, m = cpg * hw, items = n * groups;
-#pragma omp parallel for schedule(dynamic, 1) if (total > kParallelMin && items > 1)
+  int64_t cpg = c / groups, m = cpg * hw, items = n * groups, chunk = itemChunk(items, m);
+#pragma omp parallel for schedule(dynamic, chunk) if (total > kParallelMin && items > 1)
   for (int64_t it = 0; it < items; it++) {
     int64_t g = it % groups;
     const float* xp = x.p + it * m;
@@ -84,34 +144,65 @@ void groupNormImpl(Args& a) {
 void groupNorm(Args& a) { groupNormImpl<false>(a); }
 void groupNormSilu(Args& a) { groupNormImpl<true>(a); }
 
-/** The second half of the GroupNorm backward pass, from per-(n, c) sums of gy and gy*x: gx
- *  (which may alias gy) and the gamma / beta gradients. */
-void groupNormGradFinish(const float* gyp, const float* xp0, int64_t n, int64_t c, int64_t hw, int64_t groups,
-                         F32 gamma, F32 mean, F32 rstd, float* gxp, F32 gg, F32 gb, const std::vector<double>& sgy,
-                         const std::vector<double>& sgyx) {
-  int64_t cpg = c / groups, m = cpg * hw, total = n * c * hw;
-  F32 gy{const_cast<float*>(gyp), size_t(total)}, x{const_cast<float*>(xp0), size_t(total)}, gx{gxp, size_t(total)};
-  int64_t items = n * groups;
-#pragma omp parallel for schedule(dynamic, 1) if (total > kParallelMin && items > 1)
+/** The GroupNorm backward pass, one (sample, group) item at a time so that its rows are read
+ *  from memory once and revisited from cache. Pass 1 over the item's channels sums gz and
+ *  gz*x per (n, c), where gz = gy, or (kSilu) gz = gy * silu'(z) with z = groupNorm(x)
+ *  recomputed as the forward did and written to gx; pass 2 writes gx = rs*ga*gz + bx*x + c0
+ *  (in place over gz for kSilu; gx may alias gy). Then the gamma / beta gradients from the
+ *  per-(n, c) sums, overwritten. beta is only read when kSilu. */
+template <bool kSilu>
+void groupNormGradImpl(const float* gy, const float* x, int64_t n, int64_t c, int64_t hw, int64_t groups, F32 gamma,
+                       F32 beta, F32 mean, F32 rstd, float* gx, F32 gg, F32 gb) {
+  int64_t cpg = c / groups, m = cpg * hw, total = n * c * hw, items = n * groups, chunk = itemChunk(items, m);
+  std::vector<double> sgy(size_t(n * c)), sgyx(size_t(n * c));  // per (n, c): sum gz, sum gz*x
+#pragma omp parallel for schedule(dynamic, chunk) if (total > kParallelMin && items > 1)
   for (int64_t it = 0; it < items; it++) {
     int64_t ni = it / groups, g = it % groups;
-    double mu = mean.p[it], rs = rstd.p[it];
-    double sd = 0, sdx = 0;  // sum dxhat, sum dxhat*xhat
+    const float muf = mean.p[it], rsf = rstd.p[it];
+    const double mu = muf, rs = rsf;
+    double sd = 0, sdx = 0;  // sum dxhat, sum dxhat*xhat (times 1/rs)
     for (int64_t cc = 0; cc < cpg; cc++) {
       int64_t ch = g * cpg + cc, i = ni * c + ch;
+      const float* gp = gy + i * hw;
+      const float* xp = x + i * hw;
+      double s = 0, sx = 0;
+      if (kSilu) {
+        const float ga = gamma.p ? gamma.p[ch] : 1.f, be = beta.p ? beta.p[ch] : 0.f;
+        // z = (x - mu) * rs * ga + be, as the forward computed it (in float)
+        const float sc = float(double(rsf) * ga), sh = float(double(be) - double(muf) * double(rsf) * ga);
+        const __m256 vsc = vset(sc), vsh = vset(sh), one = vset(1.f);
+        float* op = gx + i * hw;
+        blockSum2(hw, [&](int64_t j, int64_t k, __m256& u, __m256& v) {
+          __m256 gv = vload(gp + j, k), xv = vload(xp + j, k);
+          __m256 z = _mm256_fmadd_ps(xv, vsc, vsh), om, sg = vsigmoid(z, &om);
+          // silu'(z) = s (1 + z (1 - s)); zero lanes past k (gy = 0 there)
+          u = _mm256_mul_ps(gv, _mm256_mul_ps(sg, _mm256_fmadd_ps(z, om, one)));
+          v = _mm256_mul_ps(u, xv);
+          if (k == 8) _mm256_storeu_ps(op + j, u);
+          else vstorePart(op + j, k, u);
+        }, s, sx);
+      } else {
+        blockSum2(hw, [&](int64_t j, int64_t k, __m256& u, __m256& v) {
+          u = vload(gp + j, k);
+          v = _mm256_mul_ps(u, vload(xp + j, k));
+        }, s, sx);
+      }
+      sgy[size_t(i)] = s;
+      sgyx[size_t(i)] = sx;
       double ga = gamma.p ? gamma.p[ch] : 1.0;
-      sd += ga * sgy[i];
-      sdx += ga * rs * (sgyx[i] - mu * sgy[i]);
+      sd += ga * s;
+      sdx += ga * rs * (sx - mu * s);
     }
     double invM = m > 0 ? 1.0 / double(m) : 0.0;
-    double bx = -rs * rs * sdx * invM;             // coefficient of x
+    double bx = -rs * rs * sdx * invM;                        // coefficient of x
     double c0 = -rs * sd * invM + mu * rs * rs * sdx * invM;  // constant
+    const float fb = float(bx), fc = float(c0);
     for (int64_t cc = 0; cc < cpg; cc++) {
-      int64_t ch = g * cpg + cc;
-      float ag = float(rs * (gamma.p ? gamma.p[ch] : 1.0)), fb = float(bx), fc = float(c0);
-      const float* gp = gy.p + (ni * c + ch) * hw;
-      const float* xp = x.p + (ni * c + ch) * hw;
-      float* op = gx.p + (ni * c + ch) * hw;
+      int64_t ch = g * cpg + cc, i = ni * c + ch;
+      float ag = float(rs * (gamma.p ? gamma.p[ch] : 1.0));
+      const float* gp = (kSilu ? gx : gy) + i * hw;
+      const float* xp = x + i * hw;
+      float* op = gx + i * hw;
 #pragma omp simd
       for (int64_t j = 0; j < hw; j++) op[j] = gp[j] * ag + xp[j] * fb + fc;
     }
@@ -120,7 +211,7 @@ void groupNormGradFinish(const float* gyp, const float* xp0, int64_t n, int64_t 
     double sg = 0, sgg = 0;
     int64_t g = ch / cpg;
     for (int64_t ni = 0; ni < n; ni++) {
-      int64_t i = ni * c + ch;
+      size_t i = size_t(ni * c + ch);
       sg += sgy[i];
       sgg += rstd.p[ni * groups + g] * (sgyx[i] - double(mean.p[ni * groups + g]) * sgy[i]);
     }
@@ -142,27 +233,10 @@ void groupNormGrad(Args& a) {
   F32 gx = a.f32Len(9, "gx", total, "n*c*hw");
   F32 gg = a.f32LenOrNull(10, "ggamma", c, "c");
   F32 gb = a.f32LenOrNull(11, "gbeta", c, "c");
-  int64_t nc = n * c;
-  std::vector<double> sgy(static_cast<size_t>(nc)), sgyx(static_cast<size_t>(nc));  // per (n, c): sum gy, sum gy*x
-#pragma omp parallel for schedule(static) if (total > kParallelMin)
-  for (int64_t i = 0; i < nc; i++) {
-    const float* g = gy.p + i * hw;
-    const float* xp = x.p + i * hw;
-    double s = 0, sx = 0;
-#pragma omp simd reduction(+ : s, sx)
-    for (int64_t j = 0; j < hw; j++) {
-      s += double(g[j]);
-      sx += double(g[j]) * double(xp[j]);
-    }
-    sgy[i] = s;
-    sgyx[i] = sx;
-  }
-  groupNormGradFinish(gy.p, x.p, n, c, hw, groups, gamma, mean, rstd, gx.p, gg, gb, sgy, sgyx);
+  groupNormGradImpl<false>(gy.p, x.p, n, c, hw, groups, gamma, F32{}, mean, rstd, gx.p, gg, gb);
 }
 
 // groupNormSiluGrad(gy, x, n, c, hw, groups, gamma|null, beta|null, mean, rstd, gx, ggamma|null, gbeta|null)
-// Pass 1 recomputes z = groupNorm(x) per row, writes gz = gy * silu'(z) into gx and sums gz and
-// gz*x per (n, c); pass 2 is the GroupNorm backward over gz, in place in gx.
 void groupNormSiluGrad(Args& a) {
   int64_t n = a.dim(2, "n"), c = a.dim(3, "c"), hw = a.dim(4, "hw"), groups = a.dim(5, "groups", 1);
   if (c % groups != 0) a.fail("c=" + std::to_string(c) + " is not divisible by groups=" + std::to_string(groups));
@@ -176,34 +250,7 @@ void groupNormSiluGrad(Args& a) {
   F32 gx = a.f32Len(10, "gx", total, "n*c*hw");
   F32 gg = a.f32LenOrNull(11, "ggamma", c, "c");
   F32 gb = a.f32LenOrNull(12, "gbeta", c, "c");
-  int64_t cpg = c / groups, nc = n * c;
-  std::vector<double> sgy(static_cast<size_t>(nc)), sgyx(static_cast<size_t>(nc));
-#pragma omp parallel for schedule(static) if (total > kParallelMin)
-  for (int64_t i = 0; i < nc; i++) {
-    const int64_t ch = i % c, st = (i / c) * groups + ch / cpg;
-    const float rs = rstd.p[st], mu = mean.p[st];
-    const float ga = gamma.p ? gamma.p[ch] : 1.f, be = beta.p ? beta.p[ch] : 0.f;
-    // z = (x - mu) * rs * ga + be, as the forward computed it (in float)
-    const float sc = float(double(rs) * ga), sh = float(double(be) - double(mu) * double(rs) * ga);
-    const float* g = gy.p + i * hw;
-    const float* xp = x.p + i * hw;
-    float* op = gx.p + i * hw;
-    const __m256 vsc = vset(sc), vsh = vset(sh), one = vset(1.f);
-    vmap3(g, xp, xp, op, 0, hw, [&](__m256 gv, __m256 xv, __m256) {
-      __m256 z = _mm256_fmadd_ps(xv, vsc, vsh), sg = vsigmoid(z);
-      // silu'(z) = s (1 + z (1 - s))
-      return _mm256_mul_ps(gv, _mm256_mul_ps(sg, _mm256_fmadd_ps(z, _mm256_sub_ps(one, sg), one)));
-    });
-    double s = 0, sx = 0;
-#pragma omp simd reduction(+ : s, sx)
-    for (int64_t j = 0; j < hw; j++) {
-      s += double(op[j]);
-      sx += double(op[j]) * double(xp[j]);
-    }
-    sgy[i] = s;
-    sgyx[i] = sx;
-  }
-  groupNormGradFinish(gx.p, x.p, n, c, hw, groups, gamma, mean, rstd, gx.p, gg, gb, sgy, sgyx);
+  groupNormGradImpl<true>(gy.p, x.p, n, c, hw, groups, gamma, beta, mean, rstd, gx.p, gg, gb);
 }
 
 // layerNorm(x, rows, d, eps, gamma|null, beta|null, out, mean, rstd)

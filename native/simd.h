@@ -2,7 +2,8 @@
 // and helpers that run a vector function over [i0, i1) with a zero-padded tail, optionally
 // split over the OpenMP pool. Accuracy: exp about 2 ulp (Cephes polynomial), tanh and erf
 // within about 3e-7 relative (a Cephes polynomial near 0, exp-based identities elsewhere;
-// erf uses a Taylor series below 0.5 and Abramowitz-Stegun 7.1.26 above).
+// erf uses a Taylor series below 0.5 and Abramowitz-Stegun 7.1.26 above), sigmoid about 3e-7
+// relative (no division: rcp + one Newton step on 1 + e^{-|x|}).
 // Not a general SIMD library: only what the kernels need. The build targets x86-64-v3.
 #pragma once
 
@@ -46,9 +47,44 @@ static inline __m256 vexp(__m256 x0) {
   return _mm256_blendv_ps(r, x0, _mm256_cmp_ps(x0, x0, _CMP_UNORD_Q));
 }
 
-static inline __m256 vsigmoid(__m256 x) {
-  __m256 e = vexp(_mm256_sub_ps(_mm256_setzero_ps(), x));
-  return _mm256_div_ps(vset(1.f), _mm256_add_ps(vset(1.f), e));
+/** e^t for t in [-88, 0] (or NaN), with a single 2^n scale: the caller clamps t (t = -88 gives
+ *  n = -127, whose scale bits are 0, so the result is exactly 0 below about -87.7; NaN stays
+ *  NaN). n comes from the round-to-nearest of t*log2(e) + 1.5*2^23, whose low mantissa bits
+ *  are the integer n (no round/convert). Relative error about 3e-7 (a shorter polynomial
+ *  than vexp's). */
+static inline __m256 vexpNonPos(__m256 t) {
+  const __m256 magic = vset(12582912.f);  // 1.5 * 2^23
+  __m256 k = _mm256_fmadd_ps(t, vset(1.44269504088896341f), magic);
+  __m256 fx = _mm256_sub_ps(k, magic);
+  __m256 x = _mm256_fnmadd_ps(fx, vset(0.693359375f), t);
+  x = _mm256_fnmadd_ps(fx, vset(-2.12194440e-4f), x);
+  // 1 + x + x^2 q(x), q of degree 3 fitted for relative error on [-ln2/2, ln2/2]: 2.0e-7 in
+  // float arithmetic (Cephes' degree 5 q buys ulps that the sigmoid's rcp step gives back)
+  __m256 y = vset(0.00831252709031105f);
+  y = _mm256_fmadd_ps(y, x, vset(0.04189011827111244f));
+  y = _mm256_fmadd_ps(y, x, vset(0.16667114198207855f));
+  y = _mm256_fmadd_ps(y, x, vset(0.499992311000824f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, vset(1.f)));
+  // (n + 127) << 23: the magic's own bits shift out of the 32-bit lane.
+  __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(k), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/** sigmoid(x) = 1 / (1 + e^{-x}), within about 3e-7 relative, and 1 - sigmoid(x) in *oneMinus
+ *  (no cancellation for large x). e = e^{-|x|} lies in (0, 1], so 1 + e cannot overflow and
+ *  r = 1 / (1 + e) comes from rcp plus one Newton step (no division); sigmoid is r for x >= 0
+ *  (sign bit clear) and e*r for x < 0. Below x = -87.7 sigmoid is 0 (the float value would be
+ *  a subnormal under 1.2e-38); +-inf give 1 and 0; NaN stays NaN. */
+static inline __m256 vsigmoid(__m256 x, __m256* oneMinus = nullptr) {
+  // -|x| clamped at -88; max(lo, t) returns t when t is NaN, so NaN passes through.
+  __m256 t = _mm256_max_ps(vset(-88.f), _mm256_or_ps(x, vset(-0.f)));
+  __m256 e = vexpNonPos(t);
+  __m256 d = _mm256_add_ps(vset(1.f), e);
+  __m256 r = _mm256_rcp_ps(d);
+  r = _mm256_fmadd_ps(r, _mm256_fnmadd_ps(d, r, vset(1.f)), r);
+  __m256 er = _mm256_mul_ps(e, r);
+  if (oneMinus) *oneMinus = _mm256_blendv_ps(er, r, x);
+  return _mm256_blendv_ps(r, er, x);  // blendv picks by the sign bit of x
 }
 
 static inline __m256 vabs(__m256 x) { return _mm256_andnot_ps(vset(-0.f), x); }
@@ -141,6 +177,30 @@ inline void vmap3(const float* a, const float* b, const float* c, float* out, in
     _mm256_store_ps(to, f(_mm256_load_ps(ta), _mm256_load_ps(tb), _mm256_load_ps(tc)));
     std::memcpy(out + i, to, bytes);
   }
+}
+
+/** The first k (0..8) floats at p, zeros after (masked load: nothing past p + k is touched). */
+static inline __m256 vloadPart(const float* p, int64_t k) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(k)), idx));
+}
+
+/** Stores the first k (0..8) lanes of v at p (masked: nothing past p + k is touched). */
+static inline void vstorePart(float* p, int64_t k, __m256 v) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(int(k)), idx), v);
+}
+
+/** Adds the 8 float lanes of v to the 8 double lanes (lo: lanes 0-3, hi: 4-7). */
+static inline void vaddToDouble(__m256d& lo, __m256d& hi, __m256 v) {
+  lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+  hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+static inline double hsumd(__m256d lo, __m256d hi) {
+  __m256d v = _mm256_add_pd(lo, hi);
+  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
 static inline float hsum(__m256 v) {

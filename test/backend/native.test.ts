@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvWinograd, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
+import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvGemm1x1, setConvWinograd, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -145,23 +145,39 @@ if (!nat) {
       ['Winograd tiles: 3x3 pad 1, 18x37, 16->24', geom(2, 16, 18, 37, 24, 3, 3, 1, [1, 1, 1, 1]), true],
       ['Winograd tiles: 3x3 pad 1, 40x40 with 5 images, 16->16', geom(5, 16, 40, 40, 16, 3, 3, 1, [1, 1, 1, 1]), false],
     );
+    // 1x1 stride-1 unpadded: the GEMM path (odd channel counts, planes of 35, 130 and 144 pixels,
+    // not multiples of 8; 3 x 130 and 1 x 144 columns split between threads inside an image; a
+    // 512-pixel plane takes the copied-columns path)
+    cases.push(
+      ['1x1 no pad: 3->5, one image 5x7, bias', geom(1, 3, 5, 7, 5, 1, 1, 1, [0, 0, 0, 0]), true],
+      ['1x1 no pad: 7->16, 3 images 5x7, no bias', geom(3, 7, 5, 7, 16, 1, 1, 1, [0, 0, 0, 0]), false],
+      ['1x1 no pad: 24->40, 3 images 10x13, bias', geom(3, 24, 10, 13, 40, 1, 1, 1, [0, 0, 0, 0]), true],
+      ['1x1 no pad: 33->17, one image 12x12, bias', geom(1, 33, 12, 12, 17, 1, 1, 1, [0, 0, 0, 0]), true],
+      ['1x1 no pad: 5->9, 2 images 16x32 (2 KiB rows: columns copied to a buffer first)', geom(2, 5, 16, 32, 9, 1, 1, 1, [0, 0, 0, 0]), true],
+    );
     // Every case on each path: the direct stride-1 AVX-512 kernels (where they apply; without
     // AVX-512 this runs oneDNN too), oneDNN on the whole batch, oneDNN one image per call
     // (weight gradients summed over the calls), and Winograd F(2x2) and F(4x4) for every 3x3
     // stride-1 case. All within 1e-4 of the largest reference value; measured on 64-256 channel
     // layers F(2x2) stays within 6e-7 of it and F(4x4) within 1.5e-5 (a wrong transform is off
     // by O(1)).
-    const modes = [['direct', 'on', 0, 'off', 'auto'], ['oneDNN', 'off', 0, 'off', 'auto'],
-      ['oneDNN one image at a time', 'off', 1, 'off', 'auto'], ['Winograd F(2x2)', 'off', 0, 'on', 2],
-      ['Winograd F(4x4)', 'off', 0, 'on', 4]] as const;
-    for (const [mode, direct, chunkKB, wino, tile] of modes) for (const [label, g, withBias] of cases) {
+    // The GEMM mode runs the 1x1 stride-1 unpadded cases as plain sgemm products on the NCHW
+    // buffers (the others keep it off, so that their 1x1 cases test oneDNN).
+    const modes = [['direct', 'on', 0, 'off', 'auto', 'off'], ['oneDNN', 'off', 0, 'off', 'auto', 'off'],
+      ['oneDNN one image at a time', 'off', 1, 'off', 'auto', 'off'], ['Winograd F(2x2)', 'off', 0, 'on', 2, 'off'],
+      ['Winograd F(4x4)', 'off', 0, 'on', 4, 'off'], ['GEMM 1x1', 'off', 0, 'off', 'auto', 'on']] as const;
+    const gemm1x1Case = (g: Conv2dGeom): boolean => g.kh === 1 && g.kw === 1 && g.strideH === 1 && g.strideW === 1 &&
+      g.padT + g.padB + g.padL + g.padR === 0;
+    for (const [mode, direct, chunkKB, wino, tile, gemm1x1] of modes) for (const [label, g, withBias] of cases) {
+      if (gemm1x1 === 'on' && !gemm1x1Case(g)) continue;
       it(`${mode}: ${label}`, () => {
         const wasDirect = setConvDirect() ?? 'auto', wasChunk = setConvChunkKB(-1) ?? 0, wasWino = setConvWinograd() ?? 'auto';
-        const wasTile = setConvWinogradTile() ?? 'auto';
+        const wasTile = setConvWinogradTile() ?? 'auto', wasGemm = setConvGemm1x1() ?? 'auto';
         setConvDirect(direct);
         setConvChunkKB(chunkKB);
         setConvWinograd(wino);
         setConvWinogradTile(tile);
+        setConvGemm1x1(gemm1x1);
         try {
           checkConv(g, withBias);
         } finally {
@@ -169,6 +185,7 @@ if (!nat) {
           setConvChunkKB(wasChunk);
           setConvWinograd(wasWino);
           setConvWinogradTile(wasTile);
+          setConvGemm1x1(wasGemm);
         }
       });
     }
@@ -301,7 +318,10 @@ if (!nat) {
   });
 
   describe('native backend: normalisation', () => {
-    for (const [nb, c, hw, groups, affine] of [[2, 6, 5, 3, true], [3, 64, 17, 32, true], [2, 8, 9, 4, false]] as const) {
+    // hw 3 (< one vector), 17 and 100 (vector tails; 100 spans the 32- and 64-element summing
+    // blocks), 256 with 65536 elements (the threaded path, whole vectors).
+    for (const [nb, c, hw, groups, affine] of [[2, 6, 5, 3, true], [3, 64, 17, 32, true], [2, 8, 9, 4, false],
+      [2, 4, 3, 2, true], [2, 64, 100, 32, true], [4, 64, 256, 32, true]] as const) {
       it(`groupNorm n ${nb} c ${c} hw ${hw} groups ${groups}${affine ? '' : ' no affine'}`, () => {
         const x = rand(nb * c * hw, 13, -2, 3), gamma = affine ? rand(c, 14) : null, beta = affine ? rand(c, 15) : null;
         const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
@@ -340,6 +360,74 @@ if (!nat) {
         if (gg1 && gg2 && gb1 && gb2) { close('groupNormSiluGrad ggamma', gg1, gg2, 2e-4); close('groupNormSiluGrad gbeta', gb1, gb2, 2e-4); }
       });
     }
+    it('groupNorm statistics of data far from zero (mean 1000, spread 0.01) match the float64 reference', () => {
+      const nb = 2, c = 8, hw = 300, groups = 4;
+      const x = rand(nb * c * hw, 31, 999.99, 1000.01);
+      const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+      const m1 = new Float32Array(nb * groups), m2 = new Float32Array(nb * groups);
+      const r1 = new Float32Array(nb * groups), r2 = new Float32Array(nb * groups);
+      n.groupNorm(x, nb, c, hw, groups, 1e-5, null, null, y1, m1, r1);
+      ref.groupNorm(x, nb, c, hw, groups, 1e-5, null, null, y2, m2, r2);
+      close('mean', m1, m2, 1e-7, 0);
+      close('rstd', r1, r2, 1e-5, 0);
+    });
+    it('groupNormSilu (+ grad) at large |z|, a NaN group, and a hw that is not a multiple of 8', () => {
+      // beta per channel puts z near +-20, +-60, +-90, +-1e4 (exp(-z) over- and underflows);
+      // one x of sample 1, group 2 is NaN: that group's outputs and its channels' gamma/beta
+      // gradients are NaN, as in the reference, and nothing else is.
+      const nb = 2, c = 16, hw = 37, groups = 8;
+      const x = rand(nb * c * hw, 33, -2, 2), gamma = rand(c, 34, 0.5, 1.5);
+      const beta = Float32Array.from([20, -20, 60, -60, 90, -90, 1e4, -1e4, 0, 3, -3, 87.7, -87.7, 88.5, -88.5, 0.5]);
+      x[(1 * c + 2 * 2) * hw + 5] = NaN;
+      const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+      const m1 = new Float32Array(nb * groups), m2 = new Float32Array(nb * groups);
+      const r1 = new Float32Array(nb * groups), r2 = new Float32Array(nb * groups);
+      n.groupNormSilu(x, nb, c, hw, groups, 1e-5, gamma, beta, y1, m1, r1);
+      ref.groupNormSilu(x, nb, c, hw, groups, 1e-5, gamma, beta, y2, m2, r2);
+      let nans = 0;
+      for (let i = 0; i < x.length; i++) {
+        const g = y1[i]!, w = y2[i]!;
+        if (Number.isNaN(w)) { nans++; assert.ok(Number.isNaN(g), `out[${i}]: ${g}, want NaN`); continue; }
+        // 1e-6 absolute: z = x * scale + shift is rounded in float near its zero crossing
+        assert.ok(Math.abs(g - w) <= 1e-5 * Math.abs(w) + 1e-6, `out[${i}]: ${g}, want ${w}`);
+      }
+      assert.equal(nans, 2 * hw);
+      const gy = rand(x.length, 35);
+      const gx1 = new Float32Array(x.length), gx2 = new Float32Array(x.length);
+      const gg1 = new Float32Array(c), gg2 = new Float32Array(c), gb1 = new Float32Array(c), gb2 = new Float32Array(c);
+      n.groupNormSiluGrad(gy, x, nb, c, hw, groups, gamma, beta, m2, r2, gx1, gg1, gb1);
+      ref.groupNormSiluGrad(gy, x, nb, c, hw, groups, gamma, beta, m2, r2, gx2, gg2, gb2);
+      for (const [name, a, b] of [['gx', gx1, gx2], ['ggamma', gg1, gg2], ['gbeta', gb1, gb2]] as const) {
+        assert.equal(a.filter(Number.isNaN).length, b.filter(Number.isNaN).length, `${name}: NaN count`);
+        assert.ok(b.some(Number.isNaN), `${name}: the reference has NaNs`);
+        close(`groupNormSiluGrad ${name}`, a, b, 2e-4, 1e-5);
+      }
+    });
+    it('sigmoid, silu and the silu gradient at large |x|, infinities and NaN, element by element', () => {
+      const xs = [0, -0, 1e-3, 0.5, -0.5, 3, -3, 15, -15, 20, -20, 40, -40, 80, -80, 87, -87, 87.7, -87.7, 88.5, -88.5,
+        89, -89, 100, -100, 104, -104, 1e4, -1e4, 1e30, -1e30, Infinity, -Infinity, NaN];
+      const x = Float32Array.from([...xs, ...xs.map((v) => v * 0.37)]);
+      for (const op of ['sigmoid', 'silu'] as const) {
+        const y1 = new Float32Array(x.length), y2 = new Float32Array(x.length);
+        n.unary(op, x, y1);
+        oracleUnary(op, x, y2);
+        for (let i = 0; i < x.length; i++) {
+          const g = y1[i]!, w = y2[i]!;
+          if (Number.isNaN(w)) { assert.ok(Number.isNaN(g), `${op}(${x[i]}): ${g}, want NaN`); continue; }
+          assert.ok(g === w || Math.abs(g - w) <= 1e-6 * Math.abs(w) + 1e-36, `${op}(${x[i]}): ${g}, want ${w}`);
+        }
+      }
+      const gy = new Float32Array(x.length).fill(1), y = new Float32Array(x.length);
+      const g1 = new Float32Array(x.length), g2 = new Float32Array(x.length);
+      oracleUnary('silu', x, y);
+      n.unaryGrad('silu', x, y, gy, g1);
+      oracleUnaryGrad('silu', x, y, gy, g2);
+      for (let i = 0; i < x.length; i++) {
+        const g = g1[i]!, w = g2[i]!;
+        if (Number.isNaN(w)) { assert.ok(Number.isNaN(g), `silu'(${x[i]}): ${g}, want NaN`); continue; }
+        assert.ok(g === w || Math.abs(g - w) <= 1e-6 * Math.abs(w) + 1e-34, `silu'(${x[i]}): ${g}, want ${w}`);
+      }
+    });
     for (const [rows, d, affine] of [[7, 13, true], [40, 64, true], [5, 33, false]] as const) {
       it(`layerNorm rows ${rows} d ${d}${affine ? '' : ' no affine'}`, () => {
         const x = rand(rows * d, 17, -1, 2), gamma = affine ? rand(d, 18) : null, beta = affine ? rand(d, 19) : null;

@@ -22,12 +22,13 @@ export interface NativeExtras {
   attentionIsa(level: 'auto' | 'avx2'): string;
   convChunkKB(kb: number): number;
   convDirect(mode: number): number;
+  convGemm1x1(mode: number): number;
   convWinograd(mode: number): number;
   convWinogradTile(tile: number): number;
 }
 
 /** Names of the addon's exports that are not kernels of the contract. */
-export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convWinograd', 'convWinogradTile'];
+export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convGemm1x1', 'convWinograd', 'convWinogradTile'];
 
 /** The raw addon: every kernel it exports has exactly the contract's signature (written once, in
  *  backend/types.ts; the C++ reads Conv2dGeom by field name), so the kernels need no adapter.
@@ -97,7 +98,7 @@ export function loadNative(): PartialKernels | null {
   const { addon } = load();
   if (!addon) return null;
   // Every export that is not an extra is a kernel with the contract's signature (Addon above).
-  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convWinograd: _w, convWinogradTile: _t, ...kernels } = addon;
+  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convGemm1x1: _g, convWinograd: _w, convWinogradTile: _t, ...kernels } = addon;
   return { name: 'native', ...kernels };
 }
 
@@ -134,6 +135,16 @@ function modeKnob(call: (code: number) => number, mode?: KnobMode): KnobMode {
 export function setConvDirect(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'off' | null {
   const { addon } = load();
   return addon ? modeKnob((code) => addon.convDirect(code), mode) : null;
+}
+
+/** Chooses where 1x1 stride-1 unpadded convolutions run: 'auto' (default, or LDM_CONV_GEMM1X1)
+ *  and 'on': as single-precision GEMMs on the NCHW buffers (native/conv.cc; the forward and
+ *  backward-to-input passes only in fp32 precision, bf16 keeps oneDNN); 'off': oneDNN's
+ *  primitives with their layout reorders. No argument only reads. Returns the mode in effect, or
+ *  null when the addon is not loaded. A tuning knob for tests and benchmarks. */
+export function setConvGemm1x1(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'off' | null {
+  const { addon } = load();
+  return addon ? modeKnob((code) => addon.convGemm1x1(code), mode) : null;
 }
 
 /** Chooses where 3x3 stride-1 convolutions (all three passes) run: 'auto' (default, or

@@ -125,6 +125,10 @@ bool precisionBf16();
 /** "amx" / "avx512_bf16" when oneDNN runs bf16 natively here, "" when it does not. */
 const char* bf16Isa();
 
+/** True when the CPU has AVX-512F: there oneDNN's own kernels are the measured choice, and the
+ *  Winograd and 1x1-GEMM paths step aside in their auto modes. */
+bool cpuHasAvx512();
+
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();
 

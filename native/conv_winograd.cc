@@ -37,8 +37,6 @@
 
 namespace ldm {
 
-namespace {
-
 bool cpuHasAvx512() {
   static const bool has = [] {
     __builtin_cpu_init();
@@ -46,6 +44,8 @@ bool cpuHasAvx512() {
   }();
   return has;
 }
+
+namespace {
 
 int gWino = -1;  // 0 off, 1 on, 2 auto; -1: not read yet (LDM_CONV_WINOGRAD)
 int gWinoTile = -1;  // 0 auto, 2 or 4; -1: not read yet (LDM_WINO_TILE)

@@ -129,6 +129,11 @@ const char* bf16Isa();
  *  Winograd and 1x1-GEMM paths step aside in their auto modes. */
 bool cpuHasAvx512();
 
+/** C = A.B (+ beta C), row-major, over dnnl_sgemm (matmul.cc); a failure throws an ArgError that
+ *  names `what` (the kernel) and oneDNN's status. */
+void sgemm(const char* what, char ta, char tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();
 

@@ -60,11 +60,7 @@ int64_t winoChunkBytes() {
   return gWinoChunk;
 }
 
-void sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B,
-           int64_t ldb, float beta, float* C, int64_t ldc) {
-  dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, 1.f, A, lda, B, ldb, beta, C, ldc);
-  if (st != dnnl_success) throw ArgError{"winograd convolution: dnnl_sgemm failed with status " + std::to_string(int(st))};
-}
+constexpr const char* kWinograd = "winograd convolution";
 
 inline int64_t roundUp8(int64_t v) { return (v + 7) / 8 * 8; }
 
@@ -743,7 +739,7 @@ void forwardTiles(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, i
           planesToMinor(loc + xi * T, kX * T, T, nc, V + (size_t(xi) * P + i * T) * ci + c0, ci);
       }
       eachTileProduct(int(kX), failed, [&](int xi) {
-        sgemm('N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
+        sgemm(kWinograd, 'N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
       });
 #pragma omp for schedule(static)
       for (int64_t item = 0; item < cn * cbo; item++) {
@@ -800,7 +796,7 @@ void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci,
       }
       // dU[xi] [ci][co] (+)= V[xi]^T . dM[xi]
       eachTileProduct(int(kX), failed, [&](int xi) {
-        sgemm('T', 'N', ci, co, P, V + xi * P * ci, ci, dM + xi * P * co, co, beta, dU + xi * ci * co, co);
+        sgemm(kWinograd, 'T', 'N', ci, co, P, V + xi * P * ci, ci, dM + xi * P * co, co, beta, dU + xi * ci * co, co);
       });
     }
     if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};

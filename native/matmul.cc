@@ -13,6 +13,12 @@
 
 namespace ldm {
 
+void sgemm(const char* what, char ta, char tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, 1.f, A, lda, B, ldb, beta, C, ldc);
+  if (st != dnnl_success) throw ArgError{std::string(what) + ": dnnl_sgemm failed with status " + std::to_string(int(st))};
+}
+
 namespace {
 
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* A, const float* B, float* C, float beta) {
@@ -21,8 +27,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* A, con
     if (beta == 0.f) std::memset(C, 0, size_t(m * n) * sizeof(float));
     return;
   }
-  dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.f, A, ta ? m : k, B, tb ? k : n, beta, C, n);
-  if (st != dnnl_success) throw ArgError{"ldm native matmul: dnnl_sgemm failed with status " + std::to_string(int(st))};
+  sgemm("ldm native matmul", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, A, ta ? m : k, B, tb ? k : n, beta, C, n);
 }
 
 // matmul(a, b, out, batch, m, k, n, transA, transB, aBatchStride, bBatchStride, accumulate)

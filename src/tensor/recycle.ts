@@ -1,17 +1,18 @@
-// Buffer recycling for inference: `inference(fn)` runs fn with gradients off (like
-// torch.inference_mode) and, when fn returns, hands the activation buffers that died inside it
-// back to a pool that the next emptyF32 calls draw from. A sampler calls the network 50-1000
-// times with the same shapes, so from the second call on a forward pass allocates next to
-// nothing: V8 then has no external-memory pressure to answer with garbage collections (measured
-// on W4's sampling pass: about 20 collections and 25-40 ms of a 300-400 ms pass), and the reused
-// buffers are already mapped.
+// Buffer recycling: scopes whose dead buffers go to a pool that later emptyF32 calls draw from,
+// instead of to V8's garbage collector. `inference(fn)` runs fn with gradients off (like
+// torch.inference_mode): a sampler calls the network 50-1000 times with the same shapes, so from
+// the second call on a forward pass allocates next to nothing and V8 has no external-memory
+// pressure to answer with collections (measured on W4's sampling pass: about 20 collections and
+// 25-40 ms of a 300-400 ms pass). `recycle(fn, keep)` does the same with gradients on (a training
+// step, keeping what keep() names), `tidy(fn)` nests a scope around a network block, and the
+// autograd pass (autograd.ts) runs in a scope and gives back each gradient as soon as it is dead.
 //
 // What dies: every buffer emptyF32 handed out inside the scope, except those the returned value
-// (a Tensor, or arrays / plain objects of them) still uses, through any view. A tensor made inside
-// the scope that kept a released buffer anyway (stored in a module field or a closure) is
+// (a Tensor, or arrays / plain objects / Maps of them) still uses, through any view. A tensor made
+// inside the scope that kept a released buffer anyway (stored in a module field or a closure) is
 // poisoned: reading its data throws, so such a bug fails loudly instead of reading a buffer that
 // a later pass overwrites. Scopes nest: what an inner scope returns belongs to the outer one.
-// Nothing here runs without inference(): training keeps plain allocation.
+// Outside every scope nothing is recorded; the pool is only drawn from (it holds dead buffers).
 
 import { MIN_POOLED, setBufferSource, setTensorSink } from './buffer.ts';
 import { Tensor, isGradEnabled, noGrad } from './tensor.ts';
@@ -156,7 +157,7 @@ export function recycle<T>(fn: () => T, keep?: () => unknown): T {
  * just runs fn, with autograd as it is.
  */
 export function tidy<T>(fn: () => T): T {
-  // Only where gradients are off: a nested scope records nothing for autograd.
+  // inference() turns gradients off, which would cut a graph being recorded: nest only where they are off.
   return scopes.length === 0 || isGradEnabled() ? fn() : inference(fn);
 }
 

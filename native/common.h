@@ -106,18 +106,20 @@ bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
 bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
                                   int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
                                   float* gb);
-/** 0 off, 1 always (3x3 stride 1), 2 auto: without AVX-512 and with at least 16 channels in and
- *  out (LDM_CONV_WINOGRAD=0/1, default auto). */
+/** 0 off, 1 always (3x3 stride 1), 2 auto: without AVX-512, with at least 16 channels in and out
+ *  and 128 together, on planes of at least 8x8 (LDM_CONV_WINOGRAD=0/1, default auto). */
 int convWinogradMode();
 void setConvWinograd(int mode);
 /** The Winograd output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0 auto: 4 for output planes of at
- *  least 16x16 in batches with enough tiles, 2 otherwise (LDM_WINO_TILE=2/4, default auto).
+ *  least 12x12 in batches with enough tiles, 2 otherwise (LDM_WINO_TILE=2/4, default auto).
  *  setWinogradTile takes 0, 2 or 4. */
 int winogradTile();
 void setWinogradTile(int tile);
 /** Bytes of transformed tiles per chunk of images, in KiB (LDM_WINO_CHUNK_KB, default 1024). */
 void setWinogradChunkKB(int64_t kb);
-bool convWinogradWanted(int64_t cin, int64_t cout);
+/** Whether a 3x3 stride-1 pass with cin -> cout channels and oh x ow output planes goes to
+ *  Winograd (mode 1: always; auto: see conv_winograd.cc). */
+bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow);
 
 /** Mixed precision: true when convolutions multiply in bf16 (f32 in and out, like
  *  torch.autocast); only ever true on a CPU whose oneDNN ISA has native bf16 (avx512_bf16). */

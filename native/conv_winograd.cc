@@ -656,17 +656,23 @@ void setWinogradTile(int tile) { gWinoTile = tile == 2 || tile == 4 ? tile : 0; 
 
 void setWinogradChunkKB(int64_t kb) { gWinoChunk = kb > 0 ? kb * 1024 : int64_t(1) << 40; }
 
-bool convWinogradWanted(int64_t cin, int64_t cout) {
+bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   const int m = convWinogradMode();
-  // auto: where oneDNN has no Winograd of its own (no AVX-512), and the products are wide
-  // enough for the gemm (measured: 3->64 and 64->3 ran faster on oneDNN).
-  return m == 1 || (m == 2 && !cpuHasAvx512() && cin >= 16 && cout >= 16);
+  // auto: where oneDNN has no Winograd of its own (no AVX-512), the products are wide enough for
+  // the gemm and the planes big enough for the transforms to pay. Measured on 2 AVX2 cores, ms
+  // per forward call, oneDNN / F(2x2) / F(4x4): mnist-ddpm's UNet at batch 200: 32->32 28x28
+  // 21.7 / 30.7 / 27.6, 64->32 28x28 38 / 47 / 40, 96->32 28x28 66 / 51 / 55, 64->64 14x14 22.5 /
+  // 30.6 / 20.5, 128->64 14x14 43 / 52 / 34, 64->64 7x7 7.3 / 12.1 / 10.3, 128->64 7x7 12.5 /
+  // 20.1 / 16.3; W4 at batch 16: 64->64 32x32 10.3 / - / 6.0, 128->128 8x8 2.9 / 2.5 / -,
+  // 3->64 and 64->3 faster on oneDNN.
+  return m == 1 || (m == 2 && !cpuHasAvx512() && cin >= 16 && cout >= 16 && cin + cout >= 128 &&
+                    std::min(oh, ow) >= 8);
 }
 
 namespace {
 
 /** The tile size for n output planes of oh x ow: the knob, or auto. Auto takes F(4x4) on planes
- *  of at least 16x16 when the batch has enough 4x4 tiles for the products: at least 64 for the
+ *  of at least 12x12 (14x14 measured above in convWinogradWanted) when the batch has enough 4x4 tiles for the products: at least 64 for the
  *  forward products, 256 for the weight gradient's (its products have the tiles as the inner
  *  dimension and write 36 cin x cout blocks). Measured on 2 AVX2 cores (ms, F(2x2) / F(4x4)):
  *  64->64 32x32 n16 fwd 10.9/7.8, weight gradient 12.8/8.5; 128->128 16x16 n16 9.5/7.0 and
@@ -676,7 +682,7 @@ int tileFor(int64_t n, int64_t oh, int64_t ow, bool weightGrad) {
   const int t = winogradTile();
   if (t != 0) return t;
   const int64_t tiles4 = n * ((oh + 3) / 4) * ((ow + 3) / 4);
-  return std::min(oh, ow) >= 16 && tiles4 >= (weightGrad ? 256 : 64) ? 4 : 2;
+  return std::min(oh, ow) >= 12 && tiles4 >= (weightGrad ? 256 : 64) ? 4 : 2;
 }
 
 /** Layouts (p = tile index within a chunk of images, image-major then tile row, tile column):

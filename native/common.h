@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -135,6 +136,13 @@ bool cpuHasAvx512();
  *  names `what` (the kernel) and oneDNN's status. */
 void sgemm(const char* what, char ta, char tb, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+/** A path's mode from environment variable `var`: 0 ("0..."), 1 ("1...") or 2 (auto: unset or
+ *  anything else). The convolution knobs read theirs once, on first use. */
+inline int envMode(const char* var) {
+  const char* e = std::getenv(var);
+  return !e ? 2 : e[0] == '0' ? 0 : e[0] == '1' ? 1 : 2;
+}
 
 /** Number of OpenMP threads used by parallel regions. */
 int numThreads();

@@ -201,10 +201,7 @@ constexpr int64_t kCiBlockKB = 16;  // weights of one input-channel pass (measur
 }  // namespace
 
 int convDirectMode() {
-  if (gDirect < 0) {
-    const char* e = std::getenv("LDM_CONV_DIRECT");
-    gDirect = !e ? 2 : e[0] == '0' ? 0 : e[0] == '1' ? 1 : 2;
-  }
+  if (gDirect < 0) gDirect = envMode("LDM_CONV_DIRECT");
   return hasAvx512() ? gDirect : 0;
 }
 

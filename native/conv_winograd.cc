@@ -635,10 +635,7 @@ void transformWeights(const float* wsrc, int64_t co, int64_t ci, bool transposeF
 }  // namespace
 
 int convWinogradMode() {
-  if (gWino < 0) {
-    const char* e = std::getenv("LDM_CONV_WINOGRAD");
-    gWino = !e ? 2 : e[0] == '0' ? 0 : e[0] == '1' ? 1 : 2;
-  }
+  if (gWino < 0) gWino = envMode("LDM_CONV_WINOGRAD");
   return gWino;
 }
 

@@ -116,6 +116,10 @@ void setConvWinograd(int mode);
  *  setWinogradTile takes 0, 2 or 4. */
 int winogradTile();
 void setWinogradTile(int tile);
+/** How the Winograd forward pass (and backward-to-input) shares out work: 0 by tile positions
+ *  within chunks of images, 1 whole chunks of images a thread, 2 auto (LDM_WINO_SPLIT=0|1). */
+int winogradSplitMode();
+void setWinogradSplit(int mode);
 /** Bytes of transformed tiles per chunk of images, in KiB (LDM_WINO_CHUNK_KB, default 1024). */
 void setWinogradChunkKB(int64_t kb);
 /** Whether a 3x3 stride-1 pass with cin -> cout channels and oh x ow output planes goes to

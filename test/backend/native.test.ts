@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvGemm1x1, setConvWinograd, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
+import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvGemm1x1, setConvWinograd, setConvWinogradSplit, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -163,21 +163,27 @@ if (!nat) {
     // by O(1)).
     // The GEMM mode runs the 1x1 stride-1 unpadded cases as plain sgemm products on the NCHW
     // buffers (the others keep it off, so that their 1x1 cases test oneDNN).
-    const modes = [['direct', 'on', 0, 'off', 'auto', 'off'], ['oneDNN', 'off', 0, 'off', 'auto', 'off'],
-      ['oneDNN one image at a time', 'off', 1, 'off', 'auto', 'off'], ['Winograd F(2x2)', 'off', 0, 'on', 2, 'off'],
-      ['Winograd F(4x4)', 'off', 0, 'on', 4, 'off'], ['GEMM 1x1', 'off', 0, 'off', 'auto', 'on']] as const;
+    // Winograd runs split by tile positions and by images (each thread whole chunks of images: the
+    // 2-, 3-, 5- and 9-image cases end on a partial chunk where there are 2 threads).
+    const modes = [['direct', 'on', 0, 'off', 'auto', 'off', 'auto'], ['oneDNN', 'off', 0, 'off', 'auto', 'off', 'auto'],
+      ['oneDNN one image at a time', 'off', 1, 'off', 'auto', 'off', 'auto'],
+      ['Winograd F(2x2) by tiles', 'off', 0, 'on', 2, 'off', 'tiles'], ['Winograd F(4x4) by tiles', 'off', 0, 'on', 4, 'off', 'tiles'],
+      ['Winograd F(2x2) by images', 'off', 0, 'on', 2, 'off', 'images'], ['Winograd F(4x4) by images', 'off', 0, 'on', 4, 'off', 'images'],
+      ['GEMM 1x1', 'off', 0, 'off', 'auto', 'on', 'auto']] as const;
     const gemm1x1Case = (g: Conv2dGeom): boolean => g.kh === 1 && g.kw === 1 && g.strideH === 1 && g.strideW === 1 &&
       g.padT + g.padB + g.padL + g.padR === 0;
-    for (const [mode, direct, chunkKB, wino, tile, gemm1x1] of modes) for (const [label, g, withBias] of cases) {
+    for (const [mode, direct, chunkKB, wino, tile, gemm1x1, split] of modes) for (const [label, g, withBias] of cases) {
       if (gemm1x1 === 'on' && !gemm1x1Case(g)) continue;
       it(`${mode}: ${label}`, () => {
         const wasDirect = setConvDirect() ?? 'auto', wasChunk = setConvChunkKB(-1) ?? 0, wasWino = setConvWinograd() ?? 'auto';
         const wasTile = setConvWinogradTile() ?? 'auto', wasGemm = setConvGemm1x1() ?? 'auto';
+        const wasSplit = setConvWinogradSplit() ?? 'auto';
         setConvDirect(direct);
         setConvChunkKB(chunkKB);
         setConvWinograd(wino);
         setConvWinogradTile(tile);
         setConvGemm1x1(gemm1x1);
+        setConvWinogradSplit(split);
         try {
           checkConv(g, withBias);
         } finally {
@@ -186,6 +192,7 @@ if (!nat) {
           setConvWinograd(wasWino);
           setConvWinogradTile(wasTile);
           setConvGemm1x1(wasGemm);
+          setConvWinogradSplit(wasSplit);
         }
       });
     }

@@ -25,10 +25,11 @@ export interface NativeExtras {
   convGemm1x1(mode: number): number;
   convWinograd(mode: number): number;
   convWinogradTile(tile: number): number;
+  convWinogradSplit(mode: number): number;
 }
 
 /** Names of the addon's exports that are not kernels of the contract. */
-export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convGemm1x1', 'convWinograd', 'convWinogradTile'];
+export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convGemm1x1', 'convWinograd', 'convWinogradTile', 'convWinogradSplit'];
 
 /** The raw addon: every kernel it exports has exactly the contract's signature (written once, in
  *  backend/types.ts; the C++ reads Conv2dGeom by field name), so the kernels need no adapter.
@@ -98,7 +99,7 @@ export function loadNative(): PartialKernels | null {
   const { addon } = load();
   if (!addon) return null;
   // Every export that is not an extra is a kernel with the contract's signature (Addon above).
-  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convGemm1x1: _g, convWinograd: _w, convWinogradTile: _t, ...kernels } = addon;
+  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convGemm1x1: _g, convWinograd: _w, convWinogradTile: _t, convWinogradSplit: _s, ...kernels } = addon;
   return { name: 'native', ...kernels };
 }
 
@@ -168,6 +169,19 @@ export function setConvWinogradTile(tile?: 'auto' | 2 | 4): 'auto' | 2 | 4 | nul
   if (!addon) return null;
   const r = addon.convWinogradTile(tile === undefined ? -1 : tile === 'auto' ? 0 : tile);
   return r === 2 || r === 4 ? r : 'auto';
+}
+
+/** Chooses how the Winograd forward pass (and backward-to-input) shares out work: 'images' gives
+ *  each thread whole chunks of images (its own transforms and products, one barrier a call, a held-up
+ *  thread's chunks taken by the others), 'tiles' splits each chunk's products by tile position
+ *  (every thread on every chunk), 'auto' (default, or LDM_WINO_SPLIT=0 tiles / 1 images) takes
+ *  images where the batch gives at least two chunks a thread. No argument only reads. Returns the
+ *  mode in effect, or null when the addon is not loaded. A tuning knob for tests and benchmarks. */
+export function setConvWinogradSplit(mode?: 'auto' | 'tiles' | 'images'): 'auto' | 'tiles' | 'images' | null {
+  const { addon } = load();
+  if (!addon) return null;
+  const r = addon.convWinogradSplit(mode === undefined ? -1 : mode === 'tiles' ? 0 : mode === 'images' ? 1 : 2);
+  return r === 0 ? 'tiles' : r === 1 ? 'images' : 'auto';
 }
 
 /** Sets the precision of the native convolutions: 'bf16' multiplies in bf16 with f32 inputs,

@@ -78,7 +78,7 @@ test('inference: a full pool evicts its oldest buffers for a new workload\'s', (
   // A second workload of another size: its dead buffer goes to the pool in place of the oldest, so
   // the next pass draws it again instead of a fresh one.
   const xb = T.randn([3, 8, 32, 32], gen);
-  let first: Float32Array | null = null, second: Float32Array | null = null;
+  let first: unknown = null, second: unknown = null;
   T.inference(() => { const h = T.conv2d(xb, w1, null, 1, 1); first = h.data; return T.sum(h); });
   T.inference(() => { const h = T.conv2d(xb, w1, null, 1, 1); second = h.data; return T.sum(h); });
   assert.ok(first !== null && first === second, 'the second pass reused the first pass\'s buffer');

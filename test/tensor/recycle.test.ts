@@ -69,6 +69,23 @@ test('inference: nested scopes give their results to the outer scope; a throw cl
   T.releaseInferenceBuffers();
 });
 
+test('inference: a full pool evicts its oldest buffers for a new workload\'s', () => {
+  // 1 MB limit, filled by a first workload (ten dead 256 KB buffers, four pooled).
+  T.releaseInferenceBuffers(1);
+  const xa = T.randn([1, 1, 256, 256], gen);
+  T.inference(() => { let s = 0; for (let i = 0; i < 10; i++) s += T.sum(T.mul(xa, i)).item(); return s; });
+  assert.equal(T.pooledInferenceBytes(), 2 ** 20, 'the first workload filled the pool');
+  // A second workload of another size: its dead buffer goes to the pool in place of the oldest, so
+  // the next pass draws it again instead of a fresh one.
+  const xb = T.randn([3, 8, 32, 32], gen);
+  let first: unknown = null, second: unknown = null;
+  T.inference(() => { const h = T.conv2d(xb, w1, null, 1, 1); first = h.data; return T.sum(h); });
+  T.inference(() => { const h = T.conv2d(xb, w1, null, 1, 1); second = h.data; return T.sum(h); });
+  assert.ok(first !== null && first === second, 'the second pass reused the first pass\'s buffer');
+  assert.ok(T.pooledInferenceBytes() <= 2 ** 20, `the pool holds ${T.pooledInferenceBytes()} bytes, over its 1 MB limit`);
+  T.releaseInferenceBuffers();
+});
+
 test('tidy: a nested scope under inference, a plain call (autograd intact) outside it', () => {
   T.releaseInferenceBuffers();
   const ref = T.noGrad(() => net(net(x))).toArray();

@@ -670,10 +670,14 @@ bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   // 30.6 / 20.5, 128->64 14x14 43 / 52 / 34, 64->64 7x7 7.3 / 12.1 / 10.3, 128->64 7x7 12.5 /
   // 20.1 / 16.3; W4 at batch 16: 64->64 32x32 10.3 / - / 6.0, 128->128 8x8 2.9 / 2.5 / -,
   // 3->64 and 64->3 faster on oneDNN.
-  // Split by images (forwardImages) the transforms run faster: 64->32 28x28 then measured 53 / - / 38.
+  // Split by images (forwardImages; the weight gradient too) the transforms run faster, and
+  // planes of 14x14 and up pay from 64 channels in and out together (ms, oneDNN / Winograd F(4x4),
+  // best of 10 over two runs, fwd / bwd-input / weight gradient): batch 200 64->32 28x28 53 / 38
+  // fwd; batch 64 64->32 28x28 17 / 10, 13-18 / 11, 23-25 / 11-14; 32->32 28x28 8.7-9.9 / 6.3-7.5,
+  // 8.7 / 7.2-8.0, 10.5-14.7 / 7.3-7.7; 32->64 14x14 4.9-5.6 / 3.6, 4.2-4.8 / 3.3-3.5, 5.7-7.5 / 4.9-5.7.
   const int64_t side = std::min(oh, ow);
   return m == 1 || (m == 2 && !cpuHasAvx512() && cin >= 16 && cout >= 16 &&
-                    ((cin + cout >= 128 && side >= 8) || (cin + cout >= 96 && side >= 24)));
+                    ((cin + cout >= 128 && side >= 8) || (cin + cout >= 64 && side >= 14)));
 }
 
 namespace {
@@ -849,19 +853,67 @@ int64_t imageChunk(int64_t n, int64_t perImage, int64_t T) {
 
 template <class Tile>
 void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co,
-                         int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw, float* gb) {
+                         int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw, float* gb, int64_t nbImages) {
   constexpr int64_t kX = Tile::kX, kM = Tile::kM;
   const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
   const int64_t nb = chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
   float* dU = scratch(kSlotWinoU, size_t(kX * co * ci));
-  float* V = scratch(kSlotWinoV, size_t(kX * ci * nb * T));
-  float* dM = scratch(kSlotWinoM, size_t(kX * co * nb * T));
+  float* V = nbImages > 0 ? nullptr : scratch(kSlotWinoV, size_t(kX * ci * nb * T));
+  float* dM = nbImages > 0 ? nullptr : scratch(kSlotWinoM, size_t(kX * co * nb * T));
   const int nt = omp_get_max_threads();
   const size_t tb = threadBufFloats<Tile>(T, tw);
   float* bufs = scratch(kSlotMisc, size_t(nt) * tb);
   const int64_t cbi = (ci + kCB - 1) / kCB, cbo = (co + kCB - 1) / kCB;
   bool failed = false;
-  for (int64_t n0 = 0; n0 < n; n0 += nb) {
+  if (nbImages > 0) {
+    // Split by images (as forwardImages): each thread sums its chunks' products into its own dU
+    // (the first thread's is dU itself), then the threads add theirs into dU.
+    const int64_t ukc = kX * ci * co, cb = nbImages, chunks = (n + cb - 1) / cb;
+    const size_t vf = size_t(kX * ci * cb * T), mf = size_t(kX * co * cb * T);
+    dU = scratch(kSlotWinoU, size_t(nt) * ukc);
+    float* Vall = scratch(kSlotWinoV, size_t(nt) * vf);
+    float* Mall = scratch(kSlotWinoM, size_t(nt) * mf);
+#pragma omp parallel
+    {
+      const int tid = omp_get_thread_num();
+      float* loc = bufs + size_t(tid) * tb;
+      float* rows = loc + kCB * kX * T;
+      float* Vt = Vall + size_t(tid) * vf;
+      float* Mt = Mall + size_t(tid) * mf;
+      float* dUt = dU + size_t(tid) * ukc;
+      std::memset(dUt, 0, size_t(ukc) * sizeof(float));
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t k = 0; k < chunks; k++) {
+        const int64_t n0 = k * cb, cn = std::min(cb, n - n0), P = cn * T;
+        for (int64_t item = 0; item < cn * (cbi + cbo); item++) {
+          const int64_t i = item / (cbi + cbo), b = item % (cbi + cbo);
+          const bool isX = b < cbi;
+          const int64_t C = isX ? ci : co, c0 = (isX ? b : b - cbi) * kCB, nc = std::min(kCB, C - c0);
+          for (int64_t cc = 0; cc < nc; cc++) {
+            if (isX)
+              Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T, rows);
+            else
+              Tile::grad(gy + ((n0 + i) * co + c0 + cc) * oh * ow, oh, ow, th, tw, loc + cc * kX * T, T, rows);
+          }
+          float* dst = isX ? Vt : Mt;
+          for (int xi = 0; xi < kX; xi++)
+            planesToMinor(loc + xi * T, kX * T, T, nc, dst + (size_t(xi) * P + i * T) * C + c0, C);
+        }
+        try {
+          for (int xi = 0; xi < kX; xi++)
+            sgemm(kWinograd, 'T', 'N', ci, co, P, Vt + xi * P * ci, ci, Mt + xi * P * co, co, 1.f, dUt + xi * ci * co, co);
+        } catch (...) {
+#pragma omp atomic write
+          failed = true;
+        }
+      }
+#pragma omp for schedule(static)
+      for (int64_t e = 0; e < ukc; e++)
+        for (int t = 1; t < nt; t++) dU[e] += dU[size_t(t) * ukc + e];
+    }
+    if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
+  }
+  for (int64_t n0 = 0; nbImages == 0 && n0 < n; n0 += nb) {
     const int64_t cn = std::min(nb, n - n0), P = cn * T;
     const float beta = n0 == 0 ? 0.f : 1.f;
 #pragma omp parallel
@@ -942,10 +994,13 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
                                   int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
                                   float* gb) {
   if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  if (tileFor(n, oh, ow, true) == 4)
-    backwardWeightTiles<F4>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);
+  const bool f4 = tileFor(n, oh, ow, true) == 4;
+  const int64_t kM = f4 ? 4 : 2, kX = (kM + 2) * (kM + 2), T = ((oh + kM - 1) / kM) * ((ow + kM - 1) / kM);
+  const int64_t nb = imageChunk(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
+  if (f4)
+    backwardWeightTiles<F4>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb, nb);
   else
-    backwardWeightTiles<F2>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);
+    backwardWeightTiles<F2>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb, nb);
   return true;
 }
 

@@ -867,7 +867,9 @@ void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci,
   bool failed = false;
   if (nbImages > 0) {
     // Split by images (as forwardImages): each thread sums its chunks' products into its own dU
-    // (the first thread's is dU itself), then the threads add theirs into dU.
+    // (the first thread's is dU itself), then the threads add theirs into dU. A static schedule:
+    // which chunks a thread sums must not change between runs, or neither would the rounding
+    // (a resumed training run gives the uninterrupted run's weights bit for bit).
     const int64_t ukc = kX * ci * co, cb = nbImages, chunks = (n + cb - 1) / cb;
     const size_t vf = size_t(kX * ci * cb * T), mf = size_t(kX * co * cb * T);
     dU = scratch(kSlotWinoU, size_t(nt) * ukc);
@@ -882,7 +884,7 @@ void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci,
       float* Mt = Mall + size_t(tid) * mf;
       float* dUt = dU + size_t(tid) * ukc;
       std::memset(dUt, 0, size_t(ukc) * sizeof(float));
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static)
       for (int64_t k = 0; k < chunks; k++) {
         const int64_t n0 = k * cb, cn = std::min(cb, n - n0), P = cn * T;
         for (int64_t item = 0; item < cn * (cbi + cbo); item++) {

@@ -5,7 +5,8 @@
 // batch 16. Prints best / median seconds, GFLOP/s and percent of the FP32 peak measured by the
 // addon's FMA loop, W4 peak RSS; `--torch` runs the PyTorch anchor (shared/bench/bench_torch.py for
 // W1-W3, scripts/bench/torch_anchor.py for W4 and the jobs, in the same precision) and the
-// onnxruntime-node anchor when that package is installed, in the same run, and prints ratios.
+// onnxruntime-node anchor when that package is installed, in the same run, and prints ratios (for
+// onnxruntime-node also from passes alternating with ours in one process: pairedWithOrt).
 // `--precision bf16` runs W4 and the jobs in mixed precision (fp32 with a note where the CPU has
 // no native bf16); `--jobs` adds the user's main jobs (bench-jobs.ts); `--profile` prints the
 // per-kernel breakdown instead (bench-profile.ts). `--json` prints one object per line.
@@ -180,7 +181,7 @@ function runAnchor(cmd: string, args: readonly string[], cwd: string, env: NodeJ
 /** onnxruntime-node for W4's sampling pass (shared/bench/export_onnx.py + ort_bench.mjs), when the
  *  package resolves from this repo (npm i --no-save onnxruntime-node@1.17.0 --ignore-scripts: 1.17
  *  ships its binaries; later versions download them at install). Null with a reason otherwise. */
-function runOrt(root: string, benchDir: string, reps: number): { rows: TorchRow[]; note: string | null } {
+function runOrt(root: string, benchDir: string, reps: number): { rows: TorchRow[]; note: string | null; paired?: () => Promise<Paired> } {
   let ortMain: string;
   try { ortMain = createRequire(join(root, 'package.json')).resolve('onnxruntime-node'); } catch {
     return { rows: [], note: 'onnxruntime-node is not installed (npm i --no-save onnxruntime-node@1.17.0 --ignore-scripts)' };
@@ -192,13 +193,53 @@ function runOrt(root: string, benchDir: string, reps: number): { rows: TorchRow[
     // ort_bench.mjs imports 'onnxruntime-node': run a copy next to this repo's node_modules.
     const script = join(root, 'node_modules', `.ldm-ort-bench-${process.pid}.mjs`);
     writeFileSync(script, readFileSync(join(benchDir, 'ort_bench.mjs'), 'utf8').replace(/i < 12/, `i < ${Math.max(12, 2 * reps + 2)}`));
+    let rows: TorchRow[];
     try {
-      const rows = runAnchor(process.execPath, [script, dir], root, torchEnv({}), 'onnxruntime-node anchor');
-      return { rows: rows.map((r) => ({ ...r, times: r.times.slice(0, -2) })), note: `onnxruntime-node at ${dirname(ortMain)}` };
+      rows = runAnchor(process.execPath, [script, dir], root, torchEnv({}), 'onnxruntime-node anchor');
     } finally { rmSync(script, { force: true }); }
+    const keep = dir;
+    return {
+      rows: rows.map((r) => ({ ...r, times: r.times.slice(0, -2) })), note: `onnxruntime-node at ${dirname(ortMain)}`,
+      paired: () => pairedWithOrt(ortMain, keep, 2 * reps + 2).finally(() => rmSync(keep, { recursive: true, force: true })),
+    };
   } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
     return { rows: [], note: (e as Error).message };
-  } finally { rmSync(dir, { recursive: true, force: true }); }
+  }
+}
+
+interface Paired { ours: number[]; theirs: number[] }
+
+/** W4's sampling pass on ldm.ts and on onnxruntime-node (the model export_onnx.py wrote to dir)
+ *  alternating pass by pass in this process, the first engine switching each pair and a pause
+ *  between passes (so that neither's threads still spin when the other starts): on a shared
+ *  machine whose other tenants take a core for minutes at a time, the separate runs above can
+ *  meet different minutes; paired passes meet the same ones. Seconds per pass of each. */
+async function pairedWithOrt(ortMain: string, dir: string, pairs: number): Promise<Paired> {
+  interface OrtTensorCtor { new (type: string, data: Float32Array | BigInt64Array, dims: number[]): unknown }
+  interface OrtSession { run(feeds: Record<string, unknown>): Promise<unknown>; release?(): Promise<void> }
+  const ort = createRequire(ortMain)(ortMain) as {
+    Tensor: OrtTensorCtor; InferenceSession: { create(path: string, o: Record<string, unknown>): Promise<OrtSession> };
+  };
+  const session = await ort.InferenceSession.create(join(dir, 'w4.onnx'),
+    { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' });
+  const xb = readFileSync(join(dir, 'x.bin')), tb = readFileSync(join(dir, 't.bin'));
+  const feeds = {
+    x: new ort.Tensor('float32', new Float32Array(xb.buffer.slice(xb.byteOffset, xb.byteOffset + xb.length)), [16, 3, 32, 32]),
+    t: new ort.Tensor('int64', new BigInt64Array(tb.buffer.slice(tb.byteOffset, tb.byteOffset + tb.length)), [16]),
+  };
+  const { sample } = w4Setup();
+  const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
+  const oursOnce = async (): Promise<number> => { const t0 = performance.now(); sample(); const d = performance.now() - t0; await pause(); return d / 1000; };
+  const theirsOnce = async (): Promise<number> => { const t0 = performance.now(); await session.run(feeds); const d = performance.now() - t0; await pause(); return d / 1000; };
+  for (let i = 0; i < 2; i++) { await oursOnce(); await theirsOnce(); }
+  const ours: number[] = [], theirs: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    if (i % 2 === 0) { ours.push(await oursOnce()); theirs.push(await theirsOnce()); }
+    else { theirs.push(await theirsOnce()); ours.push(await oursOnce()); }
+  }
+  await session.release?.();
+  return { ours, theirs };
 }
 
 const flag = (argv: readonly string[], name: string, def: string): string => {
@@ -241,6 +282,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   }
   let torchRows: TorchRow[] = [];
   let ortRows: TorchRow[] = [];
+  let paired: Paired | null = null;
   if (torch) {
     const benchDir = [join(root, '../shared/bench'), join(root, 'shared/bench')].find((d) => existsSync(join(d, 'unet_torch.py')));
     if (!benchDir) { console.error('bench --torch: shared/bench (the PyTorch anchor) not found beside the repo'); return 2; }
@@ -255,6 +297,9 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
       const o = runOrt(root, benchDir, reps);
       ortRows = o.rows;
       if (o.note) print(`onnxruntime anchor: ${o.note}`);
+      if (o.paired) {
+        try { paired = await o.paired(); } catch (e) { print(`onnxruntime anchor: paired passes failed: ${(e as Error).message}`); }
+      }
     } else print('onnxruntime anchor: fp32 only (skipped with --precision bf16)');
   }
   for (const r of rows) {
@@ -276,6 +321,15 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
       line += `\n${''.padEnd(26)} ${name} best ${tb.toFixed(4)} s → time ratio ours/theirs ${(r.best_s / tb).toFixed(2)}x, throughput ${(tb / r.best_s).toFixed(2)}x${cpuRatio}${x.peak_rss_mb && r.peak_rss_mb ? `, RSS ratio ${(r.peak_rss_mb / x.peak_rss_mb).toFixed(2)}` : ''}`;
     }
     print(line);
+  }
+  if (paired) {
+    // Per pair, theirs / ours: the throughput ratio of two passes that met the same minute.
+    const ratios = paired.ours.map((o, i) => paired!.theirs[i]! / o);
+    const [ob, tb] = [Math.min(...paired.ours), Math.min(...paired.theirs)];
+    if (json) console.log(JSON.stringify({ workload: 'W4_sample_fwd_paired_ort', ours: paired.ours, onnxruntime: paired.theirs }));
+    else print(`${'W4_sample_fwd paired'.padEnd(26)} ${paired.ours.length} pairs of passes alternating with onnxruntime-node in this process: ` +
+      `ours best ${ob.toFixed(4)} s median ${median(paired.ours).toFixed(4)} s, theirs best ${tb.toFixed(4)} s median ` +
+      `${median(paired.theirs).toFixed(4)} s → throughput ${(tb / ob).toFixed(2)}x (best), ${median(ratios).toFixed(2)}x (median of pairs)`);
   }
   return 0;
 }

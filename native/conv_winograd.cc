@@ -670,7 +670,7 @@ bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   // 30.6 / 20.5, 128->64 14x14 43 / 52 / 34, 64->64 7x7 7.3 / 12.1 / 10.3, 128->64 7x7 12.5 /
   // 20.1 / 16.3; W4 at batch 16: 64->64 32x32 10.3 / - / 6.0, 128->128 8x8 2.9 / 2.5 / -,
   // 3->64 and 64->3 faster on oneDNN.
-  // Split by images (forwardImages; the weight gradient too) the transforms run faster, and
+  // Split by images (forwardTiles with nbImages; the weight gradient too) the transforms run faster, and
   // planes of 14x14 and up pay from 64 channels in and out together (ms, oneDNN / Winograd F(4x4),
   // best of 10 over two runs, fwd / bwd-input / weight gradient): batch 200 64->32 28x28 53 / 38
   // fwd; batch 64 64->32 28x28 17 / 10, 13-18 / 11, 23-25 / 11-14; 32->32 28x28 8.7-9.9 / 6.3-7.5,
@@ -725,117 +725,97 @@ void eachTileProduct(int nx, bool& failed, Product&& product) {
   }
 }
 
+/** The forward pass (and, with transposed and flipped weights, the backward-to-input pass), shared
+ *  out over the threads in one of two ways:
+ *  - nbImages == 0, by tile positions: the batch runs in chunks of images (chunkImages), every
+ *    thread transforms a share of each chunk's channel blocks, then runs a share of its kX
+ *    products, then transforms a share of the outputs (three barriers a chunk);
+ *  - nbImages > 0, by images: each thread takes whole chunks of nbImages images (dynamic
+ *    schedule) and runs their transforms and products alone, in its own V and M: one barrier a
+ *    call, a chunk's transformed tiles never leave the core that made them, and when a core is
+ *    held up (another process, the host taking it) the other takes the remaining chunks. */
 template <class Tile>
 void forwardTiles(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                   int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
-                  bool transposeFlip) {
+                  bool transposeFlip, int64_t nbImages) {
   constexpr int64_t kX = Tile::kX, kM = Tile::kM;
   const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
-  const int64_t nb = chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
-  float* U = scratch(kSlotWinoU, size_t(kX * co * ci));
-  float* V = scratch(kSlotWinoV, size_t(kX * ci * nb * T));
-  float* M = scratch(kSlotWinoM, size_t(kX * co * nb * T));
-  transformWeights<Tile>(wsrc, co, ci, transposeFlip, U);
   const int nt = omp_get_max_threads();
+  const bool byImages = nbImages > 0;
+  const int64_t nb = byImages ? nbImages : chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
+  // V and M: one chunk's (by tiles), or one per thread (by images)
+  const size_t vf = size_t(kX * ci * nb * T), mf = size_t(kX * co * nb * T), copies = byImages ? size_t(nt) : 1;
+  float* U = scratch(kSlotWinoU, size_t(kX * co * ci));
+  float* Vall = scratch(kSlotWinoV, copies * vf);
+  float* Mall = scratch(kSlotWinoM, copies * mf);
+  transformWeights<Tile>(wsrc, co, ci, transposeFlip, U);
   const size_t tb = threadBufFloats<Tile>(T, tw);
   float* bufs = scratch(kSlotMisc, size_t(nt) * tb);
   const int64_t cbi = (ci + kCB - 1) / kCB, cbo = (co + kCB - 1) / kCB;
+  // Input block `item` of the chunk at image n0 (P tile rows): kCB channels of one image to V.
+  auto input = [&](int64_t n0, int64_t P, int64_t item, float* loc, float* V) {
+    const int64_t i = item / cbi, c0 = (item % cbi) * kCB, nc = std::min(kCB, ci - c0);
+    for (int64_t cc = 0; cc < nc; cc++)
+      Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T,
+                  loc + kCB * kX * T);
+    for (int xi = 0; xi < kX; xi++)
+      planesToMinor(loc + xi * T, kX * T, T, nc, V + (size_t(xi) * P + i * T) * ci + c0, ci);
+  };
+  auto product = [&](int64_t P, int xi, const float* V, float* M) {
+    sgemm(kWinograd, 'N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
+  };
+  // Output block `item`: kCB channels of one image from M to y.
+  auto output = [&](int64_t n0, int64_t P, int64_t item, float* loc, const float* M) {
+    const int64_t i = item / cbo, o0 = (item % cbo) * kCB, nc = std::min(kCB, co - o0);
+    for (int xi = 0; xi < kX; xi++)
+      minorToPlanes(M + (size_t(xi) * P + i * T) * co + o0, co, T, nc, loc + xi * T, kX * T);
+    for (int64_t cc = 0; cc < nc; cc++) {
+      const int64_t o = o0 + cc;
+      Tile::output(loc + cc * kX * T, T, th, tw, bias ? bias[o] : 0.f, y + ((n0 + i) * co + o) * oh * ow, oh, ow,
+                   loc + kCB * kX * T);
+    }
+  };
   bool failed = false;
-  for (int64_t n0 = 0; n0 < n; n0 += nb) {
-    const int64_t cn = std::min(nb, n - n0), P = cn * T;
+  if (byImages) {
+    const int64_t chunks = (n + nb - 1) / nb;
 #pragma omp parallel
     {
-      float* loc = bufs + size_t(omp_get_thread_num()) * tb;
-      float* rows = loc + kCB * kX * T;
-#pragma omp for schedule(static)
-      for (int64_t item = 0; item < cn * cbi; item++) {
-        const int64_t i = item / cbi, c0 = (item % cbi) * kCB, nc = std::min(kCB, ci - c0);
-        for (int64_t cc = 0; cc < nc; cc++)
-          Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T, rows);
-        for (int xi = 0; xi < kX; xi++)
-          planesToMinor(loc + xi * T, kX * T, T, nc, V + (size_t(xi) * P + i * T) * ci + c0, ci);
-      }
-      eachTileProduct(int(kX), failed, [&](int xi) {
-        sgemm(kWinograd, 'N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
-      });
-#pragma omp for schedule(static)
-      for (int64_t item = 0; item < cn * cbo; item++) {
-        const int64_t i = item / cbo, o0 = (item % cbo) * kCB, nc = std::min(kCB, co - o0);
-        for (int xi = 0; xi < kX; xi++)
-          minorToPlanes(M + (size_t(xi) * P + i * T) * co + o0, co, T, nc, loc + xi * T, kX * T);
-        for (int64_t cc = 0; cc < nc; cc++) {
-          const int64_t o = o0 + cc;
-          Tile::output(loc + cc * kX * T, T, th, tw, bias ? bias[o] : 0.f, y + ((n0 + i) * co + o) * oh * ow, oh, ow,
-                       rows);
+      const int tid = omp_get_thread_num();
+      float* loc = bufs + size_t(tid) * tb;
+      float* V = Vall + size_t(tid) * vf;
+      float* M = Mall + size_t(tid) * mf;
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t k = 0; k < chunks; k++) {
+        const int64_t n0 = k * nb, cn = std::min(nb, n - n0), P = cn * T;
+        for (int64_t item = 0; item < cn * cbi; item++) input(n0, P, item, loc, V);
+        try {
+          for (int xi = 0; xi < kX; xi++) product(P, xi, V, M);
+        } catch (...) {
+#pragma omp atomic write
+          failed = true;
         }
+        for (int64_t item = 0; item < cn * cbo; item++) output(n0, P, item, loc, M);
       }
     }
-    if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
-  }
-}
-
-/** The forward pass split by images instead of by tile positions: each thread takes whole chunks
- *  of images (dynamic schedule) and runs their input transform, kX products and output transform
- *  alone, in its own V and M. One parallel region and one barrier per call instead of three
- *  barriers per chunk, and a chunk's transformed tiles never leave the core that made them; when a
- *  core is held up (another process, the host taking it), the other takes the remaining chunks. */
-template <class Tile>
-void forwardImages(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
-                   int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
-                   bool transposeFlip, int64_t nb) {
-  constexpr int64_t kX = Tile::kX, kM = Tile::kM;
-  const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
-  const int nt = omp_get_max_threads();
-  const size_t vf = size_t(kX * ci * nb * T), mf = size_t(kX * co * nb * T);
-  float* U = scratch(kSlotWinoU, size_t(kX * co * ci));
-  float* Vall = scratch(kSlotWinoV, size_t(nt) * vf);
-  float* Mall = scratch(kSlotWinoM, size_t(nt) * mf);
-  transformWeights<Tile>(wsrc, co, ci, transposeFlip, U);
-  const size_t tb = threadBufFloats<Tile>(T, tw);
-  float* bufs = scratch(kSlotMisc, size_t(nt) * tb);
-  const int64_t cbi = (ci + kCB - 1) / kCB, cbo = (co + kCB - 1) / kCB, chunks = (n + nb - 1) / nb;
-  bool failed = false;
+  } else {
+    for (int64_t n0 = 0; n0 < n && !failed; n0 += nb) {
+      const int64_t cn = std::min(nb, n - n0), P = cn * T;
 #pragma omp parallel
-  {
-    const int tid = omp_get_thread_num();
-    float* loc = bufs + size_t(tid) * tb;
-    float* rows = loc + kCB * kX * T;
-    float* V = Vall + size_t(tid) * vf;
-    float* M = Mall + size_t(tid) * mf;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t k = 0; k < chunks; k++) {
-      const int64_t n0 = k * nb, cn = std::min(nb, n - n0), P = cn * T;
-      for (int64_t item = 0; item < cn * cbi; item++) {
-        const int64_t i = item / cbi, c0 = (item % cbi) * kCB, nc = std::min(kCB, ci - c0);
-        for (int64_t cc = 0; cc < nc; cc++)
-          Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T, rows);
-        for (int xi = 0; xi < kX; xi++)
-          planesToMinor(loc + xi * T, kX * T, T, nc, V + (size_t(xi) * P + i * T) * ci + c0, ci);
-      }
-      try {
-        for (int xi = 0; xi < kX; xi++)
-          sgemm(kWinograd, 'N', 'N', P, co, ci, V + xi * P * ci, ci, U + xi * ci * co, co, 0.f, M + xi * P * co, co);
-      } catch (...) {
-#pragma omp atomic write
-        failed = true;
-      }
-      for (int64_t item = 0; item < cn * cbo; item++) {
-        const int64_t i = item / cbo, o0 = (item % cbo) * kCB, nc = std::min(kCB, co - o0);
-        for (int xi = 0; xi < kX; xi++)
-          minorToPlanes(M + (size_t(xi) * P + i * T) * co + o0, co, T, nc, loc + xi * T, kX * T);
-        for (int64_t cc = 0; cc < nc; cc++) {
-          const int64_t o = o0 + cc;
-          Tile::output(loc + cc * kX * T, T, th, tw, bias ? bias[o] : 0.f, y + ((n0 + i) * co + o) * oh * ow, oh, ow,
-                       rows);
-        }
+      {
+        float* loc = bufs + size_t(omp_get_thread_num()) * tb;
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < cn * cbi; item++) input(n0, P, item, loc, Vall);
+        eachTileProduct(int(kX), failed, [&](int xi) { product(P, xi, Vall, Mall); });
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < cn * cbo; item++) output(n0, P, item, loc, Mall);
       }
     }
   }
   if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
 }
 
-/** Images per thread chunk for forwardImages, or 0 where the split by tile positions
- *  (forwardTiles) runs: the knob says so, one thread, or (auto) fewer than two chunks a thread.
+/** Images per thread chunk for the split by images, or 0 where the split by tile positions
+ *  runs: the knob says so, one thread, or (auto) fewer than two chunks a thread.
  *  A chunk's transformed tiles fit the chunk budget, but its products have at least 128 tile rows
  *  (a thread's sgemm on fewer ran slower), and every thread gets a chunk. */
 int64_t imageChunk(int64_t n, int64_t perImage, int64_t T) {
@@ -856,54 +836,60 @@ void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci,
                          int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw, float* gb, int64_t nbImages) {
   constexpr int64_t kX = Tile::kX, kM = Tile::kM;
   const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
-  const int64_t nb = chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
-  float* dU = scratch(kSlotWinoU, size_t(kX * co * ci));
-  float* V = nbImages > 0 ? nullptr : scratch(kSlotWinoV, size_t(kX * ci * nb * T));
-  float* dM = nbImages > 0 ? nullptr : scratch(kSlotWinoM, size_t(kX * co * nb * T));
   const int nt = omp_get_max_threads();
+  const bool byImages = nbImages > 0;
+  const int64_t nb = byImages ? nbImages : chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
+  // dU, V and dM: one chunk's (by tiles), or one per thread (by images)
+  const int64_t ukc = kX * ci * co;
+  const size_t vf = size_t(kX * ci * nb * T), mf = size_t(kX * co * nb * T), copies = byImages ? size_t(nt) : 1;
+  float* dU = scratch(kSlotWinoU, copies * size_t(ukc));
+  float* Vall = scratch(kSlotWinoV, copies * vf);
+  float* Mall = scratch(kSlotWinoM, copies * mf);
   const size_t tb = threadBufFloats<Tile>(T, tw);
   float* bufs = scratch(kSlotMisc, size_t(nt) * tb);
   const int64_t cbi = (ci + kCB - 1) / kCB, cbo = (co + kCB - 1) / kCB;
+  // Block `item` of the chunk at image n0 (P tile rows): the input blocks of an image, then its
+  // output-gradient blocks, kCB channels each, to V or dM.
+  auto transform = [&](int64_t n0, int64_t P, int64_t item, float* loc, float* V, float* dM) {
+    const int64_t i = item / (cbi + cbo), b = item % (cbi + cbo);
+    const bool isX = b < cbi;
+    const int64_t C = isX ? ci : co, c0 = (isX ? b : b - cbi) * kCB, nc = std::min(kCB, C - c0);
+    float* rows = loc + kCB * kX * T;
+    for (int64_t cc = 0; cc < nc; cc++) {
+      if (isX)
+        Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T, rows);
+      else
+        Tile::grad(gy + ((n0 + i) * co + c0 + cc) * oh * ow, oh, ow, th, tw, loc + cc * kX * T, T, rows);
+    }
+    float* dst = isX ? V : dM;
+    for (int xi = 0; xi < kX; xi++)
+      planesToMinor(loc + xi * T, kX * T, T, nc, dst + (size_t(xi) * P + i * T) * C + c0, C);
+  };
+  // dU[xi] [ci][co] (+)= V[xi]^T . dM[xi]
+  auto product = [&](int64_t P, int xi, const float* V, const float* dM, float beta, float* dUt) {
+    sgemm(kWinograd, 'T', 'N', ci, co, P, V + xi * P * ci, ci, dM + xi * P * co, co, beta, dUt + xi * ci * co, co);
+  };
   bool failed = false;
-  if (nbImages > 0) {
-    // Split by images (as forwardImages): each thread sums its chunks' products into its own dU
-    // (the first thread's is dU itself), then the threads add theirs into dU. A static schedule:
-    // which chunks a thread sums must not change between runs, or neither would the rounding
-    // (a resumed training run gives the uninterrupted run's weights bit for bit).
-    const int64_t ukc = kX * ci * co, cb = nbImages, chunks = (n + cb - 1) / cb;
-    const size_t vf = size_t(kX * ci * cb * T), mf = size_t(kX * co * cb * T);
-    dU = scratch(kSlotWinoU, size_t(nt) * ukc);
-    float* Vall = scratch(kSlotWinoV, size_t(nt) * vf);
-    float* Mall = scratch(kSlotWinoM, size_t(nt) * mf);
+  if (byImages) {
+    // Each thread sums its chunks' products into its own dU (the first thread's is dU itself),
+    // then the threads add theirs into dU. A static schedule: which chunks a thread sums must not
+    // change between runs, or neither would the rounding (a resumed training run gives the
+    // uninterrupted run's weights bit for bit).
+    const int64_t chunks = (n + nb - 1) / nb;
 #pragma omp parallel
     {
       const int tid = omp_get_thread_num();
       float* loc = bufs + size_t(tid) * tb;
-      float* rows = loc + kCB * kX * T;
-      float* Vt = Vall + size_t(tid) * vf;
-      float* Mt = Mall + size_t(tid) * mf;
+      float* V = Vall + size_t(tid) * vf;
+      float* dM = Mall + size_t(tid) * mf;
       float* dUt = dU + size_t(tid) * ukc;
       std::memset(dUt, 0, size_t(ukc) * sizeof(float));
 #pragma omp for schedule(static)
       for (int64_t k = 0; k < chunks; k++) {
-        const int64_t n0 = k * cb, cn = std::min(cb, n - n0), P = cn * T;
-        for (int64_t item = 0; item < cn * (cbi + cbo); item++) {
-          const int64_t i = item / (cbi + cbo), b = item % (cbi + cbo);
-          const bool isX = b < cbi;
-          const int64_t C = isX ? ci : co, c0 = (isX ? b : b - cbi) * kCB, nc = std::min(kCB, C - c0);
-          for (int64_t cc = 0; cc < nc; cc++) {
-            if (isX)
-              Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T, rows);
-            else
-              Tile::grad(gy + ((n0 + i) * co + c0 + cc) * oh * ow, oh, ow, th, tw, loc + cc * kX * T, T, rows);
-          }
-          float* dst = isX ? Vt : Mt;
-          for (int xi = 0; xi < kX; xi++)
-            planesToMinor(loc + xi * T, kX * T, T, nc, dst + (size_t(xi) * P + i * T) * C + c0, C);
-        }
+        const int64_t n0 = k * nb, cn = std::min(nb, n - n0), P = cn * T;
+        for (int64_t item = 0; item < cn * (cbi + cbo); item++) transform(n0, P, item, loc, V, dM);
         try {
-          for (int xi = 0; xi < kX; xi++)
-            sgemm(kWinograd, 'T', 'N', ci, co, P, Vt + xi * P * ci, ci, Mt + xi * P * co, co, 1.f, dUt + xi * ci * co, co);
+          for (int xi = 0; xi < kX; xi++) product(P, xi, V, dM, 1.f, dUt);
         } catch (...) {
 #pragma omp atomic write
           failed = true;
@@ -913,38 +899,20 @@ void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci,
       for (int64_t e = 0; e < ukc; e++)
         for (int t = 1; t < nt; t++) dU[e] += dU[size_t(t) * ukc + e];
     }
-    if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
-  }
-  for (int64_t n0 = 0; nbImages == 0 && n0 < n; n0 += nb) {
-    const int64_t cn = std::min(nb, n - n0), P = cn * T;
-    const float beta = n0 == 0 ? 0.f : 1.f;
+  } else {
+    for (int64_t n0 = 0; n0 < n && !failed; n0 += nb) {
+      const int64_t cn = std::min(nb, n - n0), P = cn * T;
+      const float beta = n0 == 0 ? 0.f : 1.f;
 #pragma omp parallel
-    {
-      float* loc = bufs + size_t(omp_get_thread_num()) * tb;
-      float* rows = loc + kCB * kX * T;
-      // one loop over the input blocks and then the output-gradient blocks
+      {
+        float* loc = bufs + size_t(omp_get_thread_num()) * tb;
 #pragma omp for schedule(static)
-      for (int64_t item = 0; item < cn * (cbi + cbo); item++) {
-        const int64_t i = item / (cbi + cbo), b = item % (cbi + cbo);
-        const bool isX = b < cbi;
-        const int64_t C = isX ? ci : co, c0 = (isX ? b : b - cbi) * kCB, nc = std::min(kCB, C - c0);
-        for (int64_t cc = 0; cc < nc; cc++) {
-          if (isX)
-            Tile::input(x + ((n0 + i) * ci + c0 + cc) * h * w, h, w, padT, padL, th, tw, loc + cc * kX * T, T, rows);
-          else
-            Tile::grad(gy + ((n0 + i) * co + c0 + cc) * oh * ow, oh, ow, th, tw, loc + cc * kX * T, T, rows);
-        }
-        float* dst = isX ? V : dM;
-        for (int xi = 0; xi < kX; xi++)
-          planesToMinor(loc + xi * T, kX * T, T, nc, dst + (size_t(xi) * P + i * T) * C + c0, C);
+        for (int64_t item = 0; item < cn * (cbi + cbo); item++) transform(n0, P, item, loc, Vall, Mall);
+        eachTileProduct(int(kX), failed, [&](int xi) { product(P, xi, Vall, Mall, beta, dU); });
       }
-      // dU[xi] [ci][co] (+)= V[xi]^T . dM[xi]
-      eachTileProduct(int(kX), failed, [&](int xi) {
-        sgemm(kWinograd, 'T', 'N', ci, co, P, V + xi * P * ci, ci, dM + xi * P * co, co, beta, dU + xi * ci * co, co);
-      });
     }
-    if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
   }
+  if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
   // dW = G^T dU G for every (o, i); the bias gradient is the sum of gy over images and pixels
   const int64_t kc = co * ci;
 #pragma omp parallel
@@ -981,14 +949,10 @@ bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
   const bool f4 = tileFor(n, oh, ow, false) == 4;
   const int64_t kM = f4 ? 4 : 2, kX = (kM + 2) * (kM + 2), T = ((oh + kM - 1) / kM) * ((ow + kM - 1) / kM);
   const int64_t nb = imageChunk(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
-  if (nb > 0 && f4)
-    forwardImages<F4>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip, nb);
-  else if (nb > 0)
-    forwardImages<F2>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip, nb);
-  else if (f4)
-    forwardTiles<F4>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
+  if (f4)
+    forwardTiles<F4>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip, nb);
   else
-    forwardTiles<F2>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
+    forwardTiles<F2>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip, nb);
   return true;
 }
 

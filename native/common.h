@@ -107,8 +107,9 @@ bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
 bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
                                   int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
                                   float* gb);
-/** 0 off, 1 always (3x3 stride 1), 2 auto: without AVX-512, with at least 16 channels in and out
- *  and 128 together, on planes of at least 8x8 (LDM_CONV_WINOGRAD=0/1, default auto). */
+/** 0 off, 1 always (3x3 stride 1), 2 auto: without AVX-512, with at least 16 channels in and out,
+ *  128 together on planes of at least 8x8 or 64 on planes of at least 14x14 (LDM_CONV_WINOGRAD=0/1,
+ *  default auto). */
 int convWinogradMode();
 void setConvWinograd(int mode);
 /** The Winograd output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0 auto: 4 for output planes of at
@@ -116,8 +117,8 @@ void setConvWinograd(int mode);
  *  setWinogradTile takes 0, 2 or 4. */
 int winogradTile();
 void setWinogradTile(int tile);
-/** How the Winograd forward pass (and backward-to-input) shares out work: 0 by tile positions
- *  within chunks of images, 1 whole chunks of images a thread, 2 auto (LDM_WINO_SPLIT=0|1). */
+/** How the Winograd passes (all three) share out work: 0 by tile positions within chunks of
+ *  images, 1 whole chunks of images a thread, 2 auto (LDM_WINO_SPLIT=0|1). */
 int winogradSplitMode();
 void setWinogradSplit(int mode);
 /** Bytes of transformed tiles per chunk of images, in KiB (LDM_WINO_CHUNK_KB, default 1024). */

@@ -50,7 +50,7 @@ namespace {
 int gWino = -1;  // 0 off, 1 on, 2 auto; -1: not read yet (LDM_CONV_WINOGRAD)
 int gWinoTile = -1;  // 0 auto, 2 or 4; -1: not read yet (LDM_WINO_TILE)
 int64_t gWinoChunk = -1;  // bytes of V + M per chunk; -1: not read yet
-int gWinoSplit = -1;  // forward split: 0 by tile positions, 1 by images, 2 auto; -1: not read yet (LDM_WINO_SPLIT)
+int gWinoSplit = -1;  // how the passes share out work: 0 by tile positions, 1 by images, 2 auto; -1: not read yet (LDM_WINO_SPLIT)
 
 int64_t winoChunkBytes() {
   if (gWinoChunk < 0) {
@@ -609,6 +609,23 @@ int64_t chunkImages(int64_t n, int64_t perImage, int64_t T) {
   return std::clamp<int64_t>(nb, 1, n);
 }
 
+/** Images per thread chunk for the split by images, or 0 where the split by tile positions
+ *  runs: the knob says so, one thread, or (auto) fewer than two chunks a thread.
+ *  A chunk's transformed tiles fit the chunk budget, but its products have at least 128 tile rows
+ *  (a thread's sgemm on fewer ran slower), and every thread gets a chunk. */
+int64_t imageChunk(int64_t n, int64_t perImage, int64_t T) {
+  const int mode = winogradSplitMode();
+  const int64_t nt = omp_get_max_threads();
+  if (mode == 0 || nt < 2) return 0;
+  int64_t nb = std::max<int64_t>(1, winoChunkBytes() / std::max<int64_t>(perImage, 1));
+  nb = std::max(nb, (128 + T - 1) / T);
+  nb = std::min(nb, (n + nt - 1) / nt);
+  // auto: at least two chunks a thread, so that a thread held up can hand work over (W4's 8x8 and
+  // 16x16 layers at batch 16 have fewer, and measured 0-15% slower split by images).
+  if (mode == 2 && (n + nb - 1) / nb < 2 * nt) return 0;
+  return nb;
+}
+
 /** U [kX][ci][co] = G g G^T of every filter g [3][3]; g comes from wsrc [co][ci][3][3], or
  *  transposed and flipped from forward weights [ci][co][3][3] (the backward-to-input pass). */
 template <class Tile>
@@ -670,7 +687,7 @@ bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   // 30.6 / 20.5, 128->64 14x14 43 / 52 / 34, 64->64 7x7 7.3 / 12.1 / 10.3, 128->64 7x7 12.5 /
   // 20.1 / 16.3; W4 at batch 16: 64->64 32x32 10.3 / - / 6.0, 128->128 8x8 2.9 / 2.5 / -,
   // 3->64 and 64->3 faster on oneDNN.
-  // Split by images (forwardTiles with nbImages; the weight gradient too) the transforms run faster, and
+  // Split by images (imageChunk; all three passes) the transforms run faster, and
   // planes of 14x14 and up pay from 64 channels in and out together (ms, oneDNN / Winograd F(4x4),
   // best of 10 over two runs, fwd / bwd-input / weight gradient): batch 200 64->32 28x28 53 / 38
   // fwd; batch 64 64->32 28x28 17 / 10, 13-18 / 11, 23-25 / 11-14; 32->32 28x28 8.7-9.9 / 6.3-7.5,
@@ -727,22 +744,23 @@ void eachTileProduct(int nx, bool& failed, Product&& product) {
 
 /** The forward pass (and, with transposed and flipped weights, the backward-to-input pass), shared
  *  out over the threads in one of two ways:
- *  - nbImages == 0, by tile positions: the batch runs in chunks of images (chunkImages), every
+ *  - by tile positions (imageChunk gives 0): the batch runs in chunks of images (chunkImages), every
  *    thread transforms a share of each chunk's channel blocks, then runs a share of its kX
  *    products, then transforms a share of the outputs (three barriers a chunk);
- *  - nbImages > 0, by images: each thread takes whole chunks of nbImages images (dynamic
+ *  - by images: each thread takes whole chunks of imageChunk()'s images (dynamic
  *    schedule) and runs their transforms and products alone, in its own V and M: one barrier a
  *    call, a chunk's transformed tiles never leave the core that made them, and when a core is
  *    held up (another process, the host taking it) the other takes the remaining chunks. */
 template <class Tile>
 void forwardTiles(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                   int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
-                  bool transposeFlip, int64_t nbImages) {
+                  bool transposeFlip) {
   constexpr int64_t kX = Tile::kX, kM = Tile::kM;
   const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
   const int nt = omp_get_max_threads();
+  const int64_t perImage = kX * (ci + co) * T * int64_t(sizeof(float)), nbImages = imageChunk(n, perImage, T);
   const bool byImages = nbImages > 0;
-  const int64_t nb = byImages ? nbImages : chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
+  const int64_t nb = byImages ? nbImages : chunkImages(n, perImage, T);
   // V and M: one chunk's (by tiles), or one per thread (by images)
   const size_t vf = size_t(kX * ci * nb * T), mf = size_t(kX * co * nb * T), copies = byImages ? size_t(nt) : 1;
   float* U = scratch(kSlotWinoU, size_t(kX * co * ci));
@@ -814,31 +832,15 @@ void forwardTiles(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, i
   if (failed) throw ArgError{"winograd convolution: dnnl_sgemm failed"};
 }
 
-/** Images per thread chunk for the split by images, or 0 where the split by tile positions
- *  runs: the knob says so, one thread, or (auto) fewer than two chunks a thread.
- *  A chunk's transformed tiles fit the chunk budget, but its products have at least 128 tile rows
- *  (a thread's sgemm on fewer ran slower), and every thread gets a chunk. */
-int64_t imageChunk(int64_t n, int64_t perImage, int64_t T) {
-  const int mode = winogradSplitMode();
-  const int64_t nt = omp_get_max_threads();
-  if (mode == 0 || nt < 2) return 0;
-  int64_t nb = std::max<int64_t>(1, winoChunkBytes() / std::max<int64_t>(perImage, 1));
-  nb = std::max(nb, (128 + T - 1) / T);
-  nb = std::min(nb, (n + nt - 1) / nt);
-  // auto: at least two chunks a thread, so that a thread held up can hand work over (W4's 8x8 and
-  // 16x16 layers at batch 16 have fewer, and measured 0-15% slower split by images).
-  if (mode == 2 && (n + nb - 1) / nb < 2 * nt) return 0;
-  return nb;
-}
-
 template <class Tile>
 void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co,
-                         int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw, float* gb, int64_t nbImages) {
+                         int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw, float* gb) {
   constexpr int64_t kX = Tile::kX, kM = Tile::kM;
   const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
   const int nt = omp_get_max_threads();
+  const int64_t perImage = kX * (ci + co) * T * int64_t(sizeof(float)), nbImages = imageChunk(n, perImage, T);
   const bool byImages = nbImages > 0;
-  const int64_t nb = byImages ? nbImages : chunkImages(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
+  const int64_t nb = byImages ? nbImages : chunkImages(n, perImage, T);
   // dU, V and dM: one chunk's (by tiles), or one per thread (by images)
   const int64_t ukc = kX * ci * co;
   const size_t vf = size_t(kX * ci * nb * T), mf = size_t(kX * co * nb * T), copies = byImages ? size_t(nt) : 1;
@@ -946,13 +948,10 @@ bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
                     int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
                     bool transposeFlip) {
   if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  const bool f4 = tileFor(n, oh, ow, false) == 4;
-  const int64_t kM = f4 ? 4 : 2, kX = (kM + 2) * (kM + 2), T = ((oh + kM - 1) / kM) * ((ow + kM - 1) / kM);
-  const int64_t nb = imageChunk(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
-  if (f4)
-    forwardTiles<F4>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip, nb);
+  if (tileFor(n, oh, ow, false) == 4)
+    forwardTiles<F4>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
   else
-    forwardTiles<F2>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip, nb);
+    forwardTiles<F2>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
   return true;
 }
 
@@ -960,13 +959,10 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
                                   int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
                                   float* gb) {
   if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  const bool f4 = tileFor(n, oh, ow, true) == 4;
-  const int64_t kM = f4 ? 4 : 2, kX = (kM + 2) * (kM + 2), T = ((oh + kM - 1) / kM) * ((ow + kM - 1) / kM);
-  const int64_t nb = imageChunk(n, kX * (ci + co) * T * int64_t(sizeof(float)), T);
-  if (f4)
-    backwardWeightTiles<F4>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb, nb);
+  if (tileFor(n, oh, ow, true) == 4)
+    backwardWeightTiles<F4>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);
   else
-    backwardWeightTiles<F2>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb, nb);
+    backwardWeightTiles<F2>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);
   return true;
 }
 

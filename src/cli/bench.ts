@@ -197,10 +197,9 @@ function runOrt(root: string, benchDir: string, reps: number): { rows: TorchRow[
     try {
       rows = runAnchor(process.execPath, [script, dir], root, torchEnv({}), 'onnxruntime-node anchor');
     } finally { rmSync(script, { force: true }); }
-    const keep = dir;
     return {
       rows: rows.map((r) => ({ ...r, times: r.times.slice(0, -2) })), note: `onnxruntime-node at ${dirname(ortMain)}`,
-      paired: () => pairedWithOrt(ortMain, keep, 2 * reps + 2).finally(() => rmSync(keep, { recursive: true, force: true })),
+      paired: () => pairedWithOrt(ortMain, dir, 2 * reps + 2).finally(() => rmSync(dir, { recursive: true, force: true })),
     };
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });
@@ -230,8 +229,11 @@ async function pairedWithOrt(ortMain: string, dir: string, pairs: number): Promi
   };
   const { sample } = w4Setup();
   const pause = (): Promise<void> => new Promise((r) => setTimeout(r, 50));
-  const oursOnce = async (): Promise<number> => { const t0 = performance.now(); sample(); const d = performance.now() - t0; await pause(); return d / 1000; };
-  const theirsOnce = async (): Promise<number> => { const t0 = performance.now(); await session.run(feeds); const d = performance.now() - t0; await pause(); return d / 1000; };
+  // Seconds of one pass, then the pause.
+  const once = async (pass: () => unknown): Promise<number> => {
+    const t0 = performance.now(); await pass(); const d = performance.now() - t0; await pause(); return d / 1000;
+  };
+  const oursOnce = (): Promise<number> => once(sample), theirsOnce = (): Promise<number> => once(() => session.run(feeds));
   for (let i = 0; i < 2; i++) { await oursOnce(); await theirsOnce(); }
   const ours: number[] = [], theirs: number[] = [];
   for (let i = 0; i < pairs; i++) {

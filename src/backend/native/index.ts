@@ -171,9 +171,9 @@ export function setConvWinogradTile(tile?: 'auto' | 2 | 4): 'auto' | 2 | 4 | nul
   return r === 2 || r === 4 ? r : 'auto';
 }
 
-/** Chooses how the Winograd forward pass (and backward-to-input) shares out work: 'images' gives
- *  each thread whole chunks of images (its own transforms and products, one barrier a call, a held-up
- *  thread's chunks taken by the others), 'tiles' splits each chunk's products by tile position
+/** Chooses how the Winograd passes (all three) share out work: 'images' gives each thread whole
+ *  chunks of images (its own transforms and products, one barrier a call; in the forward and
+ *  input-gradient passes a held-up thread's chunks are taken by the others), 'tiles' splits each chunk's products by tile position
  *  (every thread on every chunk), 'auto' (default, or LDM_WINO_SPLIT=0 tiles / 1 images) takes
  *  images where the batch gives at least two chunks a thread. No argument only reads. Returns the
  *  mode in effect, or null when the addon is not loaded. A tuning knob for tests and benchmarks. */

@@ -204,7 +204,7 @@ int numThreads() { return omp_get_max_threads(); }
 // ---- precision ---------------------------------------------------------------------------
 
 namespace {
-bool gBf16 = false;
+bool gBf16 = false, gBf16Emulated = false;
 }  // namespace
 
 const char* bf16Isa() {
@@ -215,6 +215,22 @@ const char* bf16Isa() {
 }
 
 bool precisionBf16() { return gBf16; }
+bool precisionBf16Emulated() { return gBf16Emulated; }
+
+const float* roundedToBf16(const float* src, int64_t n, int slot) {
+  float* dst = scratch(slot, size_t(n));
+  const uint32_t* s = reinterpret_cast<const uint32_t*>(src);
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; i++) {
+    const uint32_t u = s[i];
+    // NaN stays a (quiet) NaN; everything else rounds to nearest, ties to even (infinities and
+    // values past the largest bf16 round to infinity, as in oneDNN's conversion)
+    d[i] = (u & 0x7fffffffu) > 0x7f800000u ? (u | 0x00400000u) & 0xffff0000u
+                                           : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  }
+  return dst;
+}
 
 // ---- info --------------------------------------------------------------------------------
 
@@ -306,15 +322,17 @@ napi_value infoImpl(Args& a) {
   return obj;
 }
 
-// precision(mode): "fp32" or "bf16" sets the convolutions' precision, "" only reads; returns the
-// precision in effect: "bf16" only where bf16Isa() is not empty (else it stays "fp32").
+// precision(mode): "fp32", "bf16" or "bf16-emulated" sets the convolutions' precision, "" only
+// reads; returns the precision in effect: "bf16" only where bf16Isa() is not empty (else it stays
+// "fp32"), "bf16-emulated" anywhere.
 napi_value precisionImpl(Args& a) {
   const std::string m = a.str(0, "mode");
-  if (m == "bf16") gBf16 = bf16Isa()[0] != 0;
-  else if (m == "fp32") gBf16 = false;
-  else if (!m.empty()) a.fail("mode must be 'fp32', 'bf16' or '' (read), got '" + m + "'");
+  if (m == "bf16") gBf16 = bf16Isa()[0] != 0, gBf16Emulated = false;
+  else if (m == "bf16-emulated") gBf16 = gBf16Emulated = true;
+  else if (m == "fp32") gBf16 = gBf16Emulated = false;
+  else if (!m.empty()) a.fail("mode must be 'fp32', 'bf16', 'bf16-emulated' or '' (read), got '" + m + "'");
   napi_value v;
-  const char* r = gBf16 ? "bf16" : "fp32";
+  const char* r = gBf16Emulated ? "bf16-emulated" : gBf16 ? "bf16" : "fp32";
   napi_create_string_utf8(a.env, r, NAPI_AUTO_LENGTH, &v);
   return v;
 }

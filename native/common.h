@@ -83,7 +83,7 @@ void registerMovement(std::vector<KernelDef>& r);
 float* scratch(int slot, size_t nFloats);
 enum ScratchSlot {
   kSlotConvSrc = 0, kSlotConvWei, kSlotConvDst, kSlotConvWeiTmp, kSlotConvBiasTmp, kSlotMisc,
-  kSlotWinoU, kSlotWinoV, kSlotWinoM, kSlotCount
+  kSlotWinoU, kSlotWinoV, kSlotWinoM, kSlotBf16A, kSlotBf16B, kSlotCount
 };
 
 /** Direct stride-1 NCHW convolution (conv_direct.cc); false when the shape or CPU is outside
@@ -128,8 +128,15 @@ void setWinogradChunkKB(int64_t kb);
 bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow);
 
 /** Mixed precision: true when convolutions multiply in bf16 (f32 in and out, like
- *  torch.autocast); only ever true on a CPU whose oneDNN ISA has native bf16 (avx512_bf16). */
+ *  torch.autocast): natively where oneDNN's ISA has bf16 (avx512_bf16, AMX), or emulated. */
 bool precisionBf16();
+/** True when bf16 is emulated (precision "bf16-emulated", any CPU): the convolutions take the
+ *  same oneDNN path as native bf16 but in f32 on operands rounded to bf16 first (round to
+ *  nearest even, as oneDNN converts), so the numerics are bf16's (rounded operands, exact
+ *  products, f32 sums) and the speed is not. For checking bf16's effect on training. */
+bool precisionBf16Emulated();
+/** src rounded to bf16 (kept as f32, low 16 bits zero) in the thread's scratch slot. */
+const float* roundedToBf16(const float* src, int64_t n, int slot);
 /** "amx" / "avx512_bf16" when oneDNN runs bf16 natively here, "" when it does not. */
 const char* bf16Isa();
 

@@ -271,7 +271,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
     else print('W1-W3 need the native backend; skipped');
   }
   const precision = T.setPrecision(wanted);
-  print(`precision: ${precision}${T.precisionFallback() ? ` (asked for ${wanted}: ${T.precisionFallback()})` : ''}${precision === 'bf16' ? ' (W4 and the jobs; W1-W3 fp32)' : ''}`);
+  print(`precision: ${precision}${T.precisionFallback() ? ` (asked for ${wanted}: ${T.precisionFallback()})` : ''}${precision === 'bf16' ? ' (W4 and the jobs; W1-W3 fp32)' : ''}${T.precisionEmulated() ? ' EMULATED (LDM_BF16_EMULATE=1): these times are not bf16\'s' : ''}`);
   if (profile) {
     for (const l of profileW4(Math.max(1, Math.min(reps, 3)), peak)) print(l);
     return 0;

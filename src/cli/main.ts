@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { DEBUG, LdmError, clip, describe, fmtShape } from '../util/index.ts';
-import { precisionFallback, setPrecision } from '../tensor/index.ts';
+import { precisionEmulated, precisionFallback, setPrecision } from '../tensor/index.ts';
 import { SAMPLER_NAMES, SIGMA_SCHEDULES } from '../diffusion/index.ts';
 import { inspectConfig, inspectFile, modelsDir, readRegistry } from '../io/index.ts';
 import { trainCommand } from './train.ts';
@@ -49,6 +49,7 @@ function applyPrecision(p: unknown): void {
   if (p !== 'bf16') return;
   const got = setPrecision('bf16');
   if (got !== 'bf16') process.stderr.write(`note: --precision bf16: ${precisionFallback() ?? 'unavailable'}\n`);
+  else if (precisionEmulated()) process.stderr.write('note: --precision bf16: emulated (LDM_BF16_EMULATE=1): bf16 rounding in fp32 kernels, slower than fp32\n');
 }
 
 function samplerOptions(cmd: Command): Command {

@@ -88,22 +88,35 @@ export type Precision = 'fp32' | 'bf16';
 
 /** Why the last setPrecision('bf16') ran in fp32 instead, or null when it did not fall back. */
 let precisionNote: string | null = null;
+/** Whether the last setPrecision('bf16') emulates bf16 (LDM_BF16_EMULATE=1). */
+let emulated = false;
 
 /** Mixed precision for the rest of the process, like torch.autocast('cpu', torch.bfloat16):
  *  with 'bf16' the native convolutions multiply in bf16 (oneDNN on avx512_bf16 / AMX) while
  *  every tensor stays float32 (master weights, activations, norms, losses, optimiser state).
  *  Where that is not possible (the reference backend, or a CPU without native bf16) it stays
- *  fp32 and precisionFallback() says why. Returns the precision in effect. */
+ *  fp32 and precisionFallback() says why. With LDM_BF16_EMULATE=1 the native backend emulates
+ *  bf16 on any CPU instead (precisionEmulated()): bf16's rounding at fp32 speed or below, for
+ *  checking what bf16 does to training where the CPU lacks it. Returns the precision in effect. */
 export function setPrecision(p: Precision): Precision {
   precisionNote = null;
+  emulated = false;
   if (p === 'fp32') { if (nativeAvailable()) setNativePrecision('fp32'); return 'fp32'; }
   if (backendName() !== 'native') {
     precisionNote = `bf16 needs the native backend (active: ${backendName()}); running in fp32`;
     return 'fp32';
   }
-  const got = setNativePrecision('bf16');
-  if (got !== 'bf16') precisionNote = 'this CPU has no native bf16 (avx512_bf16) for oneDNN; running in fp32';
+  const emulate = envString('LDM_BF16_EMULATE');
+  if (emulate !== undefined && emulate !== '0' && emulate !== '1') throw new Error(`LDM_BF16_EMULATE must be 0 or 1, got '${emulate}'`);
+  const got = setNativePrecision(emulate === '1' ? 'bf16-emulated' : 'bf16');
+  if (got === 'bf16-emulated') { emulated = true; return 'bf16'; }
+  if (got !== 'bf16') precisionNote = 'this CPU has no native bf16 (avx512_bf16) for oneDNN; running in fp32 (LDM_BF16_EMULATE=1 emulates its rounding, not its speed)';
   return got;
+}
+
+/** True when the bf16 in effect is emulated (LDM_BF16_EMULATE=1): bf16 numerics, not bf16 speed. */
+export function precisionEmulated(): boolean {
+  return emulated;
 }
 
 /** The reason the last bf16 request fell back to fp32, or null. */

@@ -4,7 +4,7 @@ export { Tensor, noGrad, withGrad, isGradEnabled, record } from './tensor.ts';
 export type { DType, GradNode, Storage } from './tensor.ts';
 export { backward, grad } from './autograd.ts';
 export { inference, recycle, tidy, releaseInferenceBuffers, pooledInferenceBytes } from './recycle.ts';
-export { K, setBackend, backendName, nativeAvailable, startProfile, stopProfile, setPrecision, precisionFallback } from './dispatch.ts';
+export { K, setBackend, backendName, nativeAvailable, startProfile, stopProfile, setPrecision, precisionFallback, precisionEmulated } from './dispatch.ts';
 export type { Precision } from './dispatch.ts';
 export * from './ops/creation.ts';
 export * from './ops/elementwise.ts';

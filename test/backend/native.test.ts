@@ -643,6 +643,41 @@ if (!nat) {
       } finally { setNativePrecision('fp32'); }
       run().forEach((a, i) => close(`fp32 again ${i}`, a, exact[i]!, 0, 0));
     });
+    it('emulated bf16: the multiplied operands rounded to bf16 (nearest, ties to even), f32 sums; weight gradient f32', () => {
+      // 1x1, 3x3 and strided 3x3: every route the fp32 kernels would take goes through oneDNN here
+      const cases = [geom(2, 32, 9, 7, 48, 3, 3, 1, [1, 1, 1, 1]), geom(3, 40, 6, 6, 24, 1, 1, 1, [0, 0, 0, 0]),
+        geom(2, 16, 10, 10, 32, 3, 3, 2, [1, 1, 1, 1])];
+      // bf16 by hand: round to nearest even on the bit pattern (no NaN among these inputs)
+      const toBf16 = (a: Float32Array): Float32Array => {
+        const u = new Uint32Array(a.slice().buffer);
+        for (let i = 0; i < u.length; i++) u[i] = ((u[i]! + 0x7fff + ((u[i]! >>> 16) & 1)) & 0xffff0000) >>> 0;
+        return new Float32Array(u.buffer);
+      };
+      const edge = new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -9, -(1 + 2 ** -8 + 2 ** -20), 3.4e38, 0]);
+      assert.deepEqual([...toBf16(edge)], [1, 1 + 2 ** -6, 1, -(1 + 2 ** -7), Number.POSITIVE_INFINITY, 0], 'toBf16 itself');
+      assert.equal(setNativePrecision('bf16-emulated'), 'bf16-emulated');
+      try {
+        cases.forEach((g, ci) => {
+          const x = rand(g.n * g.cin * g.h * g.w, 71 + ci), w = rand(g.cout * g.cin * g.kh * g.kw, 81 + ci, -0.2, 0.2), b = rand(g.cout, 91 + ci);
+          const gy = rand(g.n * g.cout * g.oh * g.ow, 101 + ci);
+          const y = new Float32Array(gy.length), gx = new Float32Array(x.length), gw = new Float32Array(w.length), gb = new Float32Array(g.cout);
+          n.conv2d(x, w, b, g, y); n.conv2dBackwardInput(gy, w, g, gx); n.conv2dBackwardWeight(gy, x, g, gw, gb);
+          const [xr, wr, gyr] = [toBf16(x), toBf16(w), toBf16(gy)];
+          const want = (f: (o: Float32Array) => void, len: number): Float32Array => { const o = new Float32Array(len); f(o); return o; };
+          const yRounded = want((o) => reference.conv2d(xr, wr, b, g, o), y.length);
+          const yExact = want((o) => reference.conv2d(x, w, b, g, o), y.length);
+          close(`case ${ci} conv2d`, y, yRounded, 1e-5, 1e-6);
+          close(`case ${ci} backward input`, gx, want((o) => reference.conv2dBackwardInput(gyr, wr, g, o), x.length), 1e-5, 1e-6);
+          const gbWant = new Float32Array(g.cout);
+          close(`case ${ci} backward weight (f32)`, gw, want((o) => reference.conv2dBackwardWeight(gy, x, g, o, gbWant), w.length), 1e-5, 1e-6);
+          close(`case ${ci} backward bias`, gb, gbWant, 1e-5, 1e-6);
+          // and it is bf16, not fp32: the forward output is off the exact one by far more than f32 rounding
+          let worst = 0;
+          for (let i = 0; i < y.length; i++) worst = Math.max(worst, Math.abs(y[i]! - yExact[i]!));
+          assert.ok(worst > 1e-3, `case ${ci}: emulated bf16 within ${worst} of fp32, expected bf16-sized differences`);
+        });
+      } finally { setNativePrecision('fp32'); }
+    });
     it('keeps the heap whole when signals arrive during kernels (node --cpu-prof samples with SIGPROF)', () => {
       // Before asynchronous signals were held back around kernels, a signal handler running inside
       // oneDNN's gemm corrupted the heap: this child aborted ("corrupted size vs. prev_size") every run.

@@ -17,7 +17,7 @@ import type { PartialKernels } from '../types.ts';
  *  attention.cc, conv.cc). */
 export interface NativeExtras {
   info(): { threads: number; onednnVersion: string; isa: string; bf16: string };
-  precision(mode: 'fp32' | 'bf16' | ''): 'fp32' | 'bf16';
+  precision(mode: NativePrecision | ''): NativePrecision;
   peakGflops(): number;
   attentionIsa(level: 'auto' | 'avx2'): string;
   convChunkKB(kb: number): number;
@@ -184,11 +184,15 @@ export function setConvWinogradSplit(mode?: 'auto' | 'tiles' | 'images'): 'auto'
   return r === 0 ? 'tiles' : r === 1 ? 'images' : 'auto';
 }
 
-/** Sets the precision of the native convolutions: 'bf16' multiplies in bf16 with f32 inputs,
- *  outputs and accumulation (mixed precision, like torch.autocast), 'fp32' is exact float32.
- *  Returns the precision in effect: 'fp32' where the CPU has no native bf16 (nativeInfo().bf16
- *  null) or the addon is not loaded. */
-export function setNativePrecision(p: 'fp32' | 'bf16'): 'fp32' | 'bf16' {
+/** The native convolutions' precision: 'fp32' exact float32; 'bf16' multiplies in bf16 with f32
+ *  inputs, outputs and accumulation (mixed precision, like torch.autocast); 'bf16-emulated' the
+ *  same numerics on any CPU (operands rounded to bf16, f32 kernels: bf16's rounding, not its speed). */
+export type NativePrecision = 'fp32' | 'bf16' | 'bf16-emulated';
+
+/** Sets the precision of the native convolutions. Returns the precision in effect: 'fp32' where
+ *  'bf16' was asked and the CPU has no native bf16 (nativeInfo().bf16 null), or the addon is not
+ *  loaded. */
+export function setNativePrecision(p: NativePrecision): NativePrecision {
   const { addon } = load();
   return addon ? addon.precision(p) : 'fp32';
 }

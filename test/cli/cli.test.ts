@@ -1,9 +1,12 @@
 // The `ldm` command (bin/ldm.js through tsx): --help everywhere, inspect on safetensors and on an
-// official .ckpt, one-line errors with exit status 1, the models list.
+// official .ckpt, one-line errors with exit status 1, the models list, the --precision notes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nativeInfo } from '../../src/backend/native/index.ts';
 
 const ROOT = join(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin', 'ldm.js');
@@ -49,4 +52,23 @@ test('errors: one line, exit status 1', () => {
   const m = ldm('models');
   assert.equal(m.status, 0);
   assert.match(m.stdout, /mnist-ddpm/);
+});
+
+test('--precision bf16: a note where it is emulated (LDM_BF16_EMULATE=1) or falls back, an error for a bad knob', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ldm-bf16-'));
+  try {
+    const run = (emulate: string) => spawnSync(process.execPath, [BIN, 'sample', '--model', 'mnist-ddpm', '--n', '2', '--steps', '2', '--precision', 'bf16', '--out', join(dir, `s${emulate}.png`)],
+      { encoding: 'utf8', cwd: ROOT, env: { ...process.env, DEBUG: '', LDM_BACKEND: 'native', LDM_BF16_EMULATE: emulate } });
+    if (!nativeInfo().available) return; // bf16 needs the native backend (the fallback note is the dispatch test's)
+    const e = run('1');
+    assert.equal(e.status, 0, e.stderr);
+    assert.match(e.stderr, /note: --precision bf16: emulated \(LDM_BF16_EMULATE=1\)/);
+    const f = run('0');
+    assert.equal(f.status, 0, f.stderr);
+    if (nativeInfo().bf16) assert.doesNotMatch(f.stderr, /note: --precision/);
+    else assert.match(f.stderr, /note: --precision bf16: this CPU has no native bf16/);
+    const bad = run('yes');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /LDM_BF16_EMULATE must be 0 or 1, got 'yes'/);
+  } finally { rmSync(dir, { recursive: true, force: true }); }
 });

@@ -50,25 +50,7 @@ static inline __m256 exp2n(__m256 y, __m256 fx) {
 #define HSUM(v) hsum(v)
 #define HMAX(v) hmax(v)
 #define EXP2N(y, n) attn256h::exp2n(y, n)
-#include "attention_kernel.h"
-#undef NS
-#undef VW
-#undef vf
-#undef LD
-#undef ST
-#undef STREAM
-#undef FMA
-#undef FNMA
-#undef SET1
-#undef ADD
-#undef SUB
-#undef MUL
-#undef MAX
-#undef ZERO
-#undef ROUND
-#undef HSUM
-#undef HMAX
-#undef EXP2N
+#include "attention_kernel.h"  // undefines the macros above
 
 // ---- AVX-512 instantiation ------------------------------------------------------------------
 #pragma GCC push_options
@@ -108,25 +90,7 @@ static inline float hmax(__m512 v) {
 #define HSUM(v) attn512h::hsum(v)
 #define HMAX(v) attn512h::hmax(v)
 #define EXP2N(y, n) _mm512_scalef_ps(y, n)
-#include "attention_kernel.h"
-#undef NS
-#undef VW
-#undef vf
-#undef LD
-#undef ST
-#undef STREAM
-#undef FMA
-#undef FNMA
-#undef SET1
-#undef ADD
-#undef SUB
-#undef MUL
-#undef MAX
-#undef ZERO
-#undef ROUND
-#undef HSUM
-#undef HMAX
-#undef EXP2N
+#include "attention_kernel.h"  // undefines the macros above
 #pragma GCC pop_options
 
 namespace {

@@ -5,7 +5,7 @@
 //
 // Before including, attention.cc defines: NS (namespace name), VW (lanes), vf (vector type),
 // LD, ST, STREAM, FMA, FNMA, SET1, ADD, SUB, MUL, MAX, ZERO, ROUND, HSUM, HMAX,
-// EXP2N (y * 2^n).
+// EXP2N (y * 2^n); the end of this file undefines them all, ready for the next instantiation.
 
 namespace NS {
 
@@ -142,3 +142,22 @@ static float softmaxRowN(float* row, int64_t sk, int64_t skp, const float* mask,
 }
 
 }  // namespace NS
+
+#undef NS
+#undef VW
+#undef vf
+#undef LD
+#undef ST
+#undef STREAM
+#undef FMA
+#undef FNMA
+#undef SET1
+#undef ADD
+#undef SUB
+#undef MUL
+#undef MAX
+#undef ZERO
+#undef ROUND
+#undef HSUM
+#undef HMAX
+#undef EXP2N

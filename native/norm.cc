@@ -220,38 +220,28 @@ void groupNormGradImpl(const float* gy, const float* x, int64_t n, int64_t c, in
   }
 }
 
-// groupNormGrad(gy, x, n, c, hw, groups, gamma|null, mean, rstd, gx, ggamma|null, gbeta|null)
-void groupNormGrad(Args& a) {
+// groupNormGrad(gy, x, n, c, hw, groups, gamma|null, mean, rstd, gx, ggamma|null, gbeta|null), and
+// groupNormSiluGrad with beta|null after gamma (it recomputes the forward's SiLU input).
+template <bool kSilu>
+void groupNormGradArgs(Args& a) {
   int64_t n = a.dim(2, "n"), c = a.dim(3, "c"), hw = a.dim(4, "hw"), groups = a.dim(5, "groups", 1);
   if (c % groups != 0) a.fail("c=" + std::to_string(c) + " is not divisible by groups=" + std::to_string(groups));
   int64_t total = checkedProd(a, {n, c, hw});
+  const size_t k = kSilu ? 1 : 0;  // the arguments after gamma sit one further with beta
   F32 gy = a.f32Len(0, "gy", total, "n*c*hw");
   F32 x = a.f32Len(1, "x", total, "n*c*hw");
   F32 gamma = a.f32LenOrNull(6, "gamma", c, "c");
-  F32 mean = a.f32Len(7, "mean", n * groups, "n*groups");
-  F32 rstd = a.f32Len(8, "rstd", n * groups, "n*groups");
-  F32 gx = a.f32Len(9, "gx", total, "n*c*hw");
-  F32 gg = a.f32LenOrNull(10, "ggamma", c, "c");
-  F32 gb = a.f32LenOrNull(11, "gbeta", c, "c");
-  groupNormGradImpl<false>(gy.p, x.p, n, c, hw, groups, gamma, F32{}, mean, rstd, gx.p, gg, gb);
+  F32 beta = kSilu ? a.f32LenOrNull(7, "beta", c, "c") : F32{};
+  F32 mean = a.f32Len(7 + k, "mean", n * groups, "n*groups");
+  F32 rstd = a.f32Len(8 + k, "rstd", n * groups, "n*groups");
+  F32 gx = a.f32Len(9 + k, "gx", total, "n*c*hw");
+  F32 gg = a.f32LenOrNull(10 + k, "ggamma", c, "c");
+  F32 gb = a.f32LenOrNull(11 + k, "gbeta", c, "c");
+  groupNormGradImpl<kSilu>(gy.p, x.p, n, c, hw, groups, gamma, beta, mean, rstd, gx.p, gg, gb);
 }
 
-// groupNormSiluGrad(gy, x, n, c, hw, groups, gamma|null, beta|null, mean, rstd, gx, ggamma|null, gbeta|null)
-void groupNormSiluGrad(Args& a) {
-  int64_t n = a.dim(2, "n"), c = a.dim(3, "c"), hw = a.dim(4, "hw"), groups = a.dim(5, "groups", 1);
-  if (c % groups != 0) a.fail("c=" + std::to_string(c) + " is not divisible by groups=" + std::to_string(groups));
-  int64_t total = checkedProd(a, {n, c, hw});
-  F32 gy = a.f32Len(0, "gy", total, "n*c*hw");
-  F32 x = a.f32Len(1, "x", total, "n*c*hw");
-  F32 gamma = a.f32LenOrNull(6, "gamma", c, "c");
-  F32 beta = a.f32LenOrNull(7, "beta", c, "c");
-  F32 mean = a.f32Len(8, "mean", n * groups, "n*groups");
-  F32 rstd = a.f32Len(9, "rstd", n * groups, "n*groups");
-  F32 gx = a.f32Len(10, "gx", total, "n*c*hw");
-  F32 gg = a.f32LenOrNull(11, "ggamma", c, "c");
-  F32 gb = a.f32LenOrNull(12, "gbeta", c, "c");
-  groupNormGradImpl<true>(gy.p, x.p, n, c, hw, groups, gamma, beta, mean, rstd, gx.p, gg, gb);
-}
+void groupNormGrad(Args& a) { groupNormGradArgs<false>(a); }
+void groupNormSiluGrad(Args& a) { groupNormGradArgs<true>(a); }
 
 // layerNorm(x, rows, d, eps, gamma|null, beta|null, out, mean, rstd)
 void layerNorm(Args& a) {

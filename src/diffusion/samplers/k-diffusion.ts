@@ -72,16 +72,22 @@ function churn(x: Tensor, sigmas: ArrayLike<number>, i: number, o: KSamplerOptio
   return [x, sHat];
 }
 
+/** The start of a step of euler / heun / dpm2: x churned to sigma_hat, denoised there (reported to
+ *  the callback), and the derivative d = (x - D) / sigma_hat. */
+function churnedStep(model: SigmaDenoiser, x0: Tensor, sigmas: ArrayLike<number>, i: number,
+  o: KSamplerOptions): { x: Tensor; sHat: number; d: Tensor } {
+  const [x, sHat] = churn(x0, sigmas, i, o);
+  const denoised = model(x, sHat);
+  o.callback?.({ i, x, sigma: sigmas[i]!, sigmaHat: sHat, denoised });
+  return { x, sHat, d: toD(x, sHat, denoised) };
+}
+
 /** Karras Algorithm 2, Euler steps. */
 export const sampleEuler: KSampler = (model, x0, sigmas, o) => {
   let x = x0;
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const [xh, sHat] = churn(x, sigmas, i, o);
-    x = xh;
-    const denoised = model(x, sHat);
-    const d = toD(x, sHat, denoised);
-    o.callback?.({ i, x, sigma: sigmas[i]!, sigmaHat: sHat, denoised });
-    x = add(x, mul(d, sigmas[i + 1]! - sHat)); // Euler
+    const { x: xh, sHat, d } = churnedStep(model, x, sigmas, i, o);
+    x = add(xh, mul(d, sigmas[i + 1]! - sHat)); // Euler
   }
   return x;
 };
@@ -104,12 +110,10 @@ export const sampleEulerAncestral: KSampler = (model, x0, sigmas, o) => {
 export const sampleHeun: KSampler = (model, x0, sigmas, o) => {
   let x = x0;
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const [xh, sHat] = churn(x, sigmas, i, o);
-    x = xh;
+    const step = churnedStep(model, x, sigmas, i, o);
+    const { sHat, d } = step;
+    x = step.x;
     const sNext = sigmas[i + 1]!;
-    const denoised = model(x, sHat);
-    const d = toD(x, sHat, denoised);
-    o.callback?.({ i, x, sigma: sigmas[i]!, sigmaHat: sHat, denoised });
     const dt = sNext - sHat;
     if (sNext === 0) {
       x = add(x, mul(d, dt));
@@ -126,12 +130,10 @@ export const sampleHeun: KSampler = (model, x0, sigmas, o) => {
 export const sampleDpm2: KSampler = (model, x0, sigmas, o) => {
   let x = x0;
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const [xh, sHat] = churn(x, sigmas, i, o);
-    x = xh;
+    const step = churnedStep(model, x, sigmas, i, o);
+    const { sHat, d } = step;
+    x = step.x;
     const sNext = sigmas[i + 1]!;
-    const denoised = model(x, sHat);
-    const d = toD(x, sHat, denoised);
-    o.callback?.({ i, x, sigma: sigmas[i]!, sigmaHat: sHat, denoised });
     if (sNext === 0) {
       x = add(x, mul(d, sNext - sHat));
     } else {

@@ -35,10 +35,9 @@ export function vanillaDLoss(logitsReal: Tensor, logitsFake: Tensor): Tensor {
   return T.mul(T.add(T.mean(T.softplus(T.neg(logitsReal))), T.mean(T.softplus(logitsFake))), 0.5);
 }
 
-export interface LPIPSWithDiscriminatorOptions {
+/** The kwargs both GAN losses take: LPIPSWithDiscriminator here, the VQ ones in vqperceptual.ts. */
+export interface GanLossOptions {
   disc_start: number;
-  logvar_init?: number;
-  kl_weight?: number;
   pixelloss_weight?: number;
   disc_num_layers?: number;
   disc_in_channels?: number;
@@ -50,10 +49,20 @@ export interface LPIPSWithDiscriminatorOptions {
   disc_loss?: 'hinge' | 'vanilla';
 }
 
+/** GanLossOptions as a config gives them (readOptions). */
+export const GAN_LOSS_SCHEMA: Schema<GanLossOptions> = {
+  disc_start: required(F.int), pixelloss_weight: F.num, disc_num_layers: F.int, disc_in_channels: F.int, disc_factor: F.num,
+  disc_weight: F.num, perceptual_weight: F.num, use_actnorm: F.bool, disc_conditional: F.bool, disc_loss: F.oneOf('hinge', 'vanilla'),
+};
+
+export interface LPIPSWithDiscriminatorOptions extends GanLossOptions {
+  logvar_init?: number;
+  kl_weight?: number;
+}
+
 /** The LPIPSWithDiscriminator kwargs as a config gives them (readOptions). */
 export const LPIPS_WITH_DISCRIMINATOR_SCHEMA: Schema<LPIPSWithDiscriminatorOptions> = {
-  disc_start: required(F.int), logvar_init: F.num, kl_weight: F.num, pixelloss_weight: F.num, disc_num_layers: F.int, disc_in_channels: F.int,
-  disc_factor: F.num, disc_weight: F.num, perceptual_weight: F.num, use_actnorm: F.bool, disc_conditional: F.bool, disc_loss: F.oneOf('hinge', 'vanilla'),
+  ...GAN_LOSS_SCHEMA, logvar_init: F.num, kl_weight: F.num,
 };
 export const LPIPS_WITH_DISCRIMINATOR_KEYS = schemaKeys(LPIPS_WITH_DISCRIMINATOR_SCHEMA);
 

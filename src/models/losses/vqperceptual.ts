@@ -21,29 +21,20 @@
 //  - ldm's VQModel passes `predicted_indices`, which taming's forward does not accept
 //    (TypeError): the steps pass it to the ldm loss only (vq-training.ts).
 
-import { ConfigError, F, LdmError, field, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, required, schemaKeys, type Schema } from '../../util/index.ts';
+import { ConfigError, F, LdmError, field, ShapeError, checkKwargs, fmtShape, kwargs, readOptions, schemaKeys, type Schema } from '../../util/index.ts';
 import * as T from '../../tensor/index.ts';
 import { Tensor } from '../../tensor/index.ts';
 import { Module } from '../../nn/index.ts';
 import { LPIPS } from './lpips.ts';
 import { NLayerDiscriminator, weightsInit } from './discriminator.ts';
 import {
-  adaptiveGanWeight, adoptWeight, checkDiscCond, discriminate, discriminatorStep, hingeDLoss, vanillaDLoss, type LossOutput,
+  GAN_LOSS_SCHEMA, adaptiveGanWeight, adoptWeight, checkDiscCond, discriminate, discriminatorStep, hingeDLoss, vanillaDLoss,
+  type GanLossOptions, type LossOutput,
 } from './contperceptual.ts';
 
-export interface VQLPIPSWithDiscriminatorOptions {
-  disc_start: number;
+export interface VQLPIPSWithDiscriminatorOptions extends GanLossOptions {
   codebook_weight?: number;
-  pixelloss_weight?: number;
-  disc_num_layers?: number;
-  disc_in_channels?: number;
-  disc_factor?: number;
-  disc_weight?: number;
-  perceptual_weight?: number;
-  use_actnorm?: boolean;
-  disc_conditional?: boolean;
   disc_ndf?: number;
-  disc_loss?: 'hinge' | 'vanilla';
   /** ldm only */
   n_classes?: number | null;
   /** ldm only: "lpips" ("clips" and "dists" raise in the official constructor) */
@@ -57,9 +48,7 @@ export type TamingVQLPIPSWithDiscriminatorOptions = Omit<VQLPIPSWithDiscriminato
 
 /** The kwargs of taming's VQLPIPSWithDiscriminator as a config gives them (readOptions). */
 export const TAMING_VQLPIPS_SCHEMA: Schema<TamingVQLPIPSWithDiscriminatorOptions> = {
-  disc_start: required(F.int), codebook_weight: F.num, pixelloss_weight: F.num, disc_num_layers: F.int, disc_in_channels: F.int,
-  disc_factor: F.num, disc_weight: F.num, perceptual_weight: F.num, use_actnorm: F.bool, disc_conditional: F.bool, disc_ndf: F.int,
-  disc_loss: F.oneOf('hinge', 'vanilla'),
+  ...GAN_LOSS_SCHEMA, codebook_weight: F.num, disc_ndf: F.int,
 };
 /** ldm's adds n_classes, perceptual_loss and pixel_loss (the constructor rejects the values the official rejects). */
 export const LDM_VQLPIPS_SCHEMA: Schema<VQLPIPSWithDiscriminatorOptions> = {

@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [--torch] [--reps N] [--w4-only] [--profile] [--jobs] [--precision fp32|bf16]`:
+// `npm run bench [-- --json] [--torch] [--reps N] [--w4-only] [--profile] [--jobs] [--precision fp32|bf16] [--ab KNOB=VALUE]`:
 // the performance benchmark (not a test).
 // W1 conv 3x3 fwd / bwd-input / bwd-weight, W2 sgemm 1024^3, W3 attention, and W4: a training
 // step and a sampling forward pass of exactly the network of shared/bench/unet_torch.py at
@@ -9,7 +9,8 @@
 // onnxruntime-node also from passes alternating with ours in one process: pairedWithOrt).
 // `--precision bf16` runs W4 and the jobs in mixed precision (fp32 with a note where the CPU has
 // no native bf16); `--jobs` adds the user's main jobs (bench-jobs.ts); `--profile` prints the
-// per-kernel breakdown instead (bench-profile.ts). `--json` prints one object per line.
+// per-kernel breakdown instead (bench-profile.ts); `--ab KNOB=VALUE` times W4 with a native
+// convolution knob as it is and at VALUE, alternating (abW4). `--json` prints one object per line.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { nativeInfo } from '../backend/index.ts';
+import { nativeInfo, setConvDirect, setConvGemm1x1, setConvWinograd, setConvWinogradSplit, setConvWinogradTile } from '../backend/index.ts';
 import { BenchUNet, benchKernels } from '../dev/index.ts';
 import * as T from '../tensor/index.ts';
 import { Generator } from '../util/index.ts';
@@ -249,6 +250,45 @@ const flag = (argv: readonly string[], name: string, def: string): string => {
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : def;
 };
 
+/** The native convolution knobs `--ab` can turn: each sets a value (a string of the knob's own
+ *  values) and, given undefined, only reads the one in effect. */
+const AB_KNOBS: Record<string, { values: readonly string[]; set: (v?: string) => string | number | null }> = {
+  winograd: { values: ['auto', 'on', 'off'], set: (v) => setConvWinograd(v as 'auto' | 'on' | 'off' | undefined) },
+  gemm1x1: { values: ['auto', 'on', 'off'], set: (v) => setConvGemm1x1(v as 'auto' | 'on' | 'off' | undefined) },
+  direct: { values: ['auto', 'on', 'off'], set: (v) => setConvDirect(v as 'auto' | 'on' | 'off' | undefined) },
+  'wino-tile': { values: ['auto', '2', '4'], set: (v) => setConvWinogradTile(v === undefined || v === 'auto' ? v : Number(v) as 2 | 4) },
+  'wino-split': { values: ['auto', 'tiles', 'images'], set: (v) => setConvWinogradSplit(v as 'auto' | 'tiles' | 'images' | undefined) },
+};
+
+/** `--ab KNOB=VALUE`: W4's training step and sampling pass with a native convolution knob as it
+ *  is and at VALUE, alternating run by run (the first setting switching each pair) so that both
+ *  meet the same minutes of a shared machine. For choosing a default on a machine kind the auto
+ *  rules were not measured on, e.g. `--ab winograd=on` where AVX-512 keeps Winograd off. */
+function abW4(name: string, value: string, reps: number, print: (s: string) => void): number {
+  const knob = AB_KNOBS[name]!;
+  const base = knob.set();
+  if (base === null) { console.error('bench: --ab needs the native backend'); return 2; }
+  const { step, sample } = w4Setup();
+  for (const [what, fn, n] of [['training step', step, reps], ['sampling pass', sample, 2 * reps]] as const) {
+    const a: number[] = [], b: number[] = [];
+    const timed = (setting: string | undefined): number => {
+      knob.set(setting);
+      const t0 = performance.now(); fn(); return (performance.now() - t0) / 1000;
+    };
+    timed(String(base)); timed(value);  // warm both
+    for (let i = 0; i < n; i++) {
+      if (i % 2 === 0) { a.push(timed(String(base))); b.push(timed(value)); }
+      else { b.push(timed(value)); a.push(timed(String(base))); }
+    }
+    knob.set(String(base));
+    const ratios = a.map((x, i) => b[i]! / x);
+    print(`W4 ${what}, ${n} pairs: ${name}=${base} best ${Math.min(...a).toFixed(4)} s median ${median(a).toFixed(4)} s; ` +
+      `${name}=${value} best ${Math.min(...b).toFixed(4)} s median ${median(b).toFixed(4)} s → time ratio ${value}/${base} ` +
+      `${(Math.min(...b) / Math.min(...a)).toFixed(2)}x (best), ${median(ratios).toFixed(2)}x (median of pairs)`);
+  }
+  return 0;
+}
+
 export async function benchMain(argv: readonly string[]): Promise<number> {
   const json = argv.includes('--json');
   const torch = argv.includes('--torch');
@@ -256,6 +296,13 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   const only = argv.includes('--w4-only');
   const profile = argv.includes('--profile');
   const jobs = argv.includes('--jobs');
+  const ab = flag(argv, '--ab', '');
+  const [abName, abValue] = ab.split('=') as [string, string | undefined];
+  if (ab && (!AB_KNOBS[abName] || abValue === undefined || !AB_KNOBS[abName]!.values.includes(abValue))) {
+    console.error(`bench: --ab takes KNOB=VALUE with KNOB one of ${Object.keys(AB_KNOBS).join(', ')} and VALUE one of its values ` +
+      `(${Object.entries(AB_KNOBS).map(([k, v]) => `${k}: ${v.values.join('|')}`).join('; ')}), got '${ab}'`);
+    return 2;
+  }
   const wanted = flag(argv, '--precision', 'fp32');
   if (wanted !== 'fp32' && wanted !== 'bf16') { console.error(`bench: --precision must be fp32 or bf16, got '${wanted}'`); return 2; }
   const info = nativeInfo();
@@ -273,7 +320,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   print(`measured FP32 peak: ${Number.isFinite(peak) ? peak.toFixed(0) : 'n/a'} GFLOP/s`);
   const rows: Row[] = [];
   // W1-W3 are kernel rows, always fp32 (the PyTorch kernel anchor is fp32).
-  if (!only && !profile) {
+  if (!only && !profile && !ab) {
     if (info.available) for (const r of benchKernels(undefined, { reps: 7 })) rows.push(row(r.workload, r.times, r.flop));
     else print('W1-W3 need the native backend; skipped');
   }
@@ -283,6 +330,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
     for (const l of profileW4(Math.max(1, Math.min(reps, 3)), peak)) print(l);
     return 0;
   }
+  if (ab) return abW4(abName, abValue!, reps, print);
   // W4 peak RSS is this process's; run first-class rows before it so RSS reflects W4's working set.
   rows.push(...benchW4(reps));
   if (jobs) {

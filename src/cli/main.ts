@@ -81,6 +81,9 @@ Options:
   --jobs                   also time the main user jobs (training and sampling)
   --precision fp32|bf16    W4 and the jobs in mixed precision with bf16 (default fp32)
   --torch                  also run the PyTorch anchor (../shared/bench/unet_torch.py) and print ratios
+  --ab KNOB=VALUE          W4 with a convolution knob as it is and at VALUE, runs alternating
+                           (winograd, gemm1x1, direct: auto|on|off; wino-tile: auto|2|4;
+                           wino-split: auto|tiles|images)
   -h, --help               display this help`;
 
 export function buildProgram(): Command {

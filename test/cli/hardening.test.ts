@@ -96,6 +96,11 @@ test('`ldm bench --help` and `ldm bench -- --help` print the options and start n
     assert.match(r.stdout, /--json/);
     assert.doesNotMatch(r.stdout, /measured FP32 peak|backend:/);
   }
+  // a bad --ab knob is refused before anything is measured
+  const ab = ldm('bench', '--ab', 'winograd=maybe');
+  assert.equal(ab.status, 2);
+  assert.match(ab.stderr, /^bench: --ab takes KNOB=VALUE .*winograd: auto\|on\|off.* got 'winograd=maybe'/);
+  assert.doesNotMatch(ab.stdout, /measured FP32 peak|backend:/);
 });
 
 test('a text prompt with words outside the vocabulary warns', () => {

@@ -610,19 +610,21 @@ int64_t chunkImages(int64_t n, int64_t perImage, int64_t T) {
 }
 
 /** Images per thread chunk for the split by images, or 0 where the split by tile positions
- *  runs: the knob says so, one thread, or (auto) fewer than two chunks a thread.
+ *  runs: the knob says so, one thread, or (auto) fewer than minChunksPerThread chunks a thread.
  *  A chunk's transformed tiles fit the chunk budget, but its products have at least 128 tile rows
  *  (a thread's sgemm on fewer ran slower), and every thread gets a chunk. */
-int64_t imageChunk(int64_t n, int64_t perImage, int64_t T) {
+int64_t imageChunk(int64_t n, int64_t perImage, int64_t T, int64_t minChunksPerThread) {
   const int mode = winogradSplitMode();
   const int64_t nt = omp_get_max_threads();
   if (mode == 0 || nt < 2) return 0;
   int64_t nb = std::max<int64_t>(1, winoChunkBytes() / std::max<int64_t>(perImage, 1));
   nb = std::max(nb, (128 + T - 1) / T);
   nb = std::min(nb, (n + nt - 1) / nt);
-  // auto: at least two chunks a thread, so that a thread held up can hand work over (W4's 8x8 and
-  // 16x16 layers at batch 16 have fewer, and measured 0-15% slower split by images).
-  if (mode == 2 && (n + nb - 1) / nb < 2 * nt) return 0;
+  // auto: the forward and input-gradient passes split by images from one chunk a thread (W4's 8x8
+  // and 16x16 layers at batch 16: its sampling pass 4-20% faster than split by tiles, `bench --ab
+  // wino-split=images` and A/B runs), the weight gradient from two (with one, W4's training step
+  // measured 1-13% slower: its fixed share a thread cannot hand work over).
+  if (mode == 2 && (n + nb - 1) / nb < minChunksPerThread * nt) return 0;
   return nb;
 }
 
@@ -758,7 +760,7 @@ void forwardTiles(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, i
   constexpr int64_t kX = Tile::kX, kM = Tile::kM;
   const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
   const int nt = omp_get_max_threads();
-  const int64_t perImage = kX * (ci + co) * T * int64_t(sizeof(float)), nbImages = imageChunk(n, perImage, T);
+  const int64_t perImage = kX * (ci + co) * T * int64_t(sizeof(float)), nbImages = imageChunk(n, perImage, T, 1);  // forward / input gradient
   const bool byImages = nbImages > 0;
   const int64_t nb = byImages ? nbImages : chunkImages(n, perImage, T);
   // V and M: one chunk's (by tiles), or one per thread (by images)
@@ -838,7 +840,7 @@ void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci,
   constexpr int64_t kX = Tile::kX, kM = Tile::kM;
   const int64_t th = (oh + kM - 1) / kM, tw = (ow + kM - 1) / kM, T = th * tw;
   const int nt = omp_get_max_threads();
-  const int64_t perImage = kX * (ci + co) * T * int64_t(sizeof(float)), nbImages = imageChunk(n, perImage, T);
+  const int64_t perImage = kX * (ci + co) * T * int64_t(sizeof(float)), nbImages = imageChunk(n, perImage, T, 2);  // weight gradient
   const bool byImages = nbImages > 0;
   const int64_t nb = byImages ? nbImages : chunkImages(n, perImage, T);
   // dU, V and dM: one chunk's (by tiles), or one per thread (by images)

@@ -175,7 +175,7 @@ export function setConvWinogradTile(tile?: 'auto' | 2 | 4): 'auto' | 2 | 4 | nul
  *  chunks of images (its own transforms and products, one barrier a call; in the forward and
  *  input-gradient passes a held-up thread's chunks are taken by the others), 'tiles' splits each chunk's products by tile position
  *  (every thread on every chunk), 'auto' (default, or LDM_WINO_SPLIT=0 tiles / 1 images) takes
- *  images where the batch gives at least two chunks a thread. No argument only reads. Returns the
+ *  images where the batch gives at least one chunk a thread (the weight gradient: two). No argument only reads. Returns the
  *  mode in effect, or null when the addon is not loaded. A tuning knob for tests and benchmarks. */
 export function setConvWinogradSplit(mode?: 'auto' | 'tiles' | 'images'): 'auto' | 'tiles' | 'images' | null {
   const { addon } = load();

@@ -621,9 +621,9 @@ int64_t imageChunk(int64_t n, int64_t perImage, int64_t T, int64_t minChunksPerT
   nb = std::max(nb, (128 + T - 1) / T);
   nb = std::min(nb, (n + nt - 1) / nt);
   // auto: the forward and input-gradient passes split by images from one chunk a thread (W4's 8x8
-  // and 16x16 layers at batch 16: its sampling pass 4-20% faster than split by tiles, `bench --ab
-  // wino-split=images` and A/B runs), the weight gradient from two (with one, W4's training step
-  // measured 1-13% slower: its fixed share a thread cannot hand work over).
+  // and 16x16 layers at batch 16: its sampling pass 4-9% faster than split by tiles in `bench --ab
+  // wino-split=images`, passes alternating), the weight gradient from two (with one, W4's training
+  // step measured 1-13% slower: its fixed share a thread cannot hand work over).
   if (mode == 2 && (n + nb - 1) / nb < minChunksPerThread * nt) return 0;
   return nb;
 }

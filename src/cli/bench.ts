@@ -309,10 +309,10 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   // The best of five probes 200 ms apart: one probe (six 15 ms loops) that met a core held by the
   // host or another process came out at half the peak (102 against 201 GFLOP/s), doubling every
   // "% of peak" after it.
-  let peak = Number.NaN;
-  for (let i = 0; i < 5 && info.available; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, 200));
-    peak = Math.max(Number.isNaN(peak) ? 0 : peak, info.peakGflops());
+  let peak = info.available ? info.peakGflops() : Number.NaN;
+  for (let i = 1; i < 5 && info.available; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    peak = Math.max(peak, info.peakGflops());
   }
   const print = (s: string): void => { if (!json) console.log(s); };
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -110,9 +110,8 @@ export const sampleEulerAncestral: KSampler = (model, x0, sigmas, o) => {
 export const sampleHeun: KSampler = (model, x0, sigmas, o) => {
   let x = x0;
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const step = churnedStep(model, x, sigmas, i, o);
-    const { sHat, d } = step;
-    x = step.x;
+    const { x: xh, sHat, d } = churnedStep(model, x, sigmas, i, o);
+    x = xh;
     const sNext = sigmas[i + 1]!;
     const dt = sNext - sHat;
     if (sNext === 0) {
@@ -130,9 +129,8 @@ export const sampleHeun: KSampler = (model, x0, sigmas, o) => {
 export const sampleDpm2: KSampler = (model, x0, sigmas, o) => {
   let x = x0;
   for (let i = 0; i < sigmas.length - 1; i++) {
-    const step = churnedStep(model, x, sigmas, i, o);
-    const { sHat, d } = step;
-    x = step.x;
+    const { x: xh, sHat, d } = churnedStep(model, x, sigmas, i, o);
+    x = xh;
     const sNext = sigmas[i + 1]!;
     if (sNext === 0) {
       x = add(x, mul(d, sNext - sHat));

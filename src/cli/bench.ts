@@ -1,4 +1,4 @@
-// `npm run bench [-- --json] [--torch] [--reps N] [--w4-only] [--profile] [--jobs] [--precision fp32|bf16] [--ab KNOB=VALUE]`:
+// `npm run bench [-- --json] [--torch] [--reps N] [--w4-only] [--profile] [--jobs] [--precision fp32|bf16] [--tune] [--ab KNOB=VALUE]`:
 // the performance benchmark (not a test).
 // W1 conv 3x3 fwd / bwd-input / bwd-weight, W2 sgemm 1024^3, W3 attention, and W4: a training
 // step and a sampling forward pass of exactly the network of shared/bench/unet_torch.py at
@@ -10,7 +10,10 @@
 // `--precision bf16` runs W4 and the jobs in mixed precision (fp32 with a note where the CPU has
 // no native bf16); `--jobs` adds the user's main jobs (bench-jobs.ts); `--profile` prints the
 // per-kernel breakdown instead (bench-profile.ts); `--ab KNOB=VALUE` times W4 with a native
-// convolution knob as it is and at VALUE, alternating (abW4). `--json` prints one object per line.
+// convolution knob as it is and at VALUE, alternating (abW4); `--tune` runs every workload with
+// the convolution routes tuned by timing (LDM_CONV_TUNE=1) instead of by rule. On an AVX-512 CPU,
+// where the rules keep Winograd and the 1x1 GEMMs off untested, the run ends with `--ab tune=on`.
+// `--json` prints one object per line.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +22,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { nativeInfo, setConvDirect, setConvGemm1x1, setConvWinograd, setConvWinogradSplit, setConvWinogradTile } from '../backend/index.ts';
+import {
+  type TunedConv, convTunedRoutes, nativeInfo, setConvDirect, setConvGemm1x1, setConvTune, setConvWinograd, setConvWinogradSplit, setConvWinogradTile,
+} from '../backend/index.ts';
 import { BenchUNet, benchKernels } from '../dev/index.ts';
 import * as T from '../tensor/index.ts';
 import { Generator } from '../util/index.ts';
@@ -258,6 +263,7 @@ const AB_KNOBS: Record<string, { values: readonly string[]; set: (v?: string) =>
   direct: { values: ['auto', 'on', 'off'], set: (v) => setConvDirect(v as 'auto' | 'on' | 'off' | undefined) },
   'wino-tile': { values: ['auto', '2', '4'], set: (v) => setConvWinogradTile(v === undefined || v === 'auto' ? v : Number(v) as 2 | 4) },
   'wino-split': { values: ['auto', 'tiles', 'images'], set: (v) => setConvWinogradSplit(v as 'auto' | 'tiles' | 'images' | undefined) },
+  tune: { values: ['off', 'on'], set: (v) => setConvTune(v as 'on' | 'off' | undefined) },
 };
 
 /** `--ab KNOB=VALUE`: W4's training step and sampling pass with a native convolution knob as it
@@ -286,7 +292,25 @@ function abW4(name: string, value: string, reps: number, print: (s: string) => v
       `${name}=${value} best ${Math.min(...b).toFixed(4)} s median ${median(b).toFixed(4)} s → time ratio ${value}/${base} ` +
       `${(Math.min(...b) / Math.min(...a)).toFixed(2)}x (best), ${median(ratios).toFixed(2)}x (median of pairs)`);
   }
+  if (name === 'tune') printTuned(convTunedRoutes(), print);
   return 0;
+}
+
+/** What tuning chose, pass by pass: the routes kept (against the rules' choice) and each
+ *  geometry where the two differ, with the candidates' times. */
+function printTuned(tuned: readonly TunedConv[], print: (s: string) => void): void {
+  const geom = (t: TunedConv): string =>
+    `${t.pass} ${t.cin}->${t.cout} ${t.kh}x${t.kw}${t.strideH > 1 ? ` s${t.strideH}` : ''} ${t.h}x${t.w} n${t.n}`;
+  const count = (pick: (t: TunedConv) => string): string => {
+    const c = new Map<string, number>();
+    for (const t of tuned) c.set(pick(t), (c.get(pick(t)) ?? 0) + 1);
+    return [...c].map(([k, v]) => `${k} ${v}`).join(', ');
+  };
+  print(`tuned ${tuned.length} passes: kept ${count((t) => t.route)}; the rules take ${count((t) => t.rule)}`);
+  for (const t of tuned.filter((x) => x.route !== x.rule)) {
+    const ms = Object.entries(t.ms).map(([r, v]) => `${r} ${v!.toFixed(2)}`).join(' / ');
+    print(`  ${geom(t)}: ${t.route} instead of ${t.rule} (ms ${ms})`);
+  }
 }
 
 export async function benchMain(argv: readonly string[]): Promise<number> {
@@ -296,6 +320,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   const only = argv.includes('--w4-only');
   const profile = argv.includes('--profile');
   const jobs = argv.includes('--jobs');
+  const tune = argv.includes('--tune');
   const ab = flag(argv, '--ab', '');
   const [abName, abValue] = ab.split('=') as [string, string | undefined];
   if (ab && (!AB_KNOBS[abName] || abValue === undefined || !AB_KNOBS[abName]!.values.includes(abValue))) {
@@ -326,6 +351,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   }
   const precision = T.setPrecision(wanted);
   print(`precision: ${precision}${T.precisionFallback() ? ` (asked for ${wanted}: ${T.precisionFallback()})` : ''}${precision === 'bf16' ? ' (W4 and the jobs; W1-W3 fp32)' : ''}${T.precisionEmulated() ? ' EMULATED (LDM_BF16_EMULATE=1): these times are not bf16\'s' : ''}`);
+  if (tune && setConvTune('on') !== null) print('convolution routes: tuned by timing, each pass and geometry at its first call (--tune)');
   if (profile) {
     for (const l of profileW4(Math.max(1, Math.min(reps, 3)), peak)) print(l);
     return 0;
@@ -333,6 +359,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   if (ab) return abW4(abName, abValue!, reps, print);
   // W4 peak RSS is this process's; run first-class rows before it so RSS reflects W4's working set.
   rows.push(...benchW4(reps));
+  if (tune) printTuned(convTunedRoutes(), print);
   if (jobs) {
     rows.push(row('job_train_100_steps', [await timeTrainJob(root)], null));
     rows.push(row('job_sample_100_ddim50_cfg', [timeSampleJob()], null));
@@ -387,6 +414,12 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
     else print(`${'W4_sample_fwd paired'.padEnd(26)} ${paired.ours.length} pairs of passes alternating with onnxruntime-node in this process: ` +
       `ours best ${ob.toFixed(4)} s median ${median(paired.ours).toFixed(4)} s, theirs best ${tb.toFixed(4)} s median ` +
       `${median(paired.theirs).toFixed(4)} s → throughput ${(tb / ob).toFixed(2)}x (best), ${median(ratios).toFixed(2)}x (median of pairs)`);
+  }
+  // The routes' auto rules were measured on AVX2 CPUs (Winograd, the 1x1 GEMMs) and for the
+  // direct kernels on AVX-512 ones; on AVX-512 the run shows what tuning would change.
+  if (info.isa === 'avx512' && !tune && !json && precision === 'fp32') {
+    print('AVX-512: the rules keep Winograd and the 1x1 GEMMs off here; W4 by rule and tuned (--ab tune=on):');
+    return abW4('tune', 'on', Math.min(reps, 3), print);
   }
   return 0;
 }

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { erf as refErf, reference } from '../../src/backend/reference/index.ts';
-import { NATIVE_EXTRAS, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvGemm1x1, setConvWinograd, setConvWinogradSplit, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
+import { NATIVE_EXTRAS, convTunedRoutes, loadNative, nativeExports, nativeInfo, nativeLoadError, setConvChunkKB, setConvDirect, setConvGemm1x1, setConvTune, setConvWinograd, setConvWinogradSplit, setConvWinogradTile, setNativeIsa, setNativePrecision } from '../../src/backend/native/index.ts';
 import type { BinaryOp, Conv2dGeom, Kernels, UnaryOp } from '../../src/backend/types.ts';
 
 const nat = loadNative();
@@ -196,6 +196,45 @@ if (!nat) {
         }
       });
     }
+    // Tuned routes: each case's passes are tuned on the first call (every route that computes
+    // them runs; the output is the last one's) and run by the kept route on the second, both
+    // checked against the reference. Each choice lists its candidates' times and keeps the fastest;
+    // the 3x3 stride-1 passes have Winograd and oneDNN among them, the 1x1 stride-1 unpadded ones
+    // the GEMMs; a knob at 'off' takes its route out, one at 'on' forces it (nothing tuned).
+    it('tuned routes: every case, twice; the choices and the knobs', () => {
+      const was = setConvTune() ?? 'off', wasWino = setConvWinograd() ?? 'auto', wasGemm = setConvGemm1x1() ?? 'auto';
+      convTunedRoutes(true);
+      setConvTune('on');
+      try {
+        for (const [, g, withBias] of cases) { checkConv(g, withBias); checkConv(g, withBias); }
+        const tuned = convTunedRoutes(true);
+        const s1x3 = cases.filter(([, g]) => g.kh === 3 && g.kw === 3 && g.strideH === 1 && g.strideW === 1);
+        assert.equal(tuned.filter((t) => t.kh === 3 && t.strideH === 1).length, 3 * s1x3.length, 'three passes tuned per 3x3 stride-1 case');
+        for (const t of tuned) {
+          const times = Object.values(t.ms) as number[];
+          assert.ok(t.route in t.ms, `${t.pass} ${JSON.stringify(t)}: the kept route was timed`);
+          assert.equal(t.ms[t.route], Math.min(...times), `${t.pass} ${JSON.stringify(t)}: the fastest is kept`);
+          if (t.kh === 3 && t.kw === 3 && t.strideH === 1 && t.strideW === 1)
+            assert.ok('winograd' in t.ms && 'oneDNN' in t.ms, `3x3 stride 1 candidates: ${JSON.stringify(t.ms)}`);
+        }
+        const g3 = cases.find(([, g]) => g.kh === 3 && g.strideH === 1)!;
+        const g1 = cases.find(([, g]) => g.kh === 1 && g.strideH === 1 && g.padT + g.padB + g.padL + g.padR === 0)!;
+        checkConv(g1[1], g1[2]);
+        assert.ok(convTunedRoutes(true).every((t) => 'gemm1x1' in t.ms), 'the 1x1 passes time the GEMMs');
+        setConvWinograd('off');
+        setConvGemm1x1('on');
+        checkConv(g3[1], g3[2]);
+        checkConv(g1[1], g1[2]);
+        const off = convTunedRoutes(true);
+        // (on AVX2 oneDNN is then the 3x3 pass's only route: nothing is tuned at all)
+        assert.ok(off.every((t) => !('winograd' in t.ms) && t.kh === 3), `winograd off, 1x1 forced: ${JSON.stringify(off)}`);
+      } finally {
+        setConvTune(was);
+        setConvWinograd(wasWino);
+        setConvGemm1x1(wasGemm);
+        convTunedRoutes(true);
+      }
+    });
     // Reference results per case, computed once and shared by the three paths.
     const refCache = new Map<Conv2dGeom, { y: Float32Array; gx: Float32Array; gw: Float32Array; gb: Float32Array | null }>();
     function checkConv(g: Conv2dGeom, withBias: boolean): void {

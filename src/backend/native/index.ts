@@ -26,10 +26,12 @@ export interface NativeExtras {
   convWinograd(mode: number): number;
   convWinogradTile(tile: number): number;
   convWinogradSplit(mode: number): number;
+  convTune(mode: number): number;
+  convTuned(forget: boolean): TunedConv[];
 }
 
 /** Names of the addon's exports that are not kernels of the contract. */
-export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convGemm1x1', 'convWinograd', 'convWinogradTile', 'convWinogradSplit'];
+export const NATIVE_EXTRAS: readonly (keyof NativeExtras)[] = ['info', 'precision', 'peakGflops', 'attentionIsa', 'convChunkKB', 'convDirect', 'convGemm1x1', 'convWinograd', 'convWinogradTile', 'convWinogradSplit', 'convTune', 'convTuned'];
 
 /** The raw addon: every kernel it exports has exactly the contract's signature (written once, in
  *  backend/types.ts; the C++ reads Conv2dGeom by field name), so the kernels need no adapter.
@@ -99,7 +101,7 @@ export function loadNative(): PartialKernels | null {
   const { addon } = load();
   if (!addon) return null;
   // Every export that is not an extra is a kernel with the contract's signature (Addon above).
-  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convGemm1x1: _g, convWinograd: _w, convWinogradTile: _t, convWinogradSplit: _s, ...kernels } = addon;
+  const { info: _i, precision: _r, peakGflops: _p, attentionIsa: _a, convChunkKB: _c, convDirect: _d, convGemm1x1: _g, convWinograd: _w, convWinogradTile: _t, convWinogradSplit: _s, convTune: _u, convTuned: _v, ...kernels } = addon;
   return { name: 'native', ...kernels };
 }
 
@@ -182,6 +184,40 @@ export function setConvWinogradSplit(mode?: 'auto' | 'tiles' | 'images'): 'auto'
   if (!addon) return null;
   const r = addon.convWinogradSplit(mode === undefined ? -1 : mode === 'tiles' ? 0 : mode === 'images' ? 1 : 2);
   return r === 0 ? 'tiles' : r === 1 ? 'images' : 'auto';
+}
+
+/** Where a convolution pass runs: oneDNN's primitives, the 1x1 GEMMs, the direct AVX-512
+ *  kernels or Winograd (native/conv.cc). */
+export type ConvRoute = 'oneDNN' | 'gemm1x1' | 'direct' | 'winograd';
+
+/** One tuned pass and geometry (see setConvTune): the route kept, the one the rules take, and
+ *  each candidate route's best time in ms. */
+export interface TunedConv {
+  pass: 'forward' | 'input-gradient' | 'weight-gradient';
+  n: number; cin: number; h: number; w: number; cout: number; kh: number; kw: number; strideH: number; strideW: number;
+  route: ConvRoute;
+  rule: ConvRoute;
+  ms: Partial<Record<ConvRoute, number>>;
+}
+
+/** Chooses how convolution passes find their route: 'off' (default) by the rules above (each
+ *  knob's auto rule, measured on AVX2 and AVX-512 machines for the shapes they name); 'on'
+ *  (or LDM_CONV_TUNE=1) by timing: the first call of each pass on each geometry (batch
+ *  included) runs every route that computes it (a knob at 'off' excludes its route, one at 'on'
+ *  forces it) and keeps the fastest, like torch.backends.cudnn.benchmark. The routes agree
+ *  within float32 rounding, so tuned runs can differ from each other in low bits. No argument
+ *  only reads. Returns the mode in effect, or null when the addon is not loaded. */
+export function setConvTune(mode?: 'on' | 'off'): 'on' | 'off' | null {
+  const { addon } = load();
+  if (!addon) return null;
+  return addon.convTune(mode === undefined ? -1 : mode === 'on' ? 1 : 0) === 1 ? 'on' : 'off';
+}
+
+/** The tuned choices of this thread so far ([] when none, or the addon is not loaded);
+ *  `forget` drops them afterwards, so that the next call of each geometry tunes again. */
+export function convTunedRoutes(forget = false): TunedConv[] {
+  const { addon } = load();
+  return addon ? addon.convTuned(forget) : [];
 }
 
 /** The native convolutions' precision: 'fp32' exact float32; 'bf16' multiplies in bf16 with f32

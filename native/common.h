@@ -108,8 +108,8 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
                                   int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
                                   float* gb);
 /** 0 off, 1 always (3x3 stride 1), 2 auto: without AVX-512, with at least 16 channels in and out,
- *  128 together on planes of at least 8x8 or 64 on planes of at least 14x14 (LDM_CONV_WINOGRAD=0/1,
- *  default auto). */
+ *  192 together on planes of at least 7x7, 128 on 8x8 or 64 on 14x14; or at least 32 in and under
+ *  16 out on planes of at least 14x14 (LDM_CONV_WINOGRAD=0/1, default auto). */
 int convWinogradMode();
 void setConvWinograd(int mode);
 /** The Winograd output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0 auto: 4 for output planes of at

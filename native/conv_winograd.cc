@@ -694,9 +694,17 @@ bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   // best of 10 over two runs, fwd / bwd-input / weight gradient): batch 200 64->32 28x28 53 / 38
   // fwd; batch 64 64->32 28x28 17 / 10, 13-18 / 11, 23-25 / 11-14; 32->32 28x28 8.7-9.9 / 6.3-7.5,
   // 8.7 / 7.2-8.0, 10.5-14.7 / 7.3-7.7; 32->64 14x14 4.9-5.6 / 3.6, 4.2-4.8 / 3.3-3.5, 5.7-7.5 / 4.9-5.7.
+  // Since the image split, tuning (LDM_CONV_TUNE=1, best of two after a warm call, ms oneDNN /
+  // Winograd) also found the last layer (many channels in, few out) faster: W4's 64->3 32x32 n16
+  // forward 4.75 / 2.70, weight gradient 6.06 / 2.79; mnist-ddpm's 32->1 28x28 forward n64 5.7 /
+  // 3.8, n200 11.6 / 7.1, weight gradient n64 4.6 / 3.9; and 7x7 planes with 192 channels in and
+  // out together: 128->64 7x7 forward n80 4.3 / 3.9, n200 15.9 / 13.2 (64->64 7x7 was mixed:
+  // n200 forward 8.8 / 6.9, n64 oneDNN's in all three passes).
   const int64_t side = std::min(oh, ow);
-  return m == 1 || (m == 2 && !cpuHasAvx512() && cin >= 16 && cout >= 16 &&
-                    ((cin + cout >= 128 && side >= 8) || (cin + cout >= 64 && side >= 14)));
+  const bool wide = cin >= 16 && cout >= 16 &&
+                    ((cin + cout >= 192 && side >= 7) || (cin + cout >= 128 && side >= 8) || (cin + cout >= 64 && side >= 14));
+  const bool fewOut = cout < 16 && cin >= 32 && side >= 14;
+  return m == 1 || (m == 2 && !cpuHasAvx512() && (wide || fewOut));
 }
 
 namespace {

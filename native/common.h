@@ -99,14 +99,17 @@ void setConvDirect(int mode);
 bool convDirectWanted(int64_t cin, int64_t cout);
 
 /** Winograd F(2x2,3x3) or F(4x4,3x3) stride-1 convolution (conv_winograd.cc), same arguments as
- *  convDirectS1 for a 3x3 kernel; false when the shape is outside its range (nothing written). */
+ *  convDirectS1 for a 3x3 kernel, and the tile (2 or 4; 0: winogradTileFor's); false when the
+ *  shape is outside its range (nothing written). */
 bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                     int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
-                    bool transposeFlip);
+                    bool transposeFlip, int tile);
 /** The weight (and bias, when gb is not null) gradient of a 3x3 stride-1 convolution by Winograd. */
 bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
                                   int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
-                                  float* gb);
+                                  float* gb, int tile);
+/** The tile the knob or the auto rule gives n output planes of oh x ow (2 or 4). */
+int winogradTileFor(int64_t n, int64_t oh, int64_t ow, bool weightGrad);
 /** 0 off, 1 always (3x3 stride 1), 2 auto: without AVX-512, with at least 16 channels in and out,
  *  192 together on planes of at least 7x7, 128 on 8x8 or 64 on 14x14; or at least 32 in and under
  *  16 out on planes of at least 14x14 (LDM_CONV_WINOGRAD=0/1, default auto). */

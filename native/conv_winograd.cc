@@ -954,11 +954,13 @@ void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci,
 
 }  // namespace
 
+int winogradTileFor(int64_t n, int64_t oh, int64_t ow, bool weightGrad) { return tileFor(n, oh, ow, weightGrad); }
+
 bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                     int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
-                    bool transposeFlip) {
+                    bool transposeFlip, int tile) {
   if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  if (tileFor(n, oh, ow, false) == 4)
+  if ((tile == 0 ? tileFor(n, oh, ow, false) : tile) == 4)
     forwardTiles<F4>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
   else
     forwardTiles<F2>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
@@ -967,9 +969,9 @@ bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
 
 bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, int64_t ci, int64_t h, int64_t w,
                                   int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
-                                  float* gb) {
+                                  float* gb, int tile) {
   if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  if (tileFor(n, oh, ow, true) == 4)
+  if ((tile == 0 ? tileFor(n, oh, ow, true) : tile) == 4)
     backwardWeightTiles<F4>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);
   else
     backwardWeightTiles<F2>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);

@@ -215,7 +215,10 @@ if (!nat) {
           assert.ok(t.route in t.ms, `${t.pass} ${JSON.stringify(t)}: the kept route was timed`);
           assert.equal(t.ms[t.route], Math.min(...times), `${t.pass} ${JSON.stringify(t)}: the fastest is kept`);
           if (t.kh === 3 && t.kw === 3 && t.strideH === 1 && t.strideW === 1)
-            assert.ok('winograd' in t.ms && 'oneDNN' in t.ms, `3x3 stride 1 candidates: ${JSON.stringify(t.ms)}`);
+            assert.ok('winograd2' in t.ms && 'oneDNN' in t.ms, `3x3 stride 1 candidates: ${JSON.stringify(t.ms)}`);
+          // F(4x4) only where its auto rule allows it: output planes of 12x12 and up
+          const side = t.pass === 'input-gradient' ? Math.min(t.h, t.w) : Math.min(t.oh, t.ow);
+          assert.equal('winograd4' in t.ms, t.kh === 3 && t.strideH === 1 && side >= 12, `F(4x4) timed where planes allow: ${JSON.stringify(t)}`);
         }
         const g3 = cases.find(([, g]) => g.kh === 3 && g.strideH === 1)!;
         const g1 = cases.find(([, g]) => g.kh === 1 && g.strideH === 1 && g.padT + g.padB + g.padL + g.padR === 0)!;
@@ -227,7 +230,7 @@ if (!nat) {
         checkConv(g1[1], g1[2]);
         const off = convTunedRoutes(true);
         // (on AVX2 oneDNN is then the 3x3 pass's only route: nothing is tuned at all)
-        assert.ok(off.every((t) => !('winograd' in t.ms) && t.kh === 3), `winograd off, 1x1 forced: ${JSON.stringify(off)}`);
+        assert.ok(off.every((t) => !('winograd2' in t.ms) && !('winograd4' in t.ms) && t.kh === 3), `winograd off, 1x1 forced: ${JSON.stringify(off)}`);
       } finally {
         setConvTune(was);
         setConvWinograd(wasWino);

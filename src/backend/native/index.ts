@@ -188,14 +188,15 @@ export function setConvWinogradSplit(mode?: 'auto' | 'tiles' | 'images'): 'auto'
 }
 
 /** Where a convolution pass runs: oneDNN's primitives, the 1x1 GEMMs, the direct AVX-512
- *  kernels or Winograd (native/conv.cc). */
-export type ConvRoute = 'oneDNN' | 'gemm1x1' | 'direct' | 'winograd';
+ *  kernels or Winograd F(2x2,3x3) / F(4x4,3x3) (native/conv.cc). */
+export type ConvRoute = 'oneDNN' | 'gemm1x1' | 'direct' | 'winograd2' | 'winograd4';
 
 /** One tuned pass and geometry (see setConvTune): the route kept, the one the rules take, and
  *  each candidate route's best time in ms. */
 export interface TunedConv {
   pass: 'forward' | 'input-gradient' | 'weight-gradient';
   n: number; cin: number; h: number; w: number; cout: number; kh: number; kw: number; strideH: number; strideW: number;
+  oh: number; ow: number;
   route: ConvRoute;
   rule: ConvRoute;
   ms: Partial<Record<ConvRoute, number>>;
@@ -204,8 +205,9 @@ export interface TunedConv {
 /** Chooses how convolution passes find their route: 'off' (default) by the rules above (each
  *  knob's auto rule, measured on AVX2 and AVX-512 machines for the shapes they name); 'on'
  *  (or LDM_CONV_TUNE=1) by timing: the first call of each pass on each geometry (batch
- *  included) runs every route that computes it (a knob at 'off' excludes its route, one at 'on'
- *  forces it) and keeps the fastest, like torch.backends.cudnn.benchmark. The routes agree
+ *  included) runs every route that computes it (Winograd in both tiles, F(4x4) on output planes
+ *  of 12x12 and up; a knob at 'off' excludes its route, one at 'on' forces it, a tile knob at 2
+ *  or 4 keeps that tile) and keeps the fastest, like torch.backends.cudnn.benchmark. The routes agree
  *  within float32 rounding, so tuned runs can differ from each other in low bits. No argument
  *  only reads. Returns the mode in effect, or null when the addon is not loaded. */
 export function setConvTune(mode?: 'on' | 'off'): 'on' | 'off' | null {

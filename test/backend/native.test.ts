@@ -738,6 +738,27 @@ console.log('done', c[0]);
         assert.match(r.stdout, /^done 64\n/);
       } finally { rmSync(dir, { recursive: true, force: true }); }
     });
+    it('LDM_CONV_TUNE=1 turns tuning on for the process; unset, the rules run', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ldm-tune-'));
+      try {
+        const script = join(dir, 'tune.ts');
+        writeFileSync(script, `import { loadNative, setConvTune, convTunedRoutes } from ${JSON.stringify(join(ROOT, 'src/backend/native/index.ts'))};
+const n = loadNative()!;
+const g = { n: 2, cin: 16, h: 16, w: 16, cout: 16, kh: 3, kw: 3, strideH: 1, strideW: 1, padT: 1, padB: 1, padL: 1, padR: 1, oh: 16, ow: 16 };
+n.conv2d(new Float32Array(8192).fill(1), new Float32Array(2304).fill(0.1), null, g, new Float32Array(8192));
+console.log(setConvTune(), convTunedRoutes().map((t) => t.pass + ':' + Object.keys(t.ms).sort().join('+')).join(' '));
+`);
+        const child = (env: Record<string, string>): string => {
+          const e = { ...process.env, ...env };
+          if (!env.LDM_CONV_TUNE) delete e.LDM_CONV_TUNE;
+          const r = spawnSync(process.execPath, ['--import', 'tsx', script], { cwd: ROOT, encoding: 'utf8', timeout: 120000, env: e });
+          assert.equal(r.status, 0, r.stderr.slice(-400));
+          return r.stdout.trim();
+        };
+        assert.equal(child({ LDM_CONV_TUNE: '1' }), 'on forward:oneDNN+winograd2+winograd4'.replace('oneDNN+', nativeInfo().isa === 'avx512' ? 'direct+oneDNN+' : 'oneDNN+'));
+        assert.equal(child({}), 'off');
+      } finally { rmSync(dir, { recursive: true, force: true }); }
+    });
     it('reads the convolution geometry by field name', () => {
       const g = geom(1, 2, 4, 4, 3, 3, 3, 1, [1, 1, 1, 1]);
       const x = rand(32, 51), w = rand(54, 52), y = new Float32Array(48);

@@ -99,8 +99,8 @@ void setConvDirect(int mode);
 bool convDirectWanted(int64_t cin, int64_t cout);
 
 /** Winograd F(2x2,3x3) or F(4x4,3x3) stride-1 convolution (conv_winograd.cc), same arguments as
- *  convDirectS1 for a 3x3 kernel, and the tile (2 or 4; 0: winogradTileFor's); false when the
- *  shape is outside its range (nothing written). */
+ *  convDirectS1 for a 3x3 kernel, and the tile (4 for F(4x4), else F(2x2); conv.cc takes it from
+ *  winogradTileFor or from tuning); false when the shape is outside its range (nothing written). */
 bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                     int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
                     bool transposeFlip, int tile);

@@ -15,7 +15,7 @@
 // Why: without AVX-512 oneDNN 2.6 has no Winograd and its direct AVX2 convolutions reach about
 // half of the FMA peak; on the UNet's 3x3 layers F(2x2) measured 1.4-2x faster than oneDNN.
 // Which tile: LDM_WINO_TILE=2|4 or setWinogradTile(); auto takes F(4x4) for planes of at least
-// 16x16 outputs in batches with enough tiles, where it measured faster (see tileFor), F(2x2)
+// 16x16 outputs in batches with enough tiles, where it measured faster (see winogradTileFor), F(2x2)
 // elsewhere (8x8 planes have too few 4x4 tiles for the products to run at full speed).
 // conv.cc decides whether Winograd runs at all.
 // The plane transforms run on whole rows, vectorised along the columns: a row is split into
@@ -707,8 +707,6 @@ bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   return m == 1 || (m == 2 && !cpuHasAvx512() && (wide || fewOut));
 }
 
-namespace {
-
 /** The tile size for n output planes of oh x ow: the knob, or auto. Auto takes F(4x4) on planes
  *  of at least 12x12 (14x14 measured above in convWinogradWanted) when the batch has enough 4x4 tiles for the products: at least 64 for the
  *  forward products, 256 for the weight gradient's (its products have the tiles as the inner
@@ -716,12 +714,14 @@ namespace {
  *  64->64 32x32 n16 fwd 10.9/7.8, weight gradient 12.8/8.5; 128->128 16x16 n16 9.5/7.0 and
  *  11.5/9.1; 128->128 16x16 n1 1.2/1.3 and 1.4/2.9; 128->128 8x8 n16 3.6/3.1 and 3.7/4.7,
  *  n64 13.6/13.3 and 14.0/13.6 (8x8 planes stay F(2x2): little to gain, 20x more error). */
-int tileFor(int64_t n, int64_t oh, int64_t ow, bool weightGrad) {
+int winogradTileFor(int64_t n, int64_t oh, int64_t ow, bool weightGrad) {
   const int t = winogradTile();
   if (t != 0) return t;
   const int64_t tiles4 = n * ((oh + 3) / 4) * ((ow + 3) / 4);
   return std::min(oh, ow) >= 12 && tiles4 >= (weightGrad ? 256 : 64) ? 4 : 2;
 }
+
+namespace {
 
 /** Layouts (p = tile index within a chunk of images, image-major then tile row, tile column):
  *  V [kX][P][cin], M [kX][P][cout], U [kX][cin][cout]: every product is M[xi] = V[xi] . U[xi]
@@ -954,13 +954,11 @@ void backwardWeightTiles(const float* gy, const float* x, int64_t n, int64_t ci,
 
 }  // namespace
 
-int winogradTileFor(int64_t n, int64_t oh, int64_t ow, bool weightGrad) { return tileFor(n, oh, ow, weightGrad); }
-
 bool convWinogradS1(const float* x, int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, int64_t padT,
                     int64_t padL, int64_t oh, int64_t ow, const float* bias, float* y, const float* wsrc,
                     bool transposeFlip, int tile) {
   if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  if ((tile == 0 ? tileFor(n, oh, ow, false) : tile) == 4)
+  if (tile == 4)
     forwardTiles<F4>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
   else
     forwardTiles<F2>(x, n, ci, h, w, co, padT, padL, oh, ow, bias, y, wsrc, transposeFlip);
@@ -971,7 +969,7 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
                                   int64_t co, int64_t padT, int64_t padL, int64_t oh, int64_t ow, float* gw,
                                   float* gb, int tile) {
   if (n < 1 || ci < 1 || co < 1 || oh < 1 || ow < 1 || padT < 0 || padL < 0) return false;
-  if ((tile == 0 ? tileFor(n, oh, ow, true) : tile) == 4)
+  if (tile == 4)
     backwardWeightTiles<F4>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);
   else
     backwardWeightTiles<F2>(gy, x, n, ci, h, w, co, padT, padL, oh, ow, gw, gb);

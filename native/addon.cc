@@ -317,6 +317,8 @@ napi_value infoImpl(Args& a) {
   const char* isa = hasAvx512() ? "avx512" : "avx2";
   napi_create_string_utf8(a.env, isa, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(a.env, obj, "isa", v);
+  napi_create_int32(a.env, cpuFullWidthAvx512() ? 512 : 256, &v);
+  napi_set_named_property(a.env, obj, "fmaBits", v);
   napi_create_string_utf8(a.env, bf16Isa(), NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(a.env, obj, "bf16", v);
   return obj;

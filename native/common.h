@@ -143,9 +143,15 @@ const float* roundedToBf16(const float* src, int64_t n, int slot);
 /** "amx" / "avx512_bf16" when oneDNN runs bf16 natively here, "" when it does not. */
 const char* bf16Isa();
 
-/** True when the CPU has AVX-512F: there oneDNN's own kernels are the measured choice, and the
- *  Winograd and 1x1-GEMM paths step aside in their auto modes. */
+/** True when the CPU has AVX-512F: there oneDNN's blocked 1x1 kernels are the measured choice,
+ *  and the 1x1-GEMM path steps aside in its auto mode. */
 bool cpuHasAvx512();
+
+/** True when the CPU runs AVX-512 at full width (512-bit FMAs: every AVX-512 CPU but AMD's Zen 4,
+ *  family 19h, which splits each 512-bit operation into two 256-bit halves and so has AVX2's FMA
+ *  throughput per cycle). There oneDNN's direct kernels run at up to twice their AVX2 rate and
+ *  the Winograd auto rule (measured on AVX2) steps aside. */
+bool cpuFullWidthAvx512();
 
 /** C = A.B (+ beta C), row-major, over dnnl_sgemm (matmul.cc); a failure throws an ArgError that
  *  names `what` (the kernel) and oneDNN's status. */

@@ -12,8 +12,13 @@
 //    4, so 1.78x less memory traffic through V and M. Interpolation points 0, 1, -1, 2, -2 and
 //    infinity (the usual choice for this size): B^T, G and A^T hold 4, 5, 1/6, 1/24, 8, so the
 //    rounding error grows (measured against the reference backend: see the README).
-// Why: without AVX-512 oneDNN 2.6 has no Winograd and its direct AVX2 convolutions reach about
-// half of the FMA peak; on the UNet's 3x3 layers F(2x2) measured 1.4-2x faster than oneDNN.
+// Why: oneDNN 2.6's direct AVX2 convolutions (conv.cc asks for the direct algorithm, as PyTorch
+// does) reach about half of the FMA peak; on the UNet's 3x3 layers F(2x2) measured 1.4-2x faster.
+// On Zen 4 (AVX-512 in 256-bit halves: AVX2's FMA rate per cycle) oneDNN's AVX-512 kernels ran
+// W1 (3x3 64->64 32x32, batch 16) at 86 / 88 / 74% of peak (forward / input / weight gradient,
+// earlier measurements), Winograd on Zen 3 (same rate per cycle) at 103-115%: the AVX2 rules
+// apply there, inferred, not timed on that CPU. On full-width AVX-512 oneDNN's kernels gain twice
+// the rate and Winograd's transforms (AVX2 code) do not, so auto leaves it off (unmeasured).
 // Which tile: LDM_WINO_TILE=2|4 or setWinogradTile(); auto takes F(4x4) for planes of at least
 // 16x16 outputs in batches with enough tiles, where it measured faster (see winogradTileFor), F(2x2)
 // elsewhere (8x8 planes have too few 4x4 tiles for the products to run at full speed).
@@ -24,6 +29,7 @@
 // The batch runs in chunks of images whose transformed tiles (V and M) fit in about
 // LDM_WINO_CHUNK_KB (default 1024) KiB, so the transforms and products meet in cache.
 // Not here: other kernel sizes, strides, dilation, groups; bf16 (conv.cc uses oneDNN then).
+#include <cpuid.h>
 #include <immintrin.h>
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
@@ -43,6 +49,20 @@ bool cpuHasAvx512() {
     return bool(__builtin_cpu_supports("avx512f"));
   }();
   return has;
+}
+
+bool cpuFullWidthAvx512() {
+  static const bool full = [] {
+    if (!cpuHasAvx512()) return false;
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return true;
+    const bool amd = b == 0x68747541 && d == 0x69746e65 && c == 0x444d4163;  // "Auth" "enti" "cAMD"
+    if (!amd || !__get_cpuid(1, &a, &b, &c, &d)) return true;
+    unsigned family = (a >> 8) & 0xf;
+    if (family == 0xf) family += (a >> 20) & 0xff;
+    return family != 0x19;  // 19h: Zen 3 (no AVX-512) and Zen 4 (AVX-512 in 256-bit halves)
+  }();
+  return full;
 }
 
 namespace {
@@ -682,8 +702,9 @@ void setWinogradChunkKB(int64_t kb) { gWinoChunk = kb > 0 ? kb * 1024 : int64_t(
 
 bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   const int m = convWinogradMode();
-  // auto: where oneDNN has no Winograd of its own (no AVX-512), the products are wide enough for
-  // the gemm and the planes big enough for the transforms to pay. Measured on 2 AVX2 cores, ms
+  // auto: where the FMAs are 256 bits wide (AVX2, or Zen 4's AVX-512 in halves: oneDNN's direct
+  // kernels then run at AVX2's rate per cycle, as where these rules were measured), the products
+  // are wide enough for the gemm and the planes big enough for the transforms to pay. Measured on 2 AVX2 cores, ms
   // per forward call, oneDNN / F(2x2) / F(4x4): mnist-ddpm's UNet at batch 200: 32->32 28x28
   // 21.7 / 30.7 / 27.6, 64->32 28x28 38 / 47 / 40, 96->32 28x28 66 / 51 / 55, 64->64 14x14 22.5 /
   // 30.6 / 20.5, 128->64 14x14 43 / 52 / 34, 64->64 7x7 7.3 / 12.1 / 10.3, 128->64 7x7 12.5 /
@@ -704,7 +725,7 @@ bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   const bool wide = cin >= 16 && cout >= 16 &&
                     ((cin + cout >= 192 && side >= 7) || (cin + cout >= 128 && side >= 8) || (cin + cout >= 64 && side >= 14));
   const bool fewOut = cout < 16 && cin >= 32 && side >= 14;
-  return m == 1 || (m == 2 && !cpuHasAvx512() && (wide || fewOut));
+  return m == 1 || (m == 2 && !cpuFullWidthAvx512() && (wide || fewOut));
 }
 
 /** The tile size for n output planes of oh x ow: the knob, or auto. Auto takes F(4x4) on planes

@@ -12,7 +12,8 @@
 // per-kernel breakdown instead (bench-profile.ts); `--ab KNOB=VALUE` times W4 with a native
 // convolution knob as it is and at VALUE, alternating (abW4); `--tune` runs every workload with
 // the convolution routes tuned by timing (LDM_CONV_TUNE=1) instead of by rule. On an AVX-512 CPU,
-// where the rules keep Winograd and the 1x1 GEMMs off untested, the run ends with `--ab tune=on`.
+// where the rules were not timed (full width: Winograd and the 1x1 GEMMs off; Zen 4's 256-bit
+// halves: Winograd by the AVX2 rules, inferred), the run ends with `--ab tune=on`.
 // `--json` prints one object per line.
 
 import { spawnSync } from 'node:child_process';
@@ -341,7 +342,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   }
   const print = (s: string): void => { if (!json) console.log(s); };
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-  print(`backend: ${T.backendName()}${info.available ? ` (oneDNN ${info.onednnVersion}, ${info.threads} threads, ${info.isa}${info.bf16 ? `, bf16 on ${info.bf16}` : ', no native bf16'})` : ` (${info.reason})`}`);
+  print(`backend: ${T.backendName()}${info.available ? ` (oneDNN ${info.onednnVersion}, ${info.threads} threads, ${info.isa}${info.isa === 'avx512' && info.fmaBits === 256 ? ' in 256-bit halves' : ''}${info.bf16 ? `, bf16 on ${info.bf16}` : ', no native bf16'})` : ` (${info.reason})`}`);
   print(`measured FP32 peak: ${Number.isFinite(peak) ? peak.toFixed(0) : 'n/a'} GFLOP/s`);
   const rows: Row[] = [];
   // W1-W3 are kernel rows, always fp32 (the PyTorch kernel anchor is fp32).
@@ -418,7 +419,9 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   // The routes' auto rules were measured on AVX2 CPUs (Winograd, the 1x1 GEMMs) and for the
   // direct kernels on AVX-512 ones; on AVX-512 the run shows what tuning would change.
   if (info.isa === 'avx512' && !tune && !json && precision === 'fp32') {
-    print('AVX-512: the rules keep Winograd and the 1x1 GEMMs off here; W4 by rule and tuned (--ab tune=on):');
+    print(info.fmaBits === 256
+      ? 'AVX-512 in 256-bit halves (Zen 4): Winograd by the AVX2 rules (inferred, not timed here), the 1x1 GEMMs off; W4 by rule and tuned (--ab tune=on):'
+      : 'AVX-512: the rules keep Winograd and the 1x1 GEMMs off here; W4 by rule and tuned (--ab tune=on):');
     return abW4('tune', 'on', Math.min(reps, 3), print);
   }
   return 0;

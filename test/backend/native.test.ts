@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
@@ -120,6 +120,16 @@ if (!nat) {
       assert.equal(info.available, true);
       assert.ok(info.threads >= 1);
       assert.match(info.onednnVersion ?? '', /^\d+\.\d+/);
+    });
+    it('reports the ISA and the FMA width as /proc/cpuinfo describes the CPU', (t) => {
+      if (!existsSync('/proc/cpuinfo')) { t.skip('no /proc/cpuinfo'); return; }
+      const cpu = readFileSync('/proc/cpuinfo', 'utf8');
+      const field = (name: string): string => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(cpu)?.[1]?.trim() ?? '';
+      const avx512 = field('flags').split(/\s+/).includes('avx512f');
+      const zen4 = avx512 && field('vendor_id') === 'AuthenticAMD' && field('cpu family') === '25';
+      const info = nativeInfo();
+      assert.equal(info.isa, avx512 ? 'avx512' : 'avx2');
+      assert.equal(info.fmaBits, avx512 && !zen4 ? 512 : 256);
     });
   });
 

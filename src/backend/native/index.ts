@@ -16,7 +16,7 @@ import type { PartialKernels } from '../types.ts';
 /** The addon's exports that are not kernels: facts and tuning knobs (see native/addon.cc,
  *  attention.cc, conv.cc). */
 export interface NativeExtras {
-  info(): { threads: number; onednnVersion: string; isa: string; bf16: string };
+  info(): { threads: number; onednnVersion: string; isa: string; fmaBits: number; bf16: string };
   precision(mode: NativePrecision | ''): NativePrecision;
   peakGflops(): number;
   attentionIsa(level: 'auto' | 'avx2'): string;
@@ -48,6 +48,10 @@ export interface NativeInfo {
   readonly onednnVersion: string | null;
   /** Widest vector ISA of this CPU seen by the addon ('avx512' or 'avx2'), null when unavailable. */
   readonly isa: string | null;
+  /** Bits an FMA works on per cycle and pipe: 512 on AVX-512 at full width, 256 on AVX2 and on
+   *  AMD's Zen 4 (AVX-512 in two 256-bit halves), where the convolution rules measured on AVX2
+   *  apply; null when unavailable. */
+  readonly fmaBits: number | null;
   /** How oneDNN runs bf16 here: 'amx', 'avx512_bf16', or null when it cannot (no native bf16,
    *  or the addon is unavailable): then `--precision bf16` falls back to fp32. */
   readonly bf16: string | null;
@@ -152,7 +156,7 @@ export function setConvGemm1x1(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'o
 
 /** Chooses where 3x3 stride-1 convolutions (all three passes) run: 'auto' (default, or
  *  LDM_CONV_WINOGRAD): the Winograd kernels of native/conv_winograd.cc on a CPU
- *  without AVX-512 where both channel counts are at least 16 and the planes big enough for the
+ *  whose FMAs are 256 bits wide (AVX2, or AVX-512 in halves: nativeInfo().fmaBits) where both channel counts are at least 16 and the planes big enough for the
  *  channels, or many channels go in and few out (see convWinogradWanted), oneDNN (or the direct
  *  kernels) otherwise; 'on': Winograd for every 3x3 stride-1 fp32 convolution; 'off': never. No argument
  *  only reads. Returns the mode in effect, or null when the addon is not loaded. A tuning knob
@@ -240,11 +244,11 @@ export function setNativePrecision(p: NativePrecision): NativePrecision {
 export function nativeInfo(): NativeInfo {
   const { addon, reason } = load();
   if (!addon) {
-    return { available: false, reason, threads: 0, onednnVersion: null, isa: null, bf16: null, peakGflops: () => Number.NaN };
+    return { available: false, reason, threads: 0, onednnVersion: null, isa: null, fmaBits: null, bf16: null, peakGflops: () => Number.NaN };
   }
   const i = addon.info();
   return {
-    available: true, reason: null, threads: i.threads, onednnVersion: i.onednnVersion, isa: i.isa, bf16: i.bf16 || null,
+    available: true, reason: null, threads: i.threads, onednnVersion: i.onednnVersion, isa: i.isa, fmaBits: i.fmaBits, bf16: i.bf16 || null,
     peakGflops: () => addon.peakGflops(),
   };
 }

@@ -281,14 +281,9 @@ __attribute__((target("avx2,fma"))) double fmaLoop256(long iters) {
   return (t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7]) + double(iters) * 12 * 8 * 2;
 }
 
-bool hasAvx512() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-}
-
 /** Best of six ~15 ms runs of the FMA loop on all OpenMP threads, in GFLOP/s (about 0.1 s). */
 double measurePeak() {
-  const bool wide = hasAvx512();
+  const bool wide = cpuHasAvx512();
   const long iters = 8000000;
   double best = 0;
   for (int rep = 0; rep < 6; rep++) {
@@ -314,7 +309,7 @@ napi_value infoImpl(Args& a) {
   std::string vs = std::to_string(ver->major) + "." + std::to_string(ver->minor) + "." + std::to_string(ver->patch);
   napi_create_string_utf8(a.env, vs.c_str(), vs.size(), &v);
   napi_set_named_property(a.env, obj, "onednnVersion", v);
-  const char* isa = hasAvx512() ? "avx512" : "avx2";
+  const char* isa = cpuHasAvx512() ? "avx512" : "avx2";
   napi_create_string_utf8(a.env, isa, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(a.env, obj, "isa", v);
   napi_create_int32(a.env, cpuFullWidthAvx512() ? 512 : 256, &v);

@@ -110,9 +110,10 @@ bool convWinogradS1BackwardWeight(const float* gy, const float* x, int64_t n, in
                                   float* gb, int tile);
 /** The tile the knob or the auto rule gives n output planes of oh x ow (2 or 4). */
 int winogradTileFor(int64_t n, int64_t oh, int64_t ow, bool weightGrad);
-/** 0 off, 1 always (3x3 stride 1), 2 auto: without AVX-512, with at least 16 channels in and out,
- *  192 together on planes of at least 7x7, 128 on 8x8 or 64 on 14x14; or at least 32 in and under
- *  16 out on planes of at least 14x14 (LDM_CONV_WINOGRAD=0/1, default auto). */
+/** 0 off, 1 always (3x3 stride 1), 2 auto: with 256-bit FMAs (!cpuFullWidthAvx512()), at least
+ *  16 channels in and out, 192 together on planes of at least 7x7, 128 on 8x8 or 64 on 14x14; or
+ *  at least 32 in and under 16 out on planes of at least 14x14 (LDM_CONV_WINOGRAD=0/1, default
+ *  auto). */
 int convWinogradMode();
 void setConvWinograd(int mode);
 /** The Winograd output tile: 2 (F(2x2,3x3)), 4 (F(4x4,3x3)) or 0 auto: 4 for output planes of at
@@ -143,8 +144,8 @@ const float* roundedToBf16(const float* src, int64_t n, int slot);
 /** "amx" / "avx512_bf16" when oneDNN runs bf16 natively here, "" when it does not. */
 const char* bf16Isa();
 
-/** True when the CPU has AVX-512F: there oneDNN's blocked 1x1 kernels are the measured choice,
- *  and the 1x1-GEMM path steps aside in its auto mode. */
+/** True when the CPU has AVX-512F (info's isa, the peak loop's width); there oneDNN's blocked
+ *  1x1 kernels are the measured choice and the 1x1-GEMM path steps aside in its auto mode. */
 bool cpuHasAvx512();
 
 /** True when the CPU runs AVX-512 at full width (512-bit FMAs: every AVX-512 CPU but AMD's Zen 4,

@@ -705,8 +705,8 @@ bool convWinogradWanted(int64_t cin, int64_t cout, int64_t oh, int64_t ow) {
   // auto: where the FMAs are 256 bits wide (AVX2, or Zen 4's AVX-512 in halves: oneDNN's direct
   // kernels then run at AVX2's rate per cycle, as where these rules were measured), the products
   // are wide enough for the gemm and the planes big enough for the transforms to pay. Measured on
-  // 2 AVX2 cores, ms per forward call, oneDNN / F(2x2) / F(4x4): mnist-ddpm's UNet at batch 200: 32->32 28x28
-  // 21.7 / 30.7 / 27.6, 64->32 28x28 38 / 47 / 40, 96->32 28x28 66 / 51 / 55, 64->64 14x14 22.5 /
+  // 2 AVX2 cores, ms per forward call, oneDNN / F(2x2) / F(4x4): mnist-ddpm's UNet at batch 200:
+  // 32->32 28x28 21.7 / 30.7 / 27.6, 64->32 28x28 38 / 47 / 40, 96->32 28x28 66 / 51 / 55, 64->64 14x14 22.5 /
   // 30.6 / 20.5, 128->64 14x14 43 / 52 / 34, 64->64 7x7 7.3 / 12.1 / 10.3, 128->64 7x7 12.5 /
   // 20.1 / 16.3; W4 at batch 16: 64->64 32x32 10.3 / - / 6.0, 128->128 8x8 2.9 / 2.5 / -,
   // 3->64 and 64->3 faster on oneDNN.

@@ -342,7 +342,8 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   }
   const print = (s: string): void => { if (!json) console.log(s); };
   const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-  print(`backend: ${T.backendName()}${info.available ? ` (oneDNN ${info.onednnVersion}, ${info.threads} threads, ${info.isa}${info.isa === 'avx512' && info.fmaBits === 256 ? ' in 256-bit halves' : ''}${info.bf16 ? `, bf16 on ${info.bf16}` : ', no native bf16'})` : ` (${info.reason})`}`);
+  const halves = info.isa === 'avx512' && info.fmaBits === 256;  // Zen 4: AVX-512 at AVX2's FMA rate
+  print(`backend: ${T.backendName()}${info.available ? ` (oneDNN ${info.onednnVersion}, ${info.threads} threads, ${info.isa}${halves ? ' in 256-bit halves' : ''}${info.bf16 ? `, bf16 on ${info.bf16}` : ', no native bf16'})` : ` (${info.reason})`}`);
   print(`measured FP32 peak: ${Number.isFinite(peak) ? peak.toFixed(0) : 'n/a'} GFLOP/s`);
   const rows: Row[] = [];
   // W1-W3 are kernel rows, always fp32 (the PyTorch kernel anchor is fp32).
@@ -419,7 +420,7 @@ export async function benchMain(argv: readonly string[]): Promise<number> {
   // The routes' auto rules were measured on AVX2 CPUs (Winograd, the 1x1 GEMMs) and for the
   // direct kernels on AVX-512 ones; on AVX-512 the run shows what tuning would change.
   if (info.isa === 'avx512' && !tune && !json && precision === 'fp32') {
-    print(info.fmaBits === 256
+    print(halves
       ? 'AVX-512 in 256-bit halves (Zen 4): Winograd by the AVX2 rules (inferred, not timed here), the 1x1 GEMMs off; W4 by rule and tuned (--ab tune=on):'
       : 'AVX-512: the rules keep Winograd and the 1x1 GEMMs off here; W4 by rule and tuned (--ab tune=on):');
     return abW4('tune', 'on', Math.min(reps, 3), print);

@@ -158,9 +158,9 @@ export function setConvGemm1x1(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'o
  *  LDM_CONV_WINOGRAD): the Winograd kernels of native/conv_winograd.cc on a CPU whose FMAs are
  *  256 bits wide (AVX2, or AVX-512 in halves: nativeInfo().fmaBits) where both channel counts
  *  are at least 16 and the planes big enough for the channels, or many channels go in and few out
- *  (see convWinogradWanted), oneDNN (or the direct kernels) otherwise; 'on': Winograd for every 3x3 stride-1 fp32 convolution; 'off': never. No argument
- *  only reads. Returns the mode in effect, or null when the addon is not loaded. A tuning knob
- *  for tests and benchmarks. */
+ *  (see convWinogradWanted), oneDNN (or the direct kernels) otherwise; 'on': Winograd for every
+ *  3x3 stride-1 fp32 convolution; 'off': never. No argument only reads. Returns the mode in
+ *  effect, or null when the addon is not loaded. A tuning knob for tests and benchmarks. */
 export function setConvWinograd(mode?: 'auto' | 'on' | 'off'): 'auto' | 'on' | 'off' | null {
   const { addon } = load();
   return addon ? modeKnob((code) => addon.convWinograd(code), mode) : null;
